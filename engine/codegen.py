@@ -1,0 +1,228 @@
+"""Code generation: a graph becomes readable PyTorch source.
+
+The same text serves two purposes. ``generate_code`` returns it for the user to keep, and
+``engine.compiler.compile_graph`` executes exactly this text to build the model, so what a user trains,
+exports and reads are one thing. ``forward`` is straight-line code (no interpreter loop), with one line
+per node and the inferred shape as a comment.
+
+Everything written into the source is either a registry-made expression, a validated number or choice
+(rendered with ``repr``), or a name passed through ``identifier``; comments are stripped of line breaks.
+Nothing the graph file contains can become code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import __version__
+from .graph import Graph, identifier
+from .inference import Inference, require_valid
+from .spec import INPUT, LAYER, LOSS, OUTPUT, TARGET, format_shape
+
+# Attribute names an nn.Module already has: a submodule may not shadow them.
+_MODULE_ATTRS = frozenset({
+    "training", "forward", "state_dict", "parameters", "buffers", "children", "modules", "train", "eval",
+    "to", "cuda", "cpu", "type", "float", "double", "half", "bfloat16", "apply", "zero_grad", "register_buffer",
+    "register_parameter", "add_module", "named_modules", "named_parameters", "named_buffers", "extra_repr",
+    "load_state_dict", "requires_grad_", "share_memory", "get_submodule", "get_parameter", "get_buffer",
+    "input_names", "output_names", "target_names", "call_super_init", "dump_patches", "compile", "ipu", "xpu",
+    "mtia", "register_module", "named_children", "set_extra_state", "get_extra_state", "register_forward_hook",
+})
+
+
+def class_name_for(name: str) -> str:
+    """'LeNet-5' -> 'LeNet5', 'my resnet' -> 'MyResnet'."""
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    out = "".join(w[0].upper() + w[1:] for w in words) or "Net"
+    return out if not out[0].isdigit() else f"Net{out}"
+
+
+def _comment(text: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
+
+
+def _docstring(text: str) -> str:
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return re.sub(r"[\x00-\x09\x0b-\x1f\x7f]", " ", text)
+
+
+class _Names:
+    """Unique legal names within one scope."""
+
+    def __init__(self, reserved=()):
+        self.taken = set(reserved)
+
+    def claim(self, base: str) -> str:
+        name, i = base, 2
+        while name in self.taken:
+            name = f"{base}_{i}"
+            i += 1
+        self.taken.add(name)
+        return name
+
+
+@dataclass
+class Plan:
+    """Names chosen for a graph's code; shared by the generator and the compiler's metadata."""
+
+    class_name: str
+    attrs: dict[str, str] = field(default_factory=dict)  # node id -> submodule attribute
+    inputs: list[tuple[str, str]] = field(default_factory=list)  # (node id, argument name)
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (Output node id, returned name)
+    targets: list[tuple[str, str]] = field(default_factory=list)  # (Target node id, argument name)
+    losses: list[str] = field(default_factory=list)  # loss node ids
+
+
+def make_plan(graph: Graph, inf: Inference, class_name: str | None = None) -> Plan:
+    plan = Plan(class_name or class_name_for(graph.name))
+    reg = graph.registry
+    attr_names = _Names(_MODULE_ATTRS)
+    arg_names = _Names({"self"})
+    for nid in inf.order:
+        node = graph.nodes[nid]
+        spec = reg[node.type]
+        if spec.role == INPUT:
+            plan.inputs.append((nid, arg_names.claim(identifier(node.label))))
+        elif spec.role == LAYER and spec.module is not None:
+            if spec.module(inf.nodes[nid].params, inf.nodes[nid].inputs) is not None:
+                plan.attrs[nid] = attr_names.claim(identifier(node.label))
+        elif spec.role == LOSS:
+            plan.losses.append(nid)
+    out_names = _Names({"self"} | {a for _, a in plan.inputs})
+    loss_args = _Names({"self"})
+    for nid in inf.ids_with_role(OUTPUT):
+        name = out_names.claim(identifier(graph.nodes[nid].label))
+        loss_args.claim(name)
+        plan.outputs.append((nid, name))
+    for nid in inf.ids_with_role(TARGET):
+        plan.targets.append((nid, loss_args.claim(identifier(graph.nodes[nid].label))))
+    plan.inputs.sort(key=lambda item: list(graph.nodes).index(item[0]))  # document order
+    return plan
+
+
+def generate_code(graph: Graph, class_name: str | None = None) -> str:
+    """Readable PyTorch source for a valid graph: the model class and, when the graph has loss nodes, a
+    loss class. Raises ``GraphError`` listing every problem for an invalid graph."""
+    inf = require_valid(graph)
+    return _generate(graph, inf, make_plan(graph, inf, class_name))
+
+
+def _generate(graph: Graph, inf: Inference, plan: Plan) -> str:
+    reg = graph.registry
+    lines = ['"""' + _docstring(graph.name) + f" - PyTorch code generated by DeepCanvas {__version__}."]
+    if graph.description.strip():
+        lines += ["", _docstring(graph.description.strip())]
+    lines += ['"""', "", "import torch", "from torch import nn", "import torch.nn.functional as F", "", ""]
+
+    in_desc = [f"{arg}: {inf.shape(nid)} {inf.shape(nid).dtype}" for nid, arg in plan.inputs]
+    out_desc = [f"{name}: {inf.nodes[nid].inputs['in']}" for nid, name in plan.outputs]
+    lines += [f"class {plan.class_name}(nn.Module):",
+              f'    """Inputs: {", ".join(in_desc)}.',
+              f'    Returns: {", ".join(out_desc)}."""',
+              "",
+              f"    input_names = {tuple(a for _, a in plan.inputs)!r}",
+              f"    output_names = {tuple(n for _, n in plan.outputs)!r}",
+              "",
+              "    def __init__(self):",
+              "        super().__init__()"]
+    for nid, attr in plan.attrs.items():
+        info = inf.nodes[nid]
+        call = reg[graph.nodes[nid].type].module(info.params, info.inputs)
+        lines.append(f"        self.{attr} = {call.render()}")
+    lines += ["", f"    def forward(self, {', '.join(a for _, a in plan.inputs)}):"]
+    lines += _forward_body(graph, inf, plan)
+
+    if plan.losses:
+        lines += _loss_class(graph, inf, plan)
+    return "\n".join(lines) + "\n"
+
+
+def _forward_body(graph: Graph, inf: Inference, plan: Plan) -> list[str]:
+    """Straight-line forward with variables reused once their value is dead (as a person writes
+    ``x = ...`` over and over), so intermediate tensors are freed as early as in hand-written code."""
+    reg = graph.registry
+    model_nodes = [nid for nid in inf.order if reg[graph.nodes[nid].type].role == LAYER]
+    position = {nid: i for i, nid in enumerate(model_nodes)}
+    never = len(model_nodes) + 1
+    last_use: dict[tuple[str, str], int] = {}
+    for nid in model_nodes:
+        for src in inf.nodes[nid].sources.values():
+            last_use[src] = max(last_use.get(src, -1), position[nid])
+    for out_id, _ in plan.outputs:
+        last_use[inf.nodes[out_id].sources["in"]] = never
+    var: dict[tuple[str, str], str] = {}
+    for nid, arg in plan.inputs:
+        var[(nid, "out")] = arg
+    temps_in_use: set[str] = set()
+    reserved = {a for _, a in plan.inputs} | {"self", "torch", "nn", "F"}
+
+    def fresh() -> str:
+        i = 0
+        while True:
+            name = "x" if i == 0 else f"x{i}"
+            if name not in temps_in_use and name not in reserved:
+                return name
+            i += 1
+
+    body = []
+    for nid in model_nodes:
+        node, info = graph.nodes[nid], inf.nodes[nid]
+        spec = reg[node.type]
+        ports = [p.name for p in spec.input_ports(info.params)]
+        args = [var[info.sources[p]] for p in ports if p in info.sources]
+        dying = [var[info.sources[p]] for p in ports if p in info.sources
+                 and last_use[info.sources[p]] == position[nid] and var[info.sources[p]] in temps_in_use]
+        for name in dying:
+            temps_in_use.discard(name)
+        mod = f"self.{plan.attrs[nid]}" if nid in plan.attrs else None
+        expr = spec.forward(info.params, args, mod)
+        targets = []
+        for port in spec.outputs:
+            name = dying[0] if dying and dying[0] not in temps_in_use else fresh()
+            if dying and name == dying[0]:
+                dying.pop(0)
+            temps_in_use.add(name)
+            var[(nid, port.name)] = name
+            targets.append(name)
+            if last_use.get((nid, port.name), -1) < 0:
+                temps_in_use.discard(name)  # never read: free at once
+        shapes = ", ".join(str(t) for t in info.outputs.values())
+        note = shapes if mod else f"{_comment(node.label)}: {shapes}"
+        body.append(f"        {', '.join(targets)} = {expr}  # {note}")
+    returned = [var[inf.nodes[out_id].sources["in"]] for out_id, _ in plan.outputs]
+    body.append(f"        return {', '.join(returned)}")
+    return body
+
+
+def _loss_class(graph: Graph, inf: Inference, plan: Plan) -> list[str]:
+    reg = graph.registry
+    var = {}
+    for out_id, name in plan.outputs:
+        var[(out_id, "out")] = name
+    for tid, name in plan.targets:
+        var[(tid, "out")] = name
+    args = [n for _, n in plan.outputs] + [n for _, n in plan.targets]
+    names = _Names(set(args) | {"self", "torch", "nn", "F", "loss"})
+    terms, body = [], []
+    for nid in plan.losses:
+        node, info = graph.nodes[nid], inf.nodes[nid]
+        spec = reg[node.type]
+        ports = [p.name for p in spec.input_ports(info.params)]
+        expr = spec.forward(info.params, [var[info.sources[p]] for p in ports], None)
+        name = names.claim(identifier(node.label))
+        body.append(f"        {name} = {expr}")
+        w = info.params.get("weight", 1.0)
+        terms.append(name if w == 1.0 else f"{w!r} * {name}")
+    desc = " + ".join(terms)
+    lines = ["", "", f"class {plan.class_name}Loss(nn.Module):",
+             f'    """The training loss: {desc}. Arguments: the model\'s outputs, then the targets."""', "",
+             f"    output_names = {tuple(n for _, n in plan.outputs)!r}",
+             f"    target_names = {tuple(n for _, n in plan.targets)!r}", "",
+             f"    def forward(self, {', '.join(args)}):"]
+    lines += body
+    lines.append(f"        return {' + '.join(terms)}")
+    return lines
+
+
+__all__ = ["generate_code", "class_name_for", "make_plan", "Plan", "format_shape"]
