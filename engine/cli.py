@@ -11,6 +11,7 @@ Exit codes: 0 success, 1 the graph has errors, 2 the file or the command line is
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,12 @@ from .inference import GraphError, Inference, infer_shapes
 from .nodes import REGISTRY
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+# Feature modules that add sub-commands. Each has ``register(subparsers)``, which only declares its
+# arguments and sets ``func``; heavy imports (torch, onnx) happen inside the handler, so ``validate``
+# stays quick. Add one line per module.
+COMMAND_MODULES: tuple[str, ...] = (
+)
 
 
 def _human(n: float, unit: str = "") -> str:
@@ -164,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--json", action="store_true")
     group.add_argument("--markdown", action="store_true")
     p.set_defaults(func=cmd_nodes)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
