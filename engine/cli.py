@@ -28,6 +28,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 # arguments and sets ``func``; heavy imports (torch, onnx) happen inside the handler, so ``validate``
 # stays quick. Add one line per module.
 COMMAND_MODULES: tuple[str, ...] = (
+    "engine.templates",
 )
 
 

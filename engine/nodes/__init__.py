@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ..spec import Registry
 from . import activations, io, layers, losses, merge
+from . import pooling
 
-REGISTRY = Registry([*io.SPECS, *layers.SPECS, *activations.SPECS, *merge.SPECS, *losses.SPECS])
+REGISTRY = Registry([*io.SPECS, *layers.SPECS, *activations.SPECS, *merge.SPECS, *losses.SPECS,
+                     *pooling.SPECS])
 
 __all__ = ["REGISTRY"]

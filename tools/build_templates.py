@@ -1,0 +1,381 @@
+"""Build the template graphs in templates/ with the engine's Graph API.
+
+The committed ``templates/*.dcnet`` files are this script's output; a test checks that running it
+reproduces them byte for byte, so change a template here and rerun the script::
+
+    .venv/bin/python tools/build_templates.py             # rewrite templates/*.dcnet
+    .venv/bin/python tools/build_templates.py --check     # exit 1 when a committed file is stale
+    .venv/bin/python tools/build_templates.py --out DIR   # write somewhere else
+
+Every network follows its published form and the reference PyTorch implementation (torchvision for
+AlexNet, VGG, ResNet and GoogLeNet); labels mirror torchvision's module names where there is one
+('layer1.0.conv1' becomes the attribute ``layer1_0_conv1``), so weights map across by name.
+
+Layout: nodes sit on a grid of columns and rows; data flows top to bottom, parallel branches sit side
+by side. ``Canvas.pos`` is the one place that turns a grid cell into canvas coordinates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a plain script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import engine  # noqa: E402
+
+TEMPLATES_DIR = ROOT / "templates"
+COL, ROW = 260, 90  # canvas units between grid columns and rows
+
+
+class Canvas:
+    """A graph being built, with each node placed on a (column, row) grid cell."""
+
+    def __init__(self, name: str, description: str):
+        self.graph = engine.Graph(name, description)
+
+    @staticmethod
+    def pos(col: float, row: float) -> tuple[float, float]:
+        return (col * COL, row * ROW)
+
+    def add(self, type_name: str, label: str, params: dict | None = None, *, at: tuple[float, float],
+            src: str | None = None, port: str = "in") -> str:
+        """Add a node at grid cell ``at``, wired from ``src`` (a node id) when given. Returns its id."""
+        node = self.graph.add_node(type_name, label, params, pos=self.pos(*at))
+        if src is not None:
+            self.graph.connect(src, "out", node.id, port)
+        return node.id
+
+    def wire(self, src: str, dst: str, port: str = "in") -> None:
+        self.graph.connect(src, "out", dst, port)
+
+    def chain(self, src: str | None, layers: list[tuple], col: float, row: float) -> tuple[str, float]:
+        """Add ``(type, label[, params])`` layers one under another from ``row``, each wired to the one
+        before. Returns the last node's id and the next free row."""
+        for layer in layers:
+            type_name, label, params = (*layer, None)[:3]
+            src = self.add(type_name, label, params, at=(col, row), src=src)
+            row += 1
+        return src, row
+
+    def classifier_loss(self, src: str, col: float, row: float) -> None:
+        """Output 'logits', Target 'label' (one class id per sample) and their cross-entropy loss."""
+        out = self.add("Output", "logits", at=(col, row), src=src)
+        target = self.add("Target", "label", {"shape": [], "dtype": "int64"}, at=(col + 1, row))
+        loss = self.add("CrossEntropyLoss", "ce_loss", at=(col + 0.5, row + 1))
+        self.wire(out, loss, "pred")
+        self.wire(target, loss, "target")
+
+
+# --------------------------------------------------------------------------- small networks
+
+def lenet5() -> engine.Graph:
+    c = Canvas("LeNet-5", "LeCun et al. 1998: two convolution stages (tanh, 2x2 average-pool subsampling) and "
+               "fully connected layers 120-84-10, for 32x32 grayscale digits. 61,706 parameters.")
+    x = c.add("Input", "image", {"shape": [1, 32, 32]}, at=(0, 0))
+    last, row = c.chain(x, [
+        ("Conv2d", "conv1", {"out_channels": 6, "kernel_size": 5}),
+        ("Tanh", "tanh1"),
+        ("AvgPool2d", "pool1", {"kernel_size": 2}),
+        ("Conv2d", "conv2", {"out_channels": 16, "kernel_size": 5}),
+        ("Tanh", "tanh2"),
+        ("AvgPool2d", "pool2", {"kernel_size": 2}),
+        ("Flatten", "flatten"),
+        ("Linear", "fc1", {"out_features": 120}),
+        ("Tanh", "tanh3"),
+        ("Linear", "fc2", {"out_features": 84}),
+        ("Tanh", "tanh4"),
+        ("Linear", "fc3", {"out_features": 10}),
+    ], col=0, row=1)
+    c.classifier_loss(last, 0, row)
+    return c.graph
+
+
+def mlp() -> engine.Graph:
+    c = Canvas("MLP classifier", "A multilayer perceptron for 2-D toy data such as two or three interleaved "
+               "spirals: two hidden layers of 64 ReLU units and 3 class scores (set fc3's out_features to 2 "
+               "for two classes).")
+    x = c.add("Input", "point", {"shape": [2]}, at=(0, 0))
+    last, row = c.chain(x, [
+        ("Linear", "fc1", {"out_features": 64}),
+        ("ReLU", "relu1"),
+        ("Linear", "fc2", {"out_features": 64}),
+        ("ReLU", "relu2"),
+        ("Linear", "fc3", {"out_features": 3}),
+    ], col=0, row=1)
+    c.classifier_loss(last, 0, row)
+    return c.graph
+
+
+# --------------------------------------------------------------------------- AlexNet, VGG-16
+
+def alexnet() -> engine.Graph:
+    c = Canvas("AlexNet", "Krizhevsky et al. 2012, as torchvision's alexnet (single-GPU channel counts 64-192-"
+               "384-256-256) plus the paper's local response normalisation after the first two convolution "
+               "blocks (PyTorch divides alpha by size, so the paper's alpha 1e-4 is 5e-4 here). Adaptive "
+               "average pooling to 6x6 lets it run on other image sizes. 61,100,840 parameters.")
+    lrn = {"size": 5, "alpha": 5e-4, "beta": 0.75, "k": 2.0}
+    pool = {"kernel_size": 3, "stride": 2}
+    x = c.add("Input", "image", {"shape": [3, 224, 224]}, at=(0, 0))
+    last, row = c.chain(x, [
+        ("Conv2d", "conv1", {"out_channels": 64, "kernel_size": 11, "stride": 4, "padding": 2}),
+        ("ReLU", "relu1"),
+        ("LocalResponseNorm", "lrn1", lrn),
+        ("MaxPool2d", "pool1", pool),
+        ("Conv2d", "conv2", {"out_channels": 192, "kernel_size": 5, "padding": 2}),
+        ("ReLU", "relu2"),
+        ("LocalResponseNorm", "lrn2", lrn),
+        ("MaxPool2d", "pool2", pool),
+        ("Conv2d", "conv3", {"out_channels": 384, "kernel_size": 3, "padding": 1}),
+        ("ReLU", "relu3"),
+        ("Conv2d", "conv4", {"out_channels": 256, "kernel_size": 3, "padding": 1}),
+        ("ReLU", "relu4"),
+        ("Conv2d", "conv5", {"out_channels": 256, "kernel_size": 3, "padding": 1}),
+        ("ReLU", "relu5"),
+        ("MaxPool2d", "pool5", pool),
+        ("AdaptiveAvgPool2d", "avgpool", {"output_size": [6, 6]}),
+        ("Flatten", "flatten"),
+        ("Dropout", "drop6", {"p": 0.5}),
+        ("Linear", "fc6", {"out_features": 4096}),
+        ("ReLU", "relu6"),
+        ("Dropout", "drop7", {"p": 0.5}),
+        ("Linear", "fc7", {"out_features": 4096}),
+        ("ReLU", "relu7"),
+        ("Linear", "fc8", {"out_features": 1000}),
+    ], col=0, row=1)
+    c.classifier_loss(last, 0, row)
+    return c.graph
+
+
+def vgg16() -> engine.Graph:
+    c = Canvas("VGG-16", "Simonyan and Zisserman 2014, configuration D without batch normalisation, as "
+               "torchvision's vgg16: thirteen 3x3 convolutions in five blocks, each closed by 2x2 max "
+               "pooling, adaptive average pooling to 7x7, and three fully connected layers. "
+               "138,357,544 parameters.")
+    x = c.add("Input", "image", {"shape": [3, 224, 224]}, at=(0, 0))
+    layers: list[tuple] = []
+    for block, (channels, convs) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], start=1):
+        for i in range(1, convs + 1):
+            layers += [("Conv2d", f"conv{block}_{i}", {"out_channels": channels, "kernel_size": 3, "padding": 1}),
+                       ("ReLU", f"relu{block}_{i}")]
+        layers.append(("MaxPool2d", f"pool{block}", {"kernel_size": 2, "stride": 2}))
+    layers += [
+        ("AdaptiveAvgPool2d", "avgpool", {"output_size": [7, 7]}),
+        ("Flatten", "flatten"),
+        ("Linear", "fc6", {"out_features": 4096}),
+        ("ReLU", "relu6"),
+        ("Dropout", "drop6", {"p": 0.5}),
+        ("Linear", "fc7", {"out_features": 4096}),
+        ("ReLU", "relu7"),
+        ("Dropout", "drop7", {"p": 0.5}),
+        ("Linear", "fc8", {"out_features": 1000}),
+    ]
+    last, row = c.chain(x, layers, col=0, row=1)
+    c.classifier_loss(last, 0, row)
+    return c.graph
+
+
+# --------------------------------------------------------------------------- ResNets
+
+def _conv(out_channels: int, kernel: int, stride: int = 1, padding: int = 0, **extra) -> dict:
+    return {"out_channels": out_channels, "kernel_size": kernel, "stride": stride, "padding": padding,
+            "bias": False, **extra}
+
+
+def _resnet_stem(c: Canvas) -> tuple[str, float]:
+    x = c.add("Input", "image", {"shape": [3, 224, 224]}, at=(0, 0))
+    return c.chain(x, [
+        ("Conv2d", "conv1", _conv(64, 7, stride=2, padding=3)),
+        ("BatchNorm2d", "bn1"),
+        ("ReLU", "relu"),
+        ("MaxPool2d", "maxpool", {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ], col=0, row=1)
+
+
+def _resnet_block(c: Canvas, src: str, row: float, name: str, main: list[tuple], project: dict | None,
+                  relu: str) -> tuple[str, float]:
+    """A residual block: ``main`` layers down column 0; the shortcut is the block's input, or a 1x1
+    projection + BN beside the last two main layers when ``project`` gives the conv's params. The sum
+    is followed by a ReLU."""
+    last, next_row = c.chain(src, main, col=0, row=row)
+    shortcut = src
+    if project is not None:
+        shortcut, _ = c.chain(src, [("Conv2d", f"{name}.downsample.0", project),
+                                    ("BatchNorm2d", f"{name}.downsample.1")], col=1, row=next_row - 2)
+    add = c.add("Add", f"{name}.add", at=(0, next_row), src=last, port="in1")
+    c.wire(shortcut, add, "in2")
+    out = c.add("ReLU", f"{name}.{relu}", at=(0, next_row + 1), src=add)
+    return out, next_row + 2
+
+
+def _resnet(title: str, description: str, block: str, depths: list[int]) -> engine.Graph:
+    c = Canvas(title, description)
+    last, row = _resnet_stem(c)
+    in_ch = 64
+    for stage, (width, blocks) in enumerate(zip([64, 128, 256, 512], depths), start=1):
+        for b in range(blocks):
+            name = f"layer{stage}.{b}"
+            stride = 2 if stage > 1 and b == 0 else 1
+            if block == "basic":
+                out_ch = width
+                main = [("Conv2d", f"{name}.conv1", _conv(width, 3, stride=stride, padding=1)),
+                        ("BatchNorm2d", f"{name}.bn1"),
+                        ("ReLU", f"{name}.relu1"),
+                        ("Conv2d", f"{name}.conv2", _conv(width, 3, padding=1)),
+                        ("BatchNorm2d", f"{name}.bn2")]
+                relu = "relu2"
+            else:  # bottleneck, stride on the 3x3 (torchvision's "ResNet v1.5")
+                out_ch = width * 4
+                main = [("Conv2d", f"{name}.conv1", _conv(width, 1)),
+                        ("BatchNorm2d", f"{name}.bn1"),
+                        ("ReLU", f"{name}.relu1"),
+                        ("Conv2d", f"{name}.conv2", _conv(width, 3, stride=stride, padding=1)),
+                        ("BatchNorm2d", f"{name}.bn2"),
+                        ("ReLU", f"{name}.relu2"),
+                        ("Conv2d", f"{name}.conv3", _conv(out_ch, 1)),
+                        ("BatchNorm2d", f"{name}.bn3")]
+                relu = "relu3"
+            project = _conv(out_ch, 1, stride=stride) if stride != 1 or in_ch != out_ch else None
+            last, row = _resnet_block(c, last, row, name, main, project, relu)
+            in_ch = out_ch
+    last, row = c.chain(last, [
+        ("AdaptiveAvgPool2d", "avgpool", {"output_size": [1, 1]}),
+        ("Flatten", "flatten"),
+        ("Linear", "fc", {"out_features": 1000}),
+    ], col=0, row=row)
+    c.classifier_loss(last, 0, row)
+    return c.graph
+
+
+def resnet18() -> engine.Graph:
+    return _resnet("ResNet-18", "He et al. 2015, as torchvision's resnet18: a 7x7 stem, four stages of two "
+                   "basic blocks (two 3x3 convolutions with batch norm and an identity shortcut; a strided "
+                   "1x1 projection where the size changes), global average pooling and a linear classifier. "
+                   "11,689,512 parameters.", "basic", [2, 2, 2, 2])
+
+
+def resnet50() -> engine.Graph:
+    return _resnet("ResNet-50", "He et al. 2015, as torchvision's resnet50: a 7x7 stem and four stages of 3, "
+                   "4, 6 and 3 bottleneck blocks (1x1 reduce, 3x3, 1x1 expand; the stride on the 3x3 as in "
+                   "torchvision's 'v1.5'), global average pooling and a linear classifier. 25,557,032 "
+                   "parameters.", "bottleneck", [3, 4, 6, 3])
+
+
+# --------------------------------------------------------------------------- GoogLeNet
+
+def _basic_conv(name: str, out_channels: int, kernel: int, stride: int = 1, padding: int = 0) -> list[tuple]:
+    """torchvision's BasicConv2d: convolution without bias, batch norm (eps 0.001), ReLU."""
+    return [("Conv2d", f"{name}.conv", _conv(out_channels, kernel, stride=stride, padding=padding)),
+            ("BatchNorm2d", f"{name}.bn", {"eps": 0.001}),
+            ("ReLU", f"{name}.relu")]
+
+
+def _inception(c: Canvas, src: str, row: float, name: str, ch1x1: int, ch3x3red: int, ch3x3: int,
+               ch5x5red: int, ch5x5: int, pool_proj: int) -> tuple[str, float]:
+    """Four branches side by side, concatenated on channels in torchvision's order."""
+    branches = [
+        _basic_conv(f"{name}.branch1", ch1x1, 1),
+        _basic_conv(f"{name}.branch2.0", ch3x3red, 1) + _basic_conv(f"{name}.branch2.1", ch3x3, 3, padding=1),
+        # torchvision uses a 3x3 kernel in the "5x5" branch (a known difference from the paper)
+        _basic_conv(f"{name}.branch3.0", ch5x5red, 1) + _basic_conv(f"{name}.branch3.1", ch5x5, 3, padding=1),
+        [("MaxPool2d", f"{name}.branch4.0", {"kernel_size": 3, "stride": 1, "padding": 1, "ceil_mode": True})]
+        + _basic_conv(f"{name}.branch4.1", pool_proj, 1),
+    ]
+    ends = []
+    for i, layers in enumerate(branches):
+        end, _ = c.chain(src, layers, col=i - 1, row=row)
+        ends.append(end)
+    depth = max(len(layers) for layers in branches)
+    cat = c.add("Concat", f"{name}.cat", {"inputs": 4, "dim": 1}, at=(0.5, row + depth))
+    for i, end in enumerate(ends, start=1):
+        c.wire(end, cat, f"in{i}")
+    return cat, row + depth + 1
+
+
+def googlenet() -> engine.Graph:
+    c = Canvas("GoogLeNet", "Szegedy et al. 2014 (Inception v1), as torchvision's googlenet without the "
+               "auxiliary classifiers: convolutions with batch norm, nine inception modules of four parallel "
+               "branches (torchvision's 3x3 kernel in the '5x5' branch), global average pooling, dropout 0.2 "
+               "and a linear classifier. 6,624,904 parameters.")
+    ceil_pool = {"kernel_size": 3, "stride": 2, "ceil_mode": True}
+    x = c.add("Input", "image", {"shape": [3, 224, 224]}, at=(0.5, 0))
+    last, row = c.chain(x, [
+        *_basic_conv("conv1", 64, 7, stride=2, padding=3),
+        ("MaxPool2d", "maxpool1", ceil_pool),
+        *_basic_conv("conv2", 64, 1),
+        *_basic_conv("conv3", 192, 3, padding=1),
+        ("MaxPool2d", "maxpool2", ceil_pool),
+    ], col=0.5, row=1)
+    modules = [
+        ("inception3a", (64, 96, 128, 16, 32, 32)),
+        ("inception3b", (128, 128, 192, 32, 96, 64)),
+        ("maxpool3", ceil_pool),
+        ("inception4a", (192, 96, 208, 16, 48, 64)),
+        ("inception4b", (160, 112, 224, 24, 64, 64)),
+        ("inception4c", (128, 128, 256, 24, 64, 64)),
+        ("inception4d", (112, 144, 288, 32, 64, 64)),
+        ("inception4e", (256, 160, 320, 32, 128, 128)),
+        ("maxpool4", {"kernel_size": 2, "stride": 2, "ceil_mode": True}),
+        ("inception5a", (256, 160, 320, 32, 128, 128)),
+        ("inception5b", (384, 192, 384, 48, 128, 128)),
+    ]
+    for name, spec in modules:
+        if isinstance(spec, dict):
+            last, row = c.chain(last, [("MaxPool2d", name, spec)], col=0.5, row=row)
+        else:
+            last, row = _inception(c, last, row, name, *spec)
+    last, row = c.chain(last, [
+        ("AdaptiveAvgPool2d", "avgpool", {"output_size": [1, 1]}),
+        ("Flatten", "flatten"),
+        ("Dropout", "dropout", {"p": 0.2}),
+        ("Linear", "fc", {"out_features": 1000}),
+    ], col=0.5, row=row)
+    c.classifier_loss(last, 0.5, row)
+    return c.graph
+
+
+# --------------------------------------------------------------------------- the set, and writing it
+
+TEMPLATES: dict[str, Callable[[], engine.Graph]] = {
+    "mlp": mlp, "lenet5": lenet5, "alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18,
+    "resnet50": resnet50, "googlenet": googlenet,
+}
+
+
+def build_all() -> dict[str, engine.Graph]:
+    return {name: build() for name, build in TEMPLATES.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build templates/*.dcnet from the definitions in this file.")
+    parser.add_argument("--out", type=Path, default=TEMPLATES_DIR, help="folder to write (default: templates/)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when a file in the folder differs from what would be written")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, graph in build_all().items():
+        problems = engine.infer_shapes(graph).problems
+        if problems:  # a template must be clean before it is written
+            for p in problems:
+                print(f"{name}: {p}", file=sys.stderr)
+            return 1
+        path = args.out / f"{name}{engine.EXTENSION}"
+        text = engine.dumps(graph)
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(path)
+            continue
+        args.out.mkdir(parents=True, exist_ok=True)
+        engine.save_graph(graph, path)
+        print(f"wrote {path}")
+    for path in stale:
+        print(f"stale: {path} (run tools/build_templates.py)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
