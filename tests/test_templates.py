@@ -1,0 +1,406 @@
+"""The template library (templates/*.dcnet, engine.templates, `deepcanvas templates`) and the node types
+it brought (engine/nodes/pooling.py).
+
+Parameter counts are checked against the published reference implementations (torchvision's for AlexNet,
+VGG-16, ResNet and GoogLeNet); LeNet-5 and ResNet-18 are also checked output for output against
+hand-written PyTorch with the compiled model's weights loaded into it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import engine
+from engine import templates
+from engine.cli import main as cli_main
+from engine.compiler import build
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+
+# Parameters of the reference implementations at their original input size and 1000 classes.
+REFERENCE_PARAMS = {
+    "lenet5": 61_706,          # the standard PyTorch LeNet-5 (6-16-120-84-10, 1x32x32)
+    "alexnet": 61_100_840,     # torchvision alexnet; local response normalisation has no parameters
+    "vgg16": 138_357_544,      # torchvision vgg16
+    "resnet18": 11_689_512,    # torchvision resnet18
+    "resnet50": 25_557_032,    # torchvision resnet50
+    "googlenet": 6_624_904,    # torchvision googlenet, aux_logits=False
+    "mlp": sum(p.numel() for p in nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                                                  nn.Linear(64, 3)).parameters()),
+}
+INPUT_SHAPES = {"lenet5": (1, 32, 32), "mlp": (2,), "alexnet": (3, 224, 224), "vgg16": (3, 224, 224),
+                "resnet18": (3, 224, 224), "resnet50": (3, 224, 224), "googlenet": (3, 224, 224)}
+CLASSES = {"mlp": 3, "lenet5": 10}
+
+
+def _build_script():
+    spec = importlib.util.spec_from_file_location("build_templates", ROOT / "tools" / "build_templates.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# =========================================================================== the new node types
+
+def _one_node_graph(type_name: str, params: dict, shape) -> tuple[engine.Graph, str]:
+    g = engine.Graph("one node")
+    x = g.add_node("Input", "x", {"shape": list(shape)})
+    n = g.add_node(type_name, "node", params)
+    out = g.add_node("Output", "y")
+    g.connect(x.id, "out", n.id, "in")
+    g.connect(n.id, "out", out.id, "in")
+    return g, n.id
+
+
+NODE_CASES = [
+    ("AdaptiveAvgPool2d", {"output_size": [6, 6]}, (3, 13, 17), lambda: nn.AdaptiveAvgPool2d((6, 6))),
+    ("AdaptiveAvgPool2d", {"output_size": [2, 3]}, (4, 5, 7), lambda: nn.AdaptiveAvgPool2d((2, 3))),
+    ("AdaptiveAvgPool2d", {"output_size": 1}, (2, 4, 4), lambda: nn.AdaptiveAvgPool2d(1)),
+    ("AdaptiveAvgPool2d", {"output_size": [8, 8]}, (2, 5, 5), lambda: nn.AdaptiveAvgPool2d(8)),  # upsamples
+    ("GlobalMaxPool2d", {}, (3, 5, 6), lambda: (lambda x: x.amax(dim=(2, 3)))),
+    ("GlobalMaxPool2d", {"keepdim": True}, (3, 5, 6), lambda: nn.AdaptiveMaxPool2d(1)),
+    ("MaxPool1d", {"kernel_size": 3, "stride": 2, "padding": 1}, (4, 17), lambda: nn.MaxPool1d(3, 2, 1)),
+    ("MaxPool1d", {"kernel_size": 3, "stride": 2, "ceil_mode": True}, (4, 10),
+     lambda: nn.MaxPool1d(3, 2, ceil_mode=True)),
+    ("AvgPool1d", {"kernel_size": 2}, (3, 11), lambda: nn.AvgPool1d(2)),
+    ("AvgPool1d", {"kernel_size": 3, "stride": 1, "padding": 1}, (3, 9), lambda: nn.AvgPool1d(3, 1, 1)),
+    ("LocalResponseNorm", {}, (8, 5, 5), lambda: nn.LocalResponseNorm(5)),
+    ("LocalResponseNorm", {"size": 3, "alpha": 0.01, "beta": 0.5, "k": 2.0}, (6, 7),
+     lambda: nn.LocalResponseNorm(3, alpha=0.01, beta=0.5, k=2.0)),
+]
+
+
+@pytest.mark.parametrize("type_name, params, shape, reference", NODE_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(NODE_CASES)])
+def test_new_node_shape_rule_and_values_match_torch(type_name, params, shape, reference):
+    g, nid = _one_node_graph(type_name, params, shape)
+    inf = engine.infer_shapes(g)
+    assert inf.problems == []
+    compiled = build(g, seed=0)
+    x = torch.randn(2, *shape)
+    y = compiled.model(x)
+    inferred = inf.shape(nid).shape
+    assert inferred[0] == "N" and tuple(y.shape) == (2, *inferred[1:])
+    # the compiled layer computes what torch's own layer with the same settings computes
+    torch.testing.assert_close(y, reference()(x), rtol=0, atol=0)
+    # and costs what the module holds
+    assert inf.nodes[nid].cost.params == sum(p.numel() for p in compiled.model.parameters()) == 0
+    assert inf.nodes[nid].cost.flops > 0
+
+
+def test_new_nodes_are_registered_in_their_categories():
+    categories = {"AdaptiveAvgPool2d": "Pooling", "GlobalMaxPool2d": "Pooling", "MaxPool1d": "Pooling",
+                  "AvgPool1d": "Pooling", "LocalResponseNorm": "Normalization"}
+    for type_name, category in categories.items():
+        assert engine.REGISTRY[type_name].category == category
+
+
+@pytest.mark.parametrize("type_name, params, shape, words", [
+    ("MaxPool1d", {"kernel_size": 2}, (3, 8, 8), "(N, C, L)"),
+    ("AvgPool1d", {"kernel_size": 5}, (3, 4), "does not fit the input of length 4"),
+    ("MaxPool1d", {"kernel_size": 2, "padding": 2}, (3, 9), "at most half the kernel"),
+    ("AdaptiveAvgPool2d", {"output_size": 2}, (3, 8), "(N, C, H, W)"),
+    ("GlobalMaxPool2d", {}, (3, 8), "(N, C, H, W)"),
+    ("LocalResponseNorm", {}, (8,), "(N, C, ...)"),
+])
+def test_new_nodes_refuse_bad_inputs_naming_the_node(type_name, params, shape, words):
+    g, nid = _one_node_graph(type_name, params, shape)
+    errors = engine.infer_shapes(g).errors
+    assert len(errors) == 1
+    assert errors[0].node == nid and words in errors[0].message and "'node'" in errors[0].message
+
+
+@given(length=st.integers(1, 30), kernel=st.integers(1, 6), stride=st.integers(0, 4),
+       padding=st.integers(0, 3), ceil=st.booleans(), kind=st.sampled_from(["MaxPool1d", "AvgPool1d"]))
+def test_pool1d_shape_rule_agrees_with_torch(length, kernel, stride, padding, ceil, kind):
+    g, nid = _one_node_graph(kind, {"kernel_size": kernel, "stride": stride, "padding": padding,
+                                    "ceil_mode": ceil}, (2, length))
+    inf = engine.infer_shapes(g)
+    fn = F.max_pool1d if kind == "MaxPool1d" else F.avg_pool1d
+    try:
+        y = fn(torch.zeros(1, 2, length), kernel, stride or kernel, padding, ceil_mode=ceil)
+    except RuntimeError:
+        assert not inf.ok and inf.errors[0].node == nid  # torch refuses: so does the shape rule
+        return
+    assert inf.ok, inf.errors
+    assert inf.shape(nid).shape == ("N", 2, y.shape[-1])
+
+
+def test_pool1d_keeps_a_run_time_length_symbolic():
+    g, nid = _one_node_graph("MaxPool1d", {"kernel_size": 2}, (4, "T"))
+    inf = engine.infer_shapes(g)
+    assert inf.ok and inf.shape(nid).shape == ("N", 4, "T")
+
+
+# =========================================================================== the template files
+
+def test_build_script_reproduces_the_committed_files_byte_for_byte(tmp_path):
+    script = _build_script()
+    assert script.main(["--out", str(tmp_path)]) == 0
+    built = sorted(p.name for p in tmp_path.glob("*.dcnet"))
+    committed = sorted(p.name for p in TEMPLATES.glob("*.dcnet"))
+    assert built == committed, "every template is the build script's output, and nothing else"
+    for name in built:
+        assert (tmp_path / name).read_bytes() == (TEMPLATES / name).read_bytes(), f"{name} is stale"
+    assert script.main(["--check"]) == 0
+    (tmp_path / "lenet5.dcnet").write_text("{}\n")
+    assert script.main(["--check", "--out", str(tmp_path)]) == 1
+
+
+def test_every_reference_network_is_a_template():
+    assert set(templates.template_names()) == set(REFERENCE_PARAMS)
+    assert templates.templates_dir() == Path(engine.__file__).parent.parent / "templates"
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_template_is_valid_complete_and_laid_out(name):
+    graph = templates.load_template(name)
+    inf = engine.infer_shapes(graph)
+    assert inf.problems == [], [str(p) for p in inf.problems]  # no errors and no warnings
+    assert inf.total_params == REFERENCE_PARAMS[name]
+    assert graph.description.strip() and graph.name.strip()
+    types = {n.type for n in graph.nodes.values()}
+    assert {"Input", "Output", "Target", "CrossEntropyLoss"} <= types
+    (inp,) = inf.ids_with_role("input")
+    assert inf.shape(inp).shape[1:] == INPUT_SHAPES[name]
+    (out,) = inf.ids_with_role("output")
+    assert inf.shape(out).shape == ("N", CLASSES.get(name, 1000))
+    # layout: every node placed, no two on one spot, data flowing down the canvas
+    assert set(graph.layout) == set(graph.nodes)
+    assert len(set(graph.layout.values())) == len(graph.nodes)
+    for e in graph.edges:
+        assert graph.layout[e.dst][1] > graph.layout[e.src][1], f"{name}: wire {e} points up the canvas"
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_template_compiles_runs_and_has_a_loss(name):
+    compiled = build(templates.load_template(name), seed=0)
+    model = compiled.model.eval()
+    assert sum(p.numel() for p in model.parameters()) == REFERENCE_PARAMS[name]
+    x = torch.randn(2, *INPUT_SHAPES[name])
+    with torch.no_grad():
+        logits = model(x)
+    classes = CLASSES.get(name, 1000)
+    assert logits.shape == (2, classes) and torch.isfinite(logits).all()
+    loss = compiled.loss(logits, torch.tensor([0, classes - 1]))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def _last_linear(graph: engine.Graph) -> str:
+    (out,) = [nid for nid, n in graph.nodes.items() if n.type == "Output"]
+    (edge,) = graph.edges_into(out)
+    assert graph.nodes[edge.src].type == "Linear"
+    return edge.src
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet"])
+def test_changing_only_input_size_and_classes_reinfers_everything(name):
+    graph = templates.load_template(name)
+    (inp,) = [nid for nid, n in graph.nodes.items() if n.type == "Input"]
+    graph.set_param(inp, "shape", [3, 32, 32])
+    graph.set_param(_last_linear(graph), "out_features", 10)
+    inf = engine.infer_shapes(graph)
+    assert inf.problems == []
+    pool = graph.by_label("avgpool").id
+    channels = 512 if name == "resnet18" else 1024
+    assert inf.nodes[pool].inputs["in"].shape == ("N", channels, 1, 1)
+    compiled = build(graph, seed=0)
+    with torch.no_grad():
+        logits = compiled.model.eval()(torch.randn(2, 3, 32, 32))
+    assert logits.shape == (2, 10)
+    assert torch.isfinite(compiled.loss(logits, torch.tensor([3, 9])))
+
+
+# --------------------------------------------------------------------------- against hand-written PyTorch
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(400, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(torch.tanh(self.conv1(x)), 2)  # (N, 6, 14, 14)
+        x = F.avg_pool2d(torch.tanh(self.conv2(x)), 2)  # (N, 16, 5, 5)
+        x = torch.flatten(x, 1)
+        x = torch.tanh(self.fc1(x))
+        x = torch.tanh(self.fc2(x))
+        return self.fc3(x)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, classes: int = 1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin, stages = 64, []
+        for width, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+            stages.append(nn.Sequential(BasicBlock(cin, width, stride), BasicBlock(width, width, 1)))
+            cin = width
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, classes)
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _torchvision_key_to_attr(key: str) -> str:
+    """'layer2.0.downsample.1.running_mean' -> 'layer2_0_downsample_1.running_mean': a template's labels
+    mirror torchvision's module names, and a label becomes an attribute with '.' turned into '_'."""
+    module, _, leaf = key.rpartition(".")
+    return f"{module.replace('.', '_')}.{leaf}"
+
+
+def test_lenet5_equals_hand_written_pytorch():
+    compiled = build(templates.load_template("lenet5"), seed=3)
+    reference = LeNet5()
+    reference.load_state_dict(compiled.model.state_dict())  # same names: conv1, conv2, fc1, fc2, fc3
+    x = torch.randn(4, 1, 32, 32)
+    assert torch.equal(compiled.model(x), reference(x))
+
+
+def test_resnet18_equals_hand_written_pytorch():
+    compiled = build(templates.load_template("resnet18"), seed=0)
+    model = compiled.model
+    reference = ResNet18()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # non-trivial batch-norm statistics, so a mis-wired BN cannot hide
+        for m in reference.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    state = {_torchvision_key_to_attr(k): v for k, v in reference.state_dict().items()}
+    assert set(state) == set(model.state_dict())
+    model.load_state_dict(state)
+    x = torch.randn(2, 3, 64, 64)
+    for mode in ("eval", "train"):  # running statistics, then batch statistics
+        getattr(model, mode)()
+        getattr(reference, mode)()
+        with torch.no_grad():
+            assert torch.equal(model(x), reference(x)), mode
+
+
+# =========================================================================== engine.templates API
+
+def test_list_templates_reports_titles_shapes_and_counts():
+    infos = {i.name: i for i in templates.list_templates()}
+    assert set(infos) == set(REFERENCE_PARAMS)
+    for name, info in infos.items():
+        assert info.error is None
+        assert info.params == REFERENCE_PARAMS[name]
+        assert info.input_shapes == (INPUT_SHAPES[name],)
+        assert info.title == engine.load_graph(info.path).name and info.description
+    assert infos["resnet18"].title == "ResNet-18"
+
+
+def test_load_template_by_name_or_path_and_unknown_names(tmp_path):
+    by_name = templates.load_template("lenet5")
+    by_path = templates.load_template(TEMPLATES / "lenet5.dcnet")
+    assert engine.dumps(by_name) == engine.dumps(by_path)
+    with pytest.raises(engine.GraphFileError) as exc:
+        templates.load_template("resnet1000")
+    assert "no template named 'resnet1000'" in str(exc.value) and "resnet18" in str(exc.value)
+    with pytest.raises(engine.GraphFileError, match="does not exist"):
+        templates.load_template(tmp_path / "missing.dcnet")
+
+
+def test_a_broken_template_file_is_listed_with_its_error_not_raised(tmp_path):
+    (tmp_path / "good.dcnet").write_bytes((TEMPLATES / "mlp.dcnet").read_bytes())
+    (tmp_path / "broken.dcnet").write_text("{ not json")
+    bad = engine.load_graph(TEMPLATES / "mlp.dcnet")
+    bad.set_param(bad.by_label("point").id, "shape", [3])
+    bad.set_param(bad.by_label("fc1").id, "in_features", 2)
+    engine.save_graph(bad, tmp_path / "invalid.dcnet")
+    infos = {i.name: i for i in templates.list_templates(tmp_path)}
+    assert infos["good"].error is None and infos["good"].params == REFERENCE_PARAMS["mlp"]
+    assert "not valid JSON" in infos["broken"].error and infos["broken"].params is None
+    assert "expects 2 input features, got 3" in infos["invalid"].error and infos["invalid"].params is None
+    assert templates.list_templates(tmp_path / "nowhere") == []
+
+
+def test_listing_templates_does_not_import_torch():
+    code = ("import sys, engine.templates as t; infos = t.list_templates(); "
+            "assert infos and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# =========================================================================== the command line
+
+def test_cli_templates_lists_names_shapes_and_parameter_counts():
+    run = subprocess.run([sys.executable, "-m", "engine", "templates"], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    lines = {line.split()[0]: line for line in run.stdout.splitlines()[2:]}
+    assert set(lines) == set(REFERENCE_PARAMS)
+    for name, line in lines.items():
+        assert f"{REFERENCE_PARAMS[name]:,}" in line
+        assert "[" + ", ".join(map(str, INPUT_SHAPES[name])) + "]" in line
+
+
+def test_cli_templates_json_show_and_copy(tmp_path, capsys):
+    assert cli_main(["templates", "--json"]) == 0
+    listed = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
+    assert listed["vgg16"]["params"] == REFERENCE_PARAMS["vgg16"]
+    assert listed["vgg16"]["input_shapes"] == [[3, 224, 224]]
+
+    assert cli_main(["templates", "googlenet"]) == 0
+    shown = capsys.readouterr().out
+    assert "GoogLeNet" in shown and "6,624,904" in shown
+
+    target = tmp_path / "mine.dcnet"
+    assert cli_main(["templates", "resnet18", "-o", str(target)]) == 0
+    assert target.read_bytes() == (TEMPLATES / "resnet18.dcnet").read_bytes()
+    target.write_text("my own work\n")
+    assert cli_main(["templates", "lenet5", "-o", str(target)]) == 2  # never overwrite silently
+    assert "--force" in capsys.readouterr().err and target.read_text() == "my own work\n"
+    assert cli_main(["templates", "lenet5", "-o", str(target), "--force"]) == 0
+    assert engine.load_graph(target).name == "LeNet-5"
+
+    assert cli_main(["templates", "nosuchnet"]) == 2
+    err = capsys.readouterr().err
+    assert "no template named 'nosuchnet'" in err and "alexnet" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_cli_summary_of_each_template(name, capsys):
+    assert cli_main(["summary", str(TEMPLATES / f"{name}.dcnet")]) == 0
+    out = capsys.readouterr().out
+    assert f"total parameters: {REFERENCE_PARAMS[name]:,}" in out
+    assert "error" not in out and "warning" not in out
