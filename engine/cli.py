@@ -119,7 +119,7 @@ def nodes_markdown() -> str:
         out += [f"## {category}", ""]
         for spec in specs:
             ins = ", ".join(p.name for p in spec.input_ports()) or "none"
-            outs = ", ".join(p.name for p in spec.outputs) or "none"
+            outs = ", ".join(p.name for p in spec.output_ports()) or "none"
             out += [f"### {spec.type}", "", spec.doc, "", f"Inputs: {ins}. Outputs: {outs}."]
             if spec.aliases:
                 out.append(f"Also read from files as: {', '.join(spec.aliases)}.")

@@ -12,6 +12,7 @@ Nothing the graph file contains can become code.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -20,15 +21,15 @@ from .graph import Graph, identifier
 from .inference import Inference, require_valid
 from .spec import INPUT, LAYER, LOSS, OUTPUT, TARGET, format_shape
 
-# Attribute names an nn.Module already has: a submodule may not shadow them.
-_MODULE_ATTRS = frozenset({
-    "training", "forward", "state_dict", "parameters", "buffers", "children", "modules", "train", "eval",
-    "to", "cuda", "cpu", "type", "float", "double", "half", "bfloat16", "apply", "zero_grad", "register_buffer",
-    "register_parameter", "add_module", "named_modules", "named_parameters", "named_buffers", "extra_repr",
-    "load_state_dict", "requires_grad_", "share_memory", "get_submodule", "get_parameter", "get_buffer",
-    "input_names", "output_names", "target_names", "call_super_init", "dump_patches", "compile", "ipu", "xpu",
-    "mtia", "register_module", "named_children", "set_extra_state", "get_extra_state", "register_forward_hook",
-})
+# Names a submodule may not take: anything nn.Module already has (methods such as `to_empty` or
+# `training`), and the metadata the generated classes carry.
+_GENERATED_ATTRS = frozenset({"input_names", "output_names", "target_names"})
+
+
+@functools.lru_cache(maxsize=1)
+def _module_attrs() -> frozenset[str]:
+    from torch import nn
+    return frozenset(dir(nn.Module)) | _GENERATED_ATTRS | frozenset(vars(nn.Module()))
 
 
 def class_name_for(name: str) -> str:
@@ -67,7 +68,8 @@ class Plan:
     """Names chosen for a graph's code; shared by the generator and the compiler's metadata."""
 
     class_name: str
-    attrs: dict[str, str] = field(default_factory=dict)  # node id -> submodule attribute
+    attrs: dict[str, str] = field(default_factory=dict)  # node id -> submodule attribute (shared: the owner's)
+    owned: list[str] = field(default_factory=list)  # node ids whose submodule is built in __init__
     inputs: list[tuple[str, str]] = field(default_factory=list)  # (node id, argument name)
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (Output node id, returned name)
     targets: list[tuple[str, str]] = field(default_factory=list)  # (Target node id, argument name)
@@ -77,18 +79,22 @@ class Plan:
 def make_plan(graph: Graph, inf: Inference, class_name: str | None = None) -> Plan:
     plan = Plan(class_name or class_name_for(graph.name))
     reg = graph.registry
-    attr_names = _Names(_MODULE_ATTRS)
+    attr_names = _Names(_module_attrs())
     arg_names = _Names({"self"})
     for nid in inf.order:
         node = graph.nodes[nid]
         spec = reg[node.type]
         if spec.role == INPUT:
             plan.inputs.append((nid, arg_names.claim(identifier(node.label))))
-        elif spec.role == LAYER and spec.module is not None:
-            if spec.module(inf.nodes[nid].params, inf.nodes[nid].inputs) is not None:
-                plan.attrs[nid] = attr_names.claim(identifier(node.label))
+        elif spec.role == LAYER and node.shares is None and _has_module(spec, inf.nodes[nid]):
+            plan.attrs[nid] = attr_names.claim(identifier(node.label))
+            plan.owned.append(nid)
         elif spec.role == LOSS:
             plan.losses.append(nid)
+    for nid in inf.order:
+        owner = graph.nodes[nid].shares
+        if owner is not None and owner in plan.attrs:
+            plan.attrs[nid] = plan.attrs[owner]
     out_names = _Names({"self"} | {a for _, a in plan.inputs})
     loss_args = _Names({"self"})
     for nid in inf.ids_with_role(OUTPUT):
@@ -101,6 +107,33 @@ def make_plan(graph: Graph, inf: Inference, class_name: str | None = None) -> Pl
     return plan
 
 
+def _has_module(spec, info) -> bool:
+    if spec.subgraph is not None:
+        return True
+    return spec.module is not None and spec.module(info.params, info.inputs) is not None
+
+
+class _ClassPool:
+    """The classes of one generated file. A composite used with the same inside (same definition, same
+    arriving shapes) shares one class; one used at other sizes gets its own, numbered."""
+
+    def __init__(self, top_name: str):
+        self.names = _Names({top_name, f"{top_name}Loss", "torch", "nn", "F"})
+        self.by_body: dict[str, str] = {}
+        self.sources: list[list[str]] = []
+
+    def class_for(self, sub: Graph, sub_inf: Inference) -> str:
+        plan = make_plan(sub, sub_inf, "__CLASS__")
+        lines = _model_class(sub, sub_inf, plan, self)
+        body = "\n".join(lines)
+        if body not in self.by_body:
+            name = self.names.claim(class_name_for(sub.name))
+            self.by_body[body] = name
+            self.sources.append([line.replace("__CLASS__", name, 1) if i == 0 else line
+                                 for i, line in enumerate(lines)])
+        return self.by_body[body]
+
+
 def generate_code(graph: Graph, class_name: str | None = None) -> str:
     """Readable PyTorch source for a valid graph: the model class and, when the graph has loss nodes, a
     loss class. Raises ``GraphError`` listing every problem for an invalid graph."""
@@ -109,15 +142,25 @@ def generate_code(graph: Graph, class_name: str | None = None) -> str:
 
 
 def _generate(graph: Graph, inf: Inference, plan: Plan) -> str:
-    reg = graph.registry
     lines = ['"""' + _docstring(graph.name) + f" - PyTorch code generated by DeepCanvas {__version__}."]
     if graph.description.strip():
         lines += ["", _docstring(graph.description.strip())]
-    lines += ['"""', "", "import torch", "from torch import nn", "import torch.nn.functional as F", "", ""]
+    lines += ['"""', "", "import torch", "from torch import nn", "import torch.nn.functional as F"]
+    pool = _ClassPool(plan.class_name)
+    main = _model_class(graph, inf, plan, pool)
+    for cls in pool.sources:
+        lines += ["", ""] + cls
+    lines += ["", ""] + main
+    if plan.losses:
+        lines += _loss_class(graph, inf, plan)
+    return "\n".join(lines) + "\n"
 
+
+def _model_class(graph: Graph, inf: Inference, plan: Plan, pool: _ClassPool) -> list[str]:
+    reg = graph.registry
     in_desc = [f"{arg}: {inf.shape(nid)} {inf.shape(nid).dtype}" for nid, arg in plan.inputs]
     out_desc = [f"{name}: {inf.nodes[nid].inputs['in']}" for nid, name in plan.outputs]
-    lines += [f"class {plan.class_name}(nn.Module):",
+    lines = [f"class {plan.class_name}(nn.Module):",
               f'    """Inputs: {", ".join(in_desc)}.',
               f'    Returns: {", ".join(out_desc)}."""',
               "",
@@ -126,16 +169,16 @@ def _generate(graph: Graph, inf: Inference, plan: Plan) -> str:
               "",
               "    def __init__(self):",
               "        super().__init__()"]
-    for nid, attr in plan.attrs.items():
-        info = inf.nodes[nid]
-        call = reg[graph.nodes[nid].type].module(info.params, info.inputs)
-        lines.append(f"        self.{attr} = {call.render()}")
+    for nid in plan.owned:
+        info, spec = inf.nodes[nid], reg[graph.nodes[nid].type]
+        if spec.subgraph is not None:
+            ctor = f"{pool.class_for(graph.definition(nid), info.sub)}()"
+        else:
+            ctor = spec.module(info.params, info.inputs).render()
+        lines.append(f"        self.{plan.attrs[nid]} = {ctor}")
     lines += ["", f"    def forward(self, {', '.join(a for _, a in plan.inputs)}):"]
     lines += _forward_body(graph, inf, plan)
-
-    if plan.losses:
-        lines += _loss_class(graph, inf, plan)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _forward_body(graph: Graph, inf: Inference, plan: Plan) -> list[str]:
@@ -169,23 +212,26 @@ def _forward_body(graph: Graph, inf: Inference, plan: Plan) -> list[str]:
     for nid in model_nodes:
         node, info = graph.nodes[nid], inf.nodes[nid]
         spec = reg[node.type]
-        ports = [p.name for p in spec.input_ports(info.params)]
+        ports = graph.input_port_names(nid)
         args = [var[info.sources[p]] for p in ports if p in info.sources]
         dying = [var[info.sources[p]] for p in ports if p in info.sources
                  and last_use[info.sources[p]] == position[nid] and var[info.sources[p]] in temps_in_use]
         for name in dying:
             temps_in_use.discard(name)
         mod = f"self.{plan.attrs[nid]}" if nid in plan.attrs else None
-        expr = spec.forward(info.params, args, mod)
+        if spec.subgraph is not None:
+            expr = f"{mod}({', '.join(args)})"
+        else:
+            expr = spec.forward(info.params, args, mod)
         targets = []
-        for port in spec.outputs:
+        for port in graph.output_port_names(nid):
             name = dying[0] if dying and dying[0] not in temps_in_use else fresh()
             if dying and name == dying[0]:
                 dying.pop(0)
             temps_in_use.add(name)
-            var[(nid, port.name)] = name
+            var[(nid, port)] = name
             targets.append(name)
-            if last_use.get((nid, port.name), -1) < 0:
+            if last_use.get((nid, port), -1) < 0:
                 temps_in_use.discard(name)  # never read: free at once
         shapes = ", ".join(str(t) for t in info.outputs.values())
         note = shapes if mod else f"{_comment(node.label)}: {shapes}"

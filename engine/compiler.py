@@ -12,7 +12,7 @@ import hashlib
 import linecache
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ class Compiled:
     source: str
     plan: Plan
     inference: Inference
+    # The networks a graph holds (its top-level composite nodes, e.g. a GAN's generator and
+    # discriminator), by label; each is a submodule of ``model`` and can be trained or exported alone.
+    networks: dict[str, nn.Module] = field(default_factory=dict)
 
 
 def _load_source(source: str, class_name: str) -> types.ModuleType:
@@ -66,7 +69,9 @@ def build(graph: Graph, seed: int | None = 0, class_name: str | None = None) -> 
             model = model_cls()
     loss_cls = getattr(module, f"{plan.class_name}Loss", None)
     loss = loss_cls() if loss_cls is not None and plan.losses else None
-    return Compiled(model, loss, source, plan, inf)
+    networks = {graph.nodes[nid].label: getattr(model, plan.attrs[nid]) for nid in plan.owned
+                if graph.registry[graph.nodes[nid].type].subgraph is not None}
+    return Compiled(model, loss, source, plan, inf, networks)
 
 
 def compile_graph(graph: Graph, seed: int | None = 0) -> nn.Module:

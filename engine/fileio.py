@@ -9,6 +9,8 @@ Layout of the current format (version 2)::
       "nodes": [ {"id", "type", "label", "params"}, ... ],   one block per node
       "edges": [ {"from": "conv1:out", "to": "pool1:in"}, ... ],   one line per wire
       "layout": {"conv1": [x, y], ...},                      canvas positions, apart from the network
+      "composites": {"name": {"description", "nodes", "edges", "layout"}},   sub-graphs that Composite
+                                                             nodes instantiate (optional)
       "training": {...}                                      the trainer's configuration
     }
 
@@ -21,6 +23,7 @@ are, so nothing the user made is lost, and ``infer_shapes`` reports them on thei
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -110,12 +113,51 @@ def _build(doc: dict, path, registry: Registry) -> Graph:
             setattr(graph, key, value)
         else:
             problems.append(f"field '{key}': expected text, got {value!r}")
+    _build_body(doc, graph, "", problems)
+
+    composites = doc.get("composites", {})
+    if not isinstance(composites, dict):
+        problems.append("field 'composites': expected an object of name: sub-graph")
+        composites = {}
+    for name, body in composites.items():
+        where = f"composite '{name}': "
+        if not isinstance(body, dict):
+            problems.append(f"{where}expected an object with nodes and edges")
+            continue
+        sub = Graph(name, registry=registry)
+        description = body.get("description", "")
+        if isinstance(description, str):
+            sub.description = description
+        else:
+            problems.append(f"{where}field 'description': expected text")
+        for key in sorted(set(body) - {"description", "nodes", "edges", "layout"}):
+            problems.append(f"{where}unknown field '{key}'")
+        _build_body(body, sub, where, problems)
+        sub.composites = graph.composites
+        graph.composites[name] = sub
+
+    training = doc.get("training", {})
+    if isinstance(training, dict):
+        graph.training = training
+    else:
+        problems.append("field 'training': expected an object")
+    for key in sorted(set(doc) - {"format", "version", "name", "description", "nodes", "edges", "layout",
+                                  "composites", "training"}):
+        problems.append(f"unknown top-level field '{key}'")
+    if problems:
+        raise GraphFileError(path, problems)
+    return graph
+
+
+def _build_body(doc: dict, graph: Graph, prefix: str, problems: list[str]) -> None:
+    """Nodes, edges and layout of a graph or of one composite's sub-graph."""
+    registry = graph.registry
     nodes = doc.get("nodes")
     if not isinstance(nodes, list):
-        problems.append("field 'nodes': expected a list of nodes")
+        problems.append(f"{prefix}field 'nodes': expected a list of nodes")
         nodes = []
     for i, raw in enumerate(nodes):
-        where = f"nodes[{i}]"
+        where = f"{prefix}nodes[{i}]"
         if not isinstance(raw, dict):
             problems.append(f"{where}: expected an object with id, type, label and params")
             continue
@@ -123,7 +165,7 @@ def _build(doc: dict, path, registry: Registry) -> Graph:
         if not isinstance(nid, str) or not nid:
             problems.append(f"{where}: field 'id' must be non-empty text, got {nid!r}")
             continue
-        where = f"node '{nid}'"
+        where = f"{prefix}node '{nid}'"
         if nid in graph.nodes:
             problems.append(f"{where}: the id is used by an earlier node too")
             continue
@@ -138,46 +180,39 @@ def _build(doc: dict, path, registry: Registry) -> Graph:
         if not isinstance(params, dict):
             problems.append(f"{where}: field 'params' must be an object of name: value, got {params!r}")
             continue
-        for key in sorted(set(raw) - {"id", "type", "label", "params"}):
+        shares = raw.get("shares")
+        if shares is not None and not isinstance(shares, str):
+            problems.append(f"{where}: field 'shares' must be a node id, got {shares!r}")
+            continue
+        for key in sorted(set(raw) - {"id", "type", "label", "params", "shares"}):
             problems.append(f"{where}: unknown field '{key}'")
         # Known types keep their canonical name (legacy aliases are renamed); unknown ones stay as written
         # and are reported by validation, never dropped.
-        graph.nodes[nid] = Node(nid, registry.canonical(ntype), label, dict(params))
+        graph.nodes[nid] = Node(nid, registry.canonical(ntype), label, dict(params), shares)
 
     edges = doc.get("edges", [])
     if not isinstance(edges, list):
-        problems.append("field 'edges': expected a list of wires")
+        problems.append(f"{prefix}field 'edges': expected a list of wires")
         edges = []
     for i, raw in enumerate(edges):
         edge = _parse_edge(raw)
         if edge is None:
-            problems.append(f"edges[{i}]: expected {{\"from\": \"node:port\", \"to\": \"node:port\"}}, got {raw!r}")
+            problems.append(f"{prefix}edges[{i}]: expected {{\"from\": \"node:port\", \"to\": \"node:port\"}}, "
+                            f"got {raw!r}")
         else:
             graph.edges.append(edge)  # endpoints are checked by validation, with the node named
 
     layout = doc.get("layout", {})
     if not isinstance(layout, dict):
-        problems.append("field 'layout': expected an object of node id: [x, y]")
+        problems.append(f"{prefix}field 'layout': expected an object of node id: [x, y]")
         layout = {}
     for nid, pos in layout.items():
         if (isinstance(pos, list) and len(pos) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)):
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pos)):
             if nid in graph.nodes:
                 graph.layout[nid] = (float(pos[0]), float(pos[1]))
         else:
-            problems.append(f"layout of node '{nid}': expected [x, y], got {pos!r}")
-
-    training = doc.get("training", {})
-    if isinstance(training, dict):
-        graph.training = training
-    else:
-        problems.append("field 'training': expected an object")
-    for key in sorted(set(doc) - {"format", "version", "name", "description", "nodes", "edges", "layout",
-                                  "training"}):
-        problems.append(f"unknown top-level field '{key}'")
-    if problems:
-        raise GraphFileError(path, problems)
-    return graph
+            problems.append(f"{prefix}layout of node '{nid}': expected [x, y], got {pos!r}")
 
 
 def _parse_edge(raw) -> Edge | None:
@@ -221,22 +256,39 @@ def dumps(graph: Graph) -> str:
     position, so the same graph always gives the same bytes and a diff reads as the edit."""
     out = ["{", f'  "format": {_j(FORMAT)},', f'  "version": {VERSION},', f'  "name": {_j(graph.name)},',
            f'  "description": {_j(graph.description)},']
-    blocks = []
-    for n in graph.nodes.values():
-        params = ", ".join(f"{_j(k)}: {_j(list(v) if isinstance(v, tuple) else v)}" for k, v in n.params.items())
-        blocks.append(f'    {{\n      "id": {_j(n.id)},\n      "type": {_j(n.type)},\n      "label": {_j(n.label)},'
-                      f'\n      "params": {{{params}}}\n    }}')
-    out.append('  "nodes": [' + ("\n" + ",\n".join(blocks) + "\n  ]," if blocks else "],"))
-    edges = [f'    {{"from": {_j(f"{e.src}:{e.src_port}")}, "to": {_j(f"{e.dst}:{e.dst_port}")}}}'
-             for e in graph.edges]
-    out.append('  "edges": [' + ("\n" + ",\n".join(edges) + "\n  ]," if edges else "],"))
-    pos = [f"    {_j(nid)}: [{_fmt_coord(x)}, {_fmt_coord(y)}]" for nid, (x, y) in graph.layout.items()
-           if nid in graph.nodes]
-    out.append('  "layout": {' + ("\n" + ",\n".join(pos) + "\n  }," if pos else "},"))
+    out += _body_lines(graph, "  ")
+    if graph.composites:
+        blocks = []
+        for name, sub in graph.composites.items():
+            inner = [f'      "description": {_j(sub.description)},'] + _body_lines(sub, "      ")
+            inner[-1] = inner[-1].rstrip(",")
+            blocks.append(f"    {_j(name)}: {{\n" + "\n".join(inner) + "\n    }")
+        out.append('  "composites": {\n' + ",\n".join(blocks) + "\n  },")
     training = json.dumps(graph.training, indent=2, ensure_ascii=False).replace("\n", "\n  ")
     out.append(f'  "training": {training}')
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _body_lines(graph: Graph, ind: str) -> list[str]:
+    out = []
+    blocks = []
+    for n in graph.nodes.values():
+        params = ", ".join(f"{_j(k)}: {_j(list(v) if isinstance(v, tuple) else v)}" for k, v in n.params.items())
+        fields = [f'"id": {_j(n.id)}', f'"type": {_j(n.type)}', f'"label": {_j(n.label)}']
+        if n.shares is not None:
+            fields.append(f'"shares": {_j(n.shares)}')
+        fields.append(f'"params": {{{params}}}')
+        inner = f",\n{ind}    ".join(fields)
+        blocks.append(f"{ind}  {{\n{ind}    {inner}\n{ind}  }}")
+    out.append(f'{ind}"nodes": [' + ("\n" + ",\n".join(blocks) + f"\n{ind}]," if blocks else "],"))
+    edges = [f'{ind}  {{"from": {_j(f"{e.src}:{e.src_port}")}, "to": {_j(f"{e.dst}:{e.dst_port}")}}}'
+             for e in graph.edges]
+    out.append(f'{ind}"edges": [' + ("\n" + ",\n".join(edges) + f"\n{ind}]," if edges else "],"))
+    pos = [f"{ind}  {_j(nid)}: [{_fmt_coord(x)}, {_fmt_coord(y)}]" for nid, (x, y) in graph.layout.items()
+           if nid in graph.nodes and math.isfinite(x) and math.isfinite(y)]
+    out.append(f'{ind}"layout": {{' + ("\n" + ",\n".join(pos) + f"\n{ind}}}," if pos else "},"))
+    return out
 
 
 def _fmt_coord(v: float) -> str:

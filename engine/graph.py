@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 import keyword
+import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -20,6 +22,7 @@ class Node:
     type: str
     label: str
     params: dict[str, Any] = field(default_factory=dict)
+    shares: str | None = None  # id of a node of the same type whose weights this node uses
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,10 @@ class GraphEditError(ValueError):
 
 
 def identifier(text: str, fallback: str = "x") -> str:
-    """A legal, lower-case-friendly Python identifier made from a label ('Conv 1' -> 'conv_1')."""
-    name = re.sub(r"\W+", "_", text.strip()).strip("_") or fallback
+    """A legal Python identifier made from a label ('Conv 1' -> 'Conv_1', 'conv²' -> 'conv2'). ASCII
+    only: Python NFKC-normalises other identifiers, so two different labels could become one name."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^0-9A-Za-z_]+", "_", ascii_text.strip()).strip("_") or fallback
     if name[0].isdigit():
         name = f"{fallback}_{name}"
     if keyword.iskeyword(name) or name in ("self", "torch", "nn", "F", "super"):
@@ -58,6 +63,9 @@ class Graph:
         self.edges: list[Edge] = []
         self.layout: dict[str, tuple[float, float]] = {}
         self.training: dict[str, Any] = {}
+        # Named sub-graphs (composites) that Composite nodes instantiate. Every graph nested in this one
+        # shares this dict, so a definition is stored once, at the top of the file.
+        self.composites: dict[str, Graph] = {}
 
     # ------------------------------------------------------------ queries
     def node(self, node_id: str) -> Node:
@@ -107,12 +115,24 @@ class Graph:
         node = Node(node_id, spec.type, label, values)
         self.nodes[node_id] = node
         if pos is not None:
-            self.layout[node_id] = (float(pos[0]), float(pos[1]))
+            self.set_position(node_id, pos)
         return node
 
+    def set_position(self, node_id: str, pos: tuple[float, float]) -> None:
+        """Canvas position: layout, kept apart from the network's meaning."""
+        self.node(node_id)
+        x, y = float(pos[0]), float(pos[1])
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise GraphEditError(f"a canvas position must be finite, got ({x}, {y})")
+        self.layout[node_id] = (x, y)
+
     def remove_node(self, node_id: str) -> tuple[Node, list[Edge]]:
-        """Remove a node and its wires; returns both so an undo can restore them."""
+        """Remove a node and its wires; returns both so an undo can restore them. Nodes that shared its
+        weights get their own."""
         node = self.node(node_id)
+        for twin in self.nodes.values():
+            if twin.shares == node_id:
+                twin.shares = None
         removed = [e for e in self.edges if node_id in (e.src, e.dst)]
         self.edges = [e for e in self.edges if node_id not in (e.src, e.dst)]
         del self.nodes[node_id]
@@ -146,9 +166,15 @@ class Graph:
         desc = spec.param(name)
         if desc is None:
             raise GraphEditError(f"{spec.type} has no param {name!r}")
+        if node.shares is not None:
+            raise GraphEditError(f"'{node.label}' uses the weights of '{self.node(node.shares).label}'; edit "
+                                 "that node's params (or stop sharing)")
         clean = desc.coerce(value)
         stored = list(clean) if isinstance(clean, tuple) else clean
         node.params[name] = stored
+        for twin in self.nodes.values():  # nodes sharing these weights keep the same params
+            if twin.shares == node_id:
+                twin.params[name] = copy.deepcopy(stored)
         self._drop_vanished_ports(node_id)
         return stored
 
@@ -182,11 +208,29 @@ class Graph:
     def _label_taken(self, label: str) -> bool:
         return any(n.label == label for n in self.nodes.values())
 
+    def definition(self, node_id: str) -> "Graph | None":
+        """The sub-graph a composite node stands for (a user composite of this file, or the one a built-in
+        block generates from its params); None for a plain node or a definition that cannot be found."""
+        node = self.node(node_id)
+        spec = self.registry.get(node.type)
+        if spec is None or spec.subgraph is None:
+            return None
+        try:
+            sub = spec.subgraph(_params_or_default(spec, node), self.composites)
+        except Exception:
+            return None
+        if sub is not None:
+            sub.composites = self.composites
+        return sub
+
     def input_port_names(self, node_id: str) -> list[str]:
         node = self.node(node_id)
         spec = self.registry.get(node.type)
         if spec is None:
             return sorted({e.dst_port for e in self.edges_into(node_id)})
+        if spec.subgraph is not None:
+            return _boundary_labels(self.definition(node_id), "Input") or \
+                sorted({e.dst_port for e in self.edges_into(node_id)})
         try:
             return [p.name for p in spec.input_ports(_params_or_default(spec, node))]
         except Exception:  # a broken port-count param: fall back to the defaults
@@ -197,7 +241,32 @@ class Graph:
         spec = self.registry.get(node.type)
         if spec is None:
             return sorted({e.src_port for e in self.edges_from(node_id)})
-        return [p.name for p in spec.outputs]
+        if spec.subgraph is not None:
+            return _boundary_labels(self.definition(node_id), "Output") or \
+                sorted({e.src_port for e in self.edges_from(node_id)})
+        try:
+            return [p.name for p in spec.output_ports(_params_or_default(spec, node))]
+        except Exception:  # a broken port-count param: fall back to the defaults
+            return [p.name for p in spec.output_ports()]
+
+    def set_shares(self, node_id: str, target_id: str | None) -> None:
+        """Make a node apply the weights of another node of the same type (a Siamese twin, a GAN's
+        discriminator applied to real and fake images), or give it its own weights again (None). The
+        node's params become the target's, so the two always agree."""
+        node = self.node(node_id)
+        if target_id is None:
+            node.shares = None
+            return
+        target = self.node(target_id)
+        if target_id == node_id:
+            raise GraphEditError("a node cannot share weights with itself")
+        if target.type != node.type:
+            raise GraphEditError(f"'{node.label}' ({node.type}) cannot share weights with '{target.label}' "
+                                 f"({target.type}): the types differ")
+        if target.shares is not None:
+            target = self.node(target.shares)
+        node.shares = target.id
+        node.params = copy.deepcopy(target.params)
 
     def _check_port(self, node_id: str, port: str, output: bool) -> None:
         node = self.node(node_id)
@@ -208,14 +277,23 @@ class Graph:
             raise GraphEditError(f"{node.type} {node.label!r} has no {side} port {port!r} (it has: {have})")
 
     def _drop_vanished_ports(self, node_id: str) -> None:
-        """After a param change that removes ports (fewer Concat inputs), drop the wires on them."""
+        """After a param change that removes ports (fewer Concat inputs, fewer Split outputs), drop the
+        wires on them."""
         names = set(self.input_port_names(node_id))
-        self.edges = [e for e in self.edges if e.dst != node_id or e.dst_port in names]
+        outs = set(self.output_port_names(node_id))
+        self.edges = [e for e in self.edges if (e.dst != node_id or e.dst_port in names)
+                      and (e.src != node_id or e.src_port in outs)]
 
     def topological_ids(self) -> Iterable[str]:  # convenience for callers that know the graph is acyclic
         from .inference import topological_order
         order, _ = topological_order(self)
         return order
+
+
+def _boundary_labels(sub: "Graph | None", node_type: str) -> list[str]:
+    if sub is None:
+        return []
+    return [n.label for n in sub.nodes.values() if n.type == node_type]
 
 
 def _params_or_default(spec: NodeSpec, node: Node) -> dict:

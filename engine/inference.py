@@ -8,6 +8,7 @@ the problem is reported once, where it starts.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,7 @@ class NodeInfo:
     outputs: dict[str, TensorInfo] = field(default_factory=dict)
     cost: Cost = field(default_factory=Cost)
     sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # input port -> (node id, port)
+    sub: "Inference | None" = None  # for a composite node: the inference of its sub-graph
 
     @property
     def inferred(self) -> bool:
@@ -118,7 +120,7 @@ class Inference:
     def activation_bytes(self, batch_size: int = 1) -> int:
         """Memory of every model tensor (inputs and each node's outputs) for a batch: what a training
         step keeps for the backward pass, roughly. Parameters, gradients and optimizer state excluded."""
-        return batch_size * sum(self._model_infos(lambda i: i.output_bytes()))
+        return batch_size * sum(self._model_infos(_node_bytes))
 
     def _model_infos(self, fn):
         reg = self.graph.registry
@@ -142,13 +144,21 @@ class Inference:
         return rows
 
 
+def _node_bytes(info: NodeInfo) -> int:
+    """A node's activations per sample; a composite's are everything its inside produces."""
+    if info.sub is None:
+        return info.output_bytes()
+    inner = info.sub
+    return inner.activation_bytes(1) - sum(inner.nodes[i].output_bytes() for i in inner.ids_with_role(INPUT))
+
+
 def _display(graph: Graph, node_id: str) -> str:
     node = graph.nodes[node_id]
     return f"{node.type} '{node.label}'"
 
 
 def topological_order(graph: Graph, edges: list[Edge] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Kahn's algorithm in document order. Returns the order of the acyclic part and the cycles found
+    """Kahn's algorithm, ties broken by document order. Returns the order of the acyclic part and the cycles found
     (each as a list of node ids in wire order)."""
     edges = graph.edges if edges is None else edges
     indeg = {nid: 0 for nid in graph.nodes}
@@ -156,15 +166,20 @@ def topological_order(graph: Graph, edges: list[Edge] | None = None) -> tuple[li
     for e in edges:
         succ[e.src].append(e.dst)
         indeg[e.dst] += 1
-    queue = deque(nid for nid in graph.nodes if indeg[nid] == 0)
+    # Among the nodes that are ready, the one drawn first goes first: a branch is finished before the
+    # next begins, so generated code reads like hand-written code.
+    rank = {nid: i for i, nid in enumerate(graph.nodes)}
+    ready = [rank[nid] for nid in graph.nodes if indeg[nid] == 0]
+    heapq.heapify(ready)
+    ids = list(graph.nodes)
     order = []
-    while queue:
-        nid = queue.popleft()
+    while ready:
+        nid = ids[heapq.heappop(ready)]
         order.append(nid)
         for nxt in succ[nid]:
             indeg[nxt] -= 1
             if indeg[nxt] == 0:
-                queue.append(nxt)
+                heapq.heappush(ready, rank[nxt])
     if len(order) == len(graph.nodes):
         return order, []
     return order, _cycles(graph, {n for n in graph.nodes if indeg[n] > 0}, succ)
@@ -234,9 +249,15 @@ def _cycle_path(comp: list[str], succ) -> list[str]:
         v = nxt
 
 
-def infer_shapes(graph: Graph) -> Inference:
-    """Validate the graph and infer every port's tensor. Never raises for a broken graph."""
+def infer_shapes(graph: Graph, input_overrides: dict[str, TensorInfo] | None = None,
+                 _stack: tuple[str, ...] = (), _memo: dict | None = None) -> Inference:
+    """Validate the graph and infer every port's tensor. Never raises for a broken graph.
+
+    ``input_overrides`` maps Input node ids to the tensor that arrives there instead of the declared
+    shape: how a composite's inside is inferred for the tensors its instance receives."""
     reg = graph.registry
+    overrides = input_overrides or {}
+    memo = {} if _memo is None else _memo
     problems: list[Problem] = []
     infos: dict[str, NodeInfo] = {nid: NodeInfo() for nid in graph.nodes}
     failed: set[str] = set()  # nodes whose outputs are unknown (error here or upstream)
@@ -265,8 +286,16 @@ def infer_shapes(graph: Graph) -> Inference:
             continue
         specs[nid] = spec
         clean, ok = {}, True
+        owner = node
+        if node.shares is not None:
+            owner = graph.nodes.get(node.shares)
+            reason = _share_problem(graph, node, owner)
+            if reason:
+                err("shares", f"{_display(graph, nid)} {reason}", nid)
+                failed.add(nid)
+                continue
         for desc in spec.params:
-            value = node.params.get(desc.name, desc.default)
+            value = owner.params.get(desc.name, desc.default)
             try:
                 clean[desc.name] = desc.coerce(value)
             except ParamError as exc:
@@ -336,30 +365,38 @@ def infer_shapes(graph: Graph) -> Inference:
             failed.add(nid)
             continue
         spec, info = specs[nid], infos[nid]
-        ports = spec.input_ports(info.params)
+        if nid in overrides:
+            info.outputs = {"out": overrides[nid]}
+            continue
         blocked = False
-        for port in ports:
-            edge = incoming[nid].get(port.name)
+        for port_name, optional in _input_ports(graph, spec, nid, info.params):
+            edge = incoming[nid].get(port_name)
             if edge is None:
-                if not port.optional:
+                if not optional:
                     why = "" if nid in reachable else "; nothing reaches this node from an Input"
-                    err("unconnected", f"{_display(graph, nid)} input '{port.name}' is not connected{why}",
-                        nid, port=port.name)
+                    err("unconnected", f"{_display(graph, nid)} input '{port_name}' is not connected{why}",
+                        nid, port=port_name)
                     blocked = True
                 continue
             src_t = infos[edge.src].outputs.get(edge.src_port)
             if edge.src in failed or src_t is None:
                 blocked = True  # upstream is already blamed
                 continue
-            info.inputs[port.name] = src_t
-            info.sources[port.name] = (edge.src, edge.src_port)
+            info.inputs[port_name] = src_t
+            info.sources[port_name] = (edge.src, edge.src_port)
         if blocked:
             failed.add(nid)
+            continue
+        if spec.subgraph is not None:
+            problem = _infer_composite(graph, nid, info, _stack, memo)
+            if problem:
+                err(problem[0], problem[1], nid)
+                failed.add(nid)
             continue
         try:
             outs = spec.infer(info.params, dict(info.inputs)) if spec.infer else {}
             info.outputs = outs
-            info._is_sink = not spec.outputs
+            info._is_sink = not spec.output_ports(info.params)
             info.cost = spec.cost(info.params, info.inputs, outs) if spec.cost else Cost()
         except ShapeError as exc:
             msg = f"{_display(graph, nid)} {exc}"
@@ -373,6 +410,17 @@ def infer_shapes(graph: Graph) -> Inference:
             info.outputs = {}
             failed.add(nid)
 
+    # ---- shared weights: both users must build the same module
+    for nid, node in graph.nodes.items():
+        if node.shares is None or nid in failed or node.shares in failed:
+            continue
+        mine, theirs = _construction(graph, nid, specs, infos), _construction(graph, node.shares, specs, infos)
+        if mine != theirs:
+            err("shares", f"{_display(graph, nid)} shares weights with '{graph.nodes[node.shares].label}', but "
+                f"the tensors arriving there need {mine} and '{graph.nodes[node.shares].label}' is built as "
+                f"{theirs}", nid)
+        infos[nid].cost = Cost(0, infos[nid].cost.flops)  # the weights are counted once, at their owner
+
     # ---- warnings: dead ends
     used = {(e.src) for e in good_edges}
     for nid, role in role_of.items():
@@ -383,6 +431,71 @@ def infer_shapes(graph: Graph) -> Inference:
             problems.append(Problem(WARNING, "unused", f"Target '{graph.nodes[nid].label}' is not read by any "
                                     "loss node", nid))
     return Inference(graph, order, infos, problems)
+
+
+def _input_ports(graph: Graph, spec: NodeSpec, nid: str, params: dict) -> list[tuple[str, bool]]:
+    """(name, optional) of a node's input ports; a composite's come from its definition's Inputs."""
+    if spec.subgraph is not None:
+        return [(name, False) for name in graph.input_port_names(nid)]
+    return [(p.name, p.optional) for p in spec.input_ports(params)]
+
+
+def _share_problem(graph: Graph, node, owner) -> str | None:
+    if owner is None:
+        return f"shares weights with node '{node.shares}', which does not exist"
+    if owner.id == node.id:
+        return "cannot share weights with itself"
+    if owner.type != node.type:
+        return f"({node.type}) cannot share weights with {owner.type} '{owner.label}': the types differ"
+    if owner.shares is not None:
+        return (f"shares weights with '{owner.label}', which itself uses the weights of another node; share "
+                "with the owner directly")
+    return None
+
+
+def _construction(graph: Graph, nid: str, specs, infos) -> str:
+    """What building a node's module looks like, to check that nodes sharing weights agree."""
+    spec, info = specs[nid], infos[nid]
+    if spec.subgraph is not None:
+        return "a block receiving " + ", ".join(f"{k} {v} {v.dtype}" for k, v in info.inputs.items())
+    call = spec.module(info.params, info.inputs) if spec.module else None
+    return call.render() if call is not None else "no weights"
+
+
+def _infer_composite(graph: Graph, nid: str, info: NodeInfo, stack: tuple[str, ...], memo: dict):
+    """Infer a composite node through its sub-graph. Returns (code, message) on failure."""
+    import json
+
+    node = graph.nodes[nid]
+    sub = graph.definition(nid)
+    shown = _display(graph, nid)
+    if sub is None:
+        if node.type == "Composite":
+            return ("definition", f"{shown} refers to the composite '{info.params.get('definition')}', which "
+                    "this file does not define")
+        return ("definition", f"{shown}: its sub-graph could not be built from its params")
+    if sub.name in stack:
+        return ("recursion", f"{shown}: the composite '{sub.name}' contains itself "
+                f"({' -> '.join(stack + (sub.name,))})")
+    by_label = {n.label: n.id for n in sub.nodes.values() if n.type == "Input"}
+    overrides = {by_label[port]: t for port, t in info.inputs.items()}
+    key = (node.type, json.dumps(info.params, sort_keys=True, default=list), sub.name,
+           tuple(sorted((k, v.shape, v.dtype) for k, v in overrides.items())))
+    if key not in memo:
+        memo[key] = infer_shapes(sub, overrides, stack + (sub.name,), memo)
+    sub_inf = memo[key]
+    roles = {graph.registry.get(n.type).role for n in sub.nodes.values() if graph.registry.get(n.type)}
+    if roles & {LOSS, TARGET}:
+        return ("definition", f"{shown}: the composite '{sub.name}' holds loss or Target nodes; those belong "
+                "in the top-level graph")
+    errors = sub_inf.errors
+    if errors:
+        return ("inside", f"{shown}, inside '{sub.name}': " + "; ".join(p.message for p in errors))
+    info.sub = sub_inf
+    info.outputs = {n.label: sub_inf.nodes[n.id].inputs["in"]
+                    for n in sub.nodes.values() if n.type == "Output"}
+    info.cost = Cost(sub_inf.total_params, sub_inf.total_flops)
+    return None
 
 
 def _bad_endpoint(graph: Graph, specs, infos, e: Edge) -> str | None:

@@ -96,7 +96,10 @@ class Float(Param):
     def coerce(self, value: Any) -> float:
         if not (_is_int(value) or isinstance(value, float)):
             raise ParamError(f"expected a number, got {_describe(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ParamError(f"must be a finite number, got an integer too large ({str(value)[:12]}...)") from None
         if not math.isfinite(value):
             raise ParamError(f"must be a finite number, got {value}")
         if self.min is not None:
@@ -180,6 +183,35 @@ class Padding(Ints):
 
     def describe_range(self) -> str:
         return f"'same', 'valid', a whole number >= 0 or a list of {self.n}"
+
+
+@dataclass(frozen=True)
+class IntList(Param):
+    """Any number of whole numbers (split sizes, an order of axes, a target shape), each at least ``min``;
+    ``special`` names values allowed below it, e.g. {-1: "inferred"}. A single number means a list of one."""
+
+    min: int = 0
+    max_len: int = 16
+    special: dict[int, str] = field(default_factory=dict)
+    kind = "intlist"
+
+    def coerce(self, value: Any) -> tuple[int, ...]:
+        if _is_int(value):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
+            raise ParamError(f"expected a list of whole numbers such as [2, 3], got {_describe(value)}")
+        if len(value) > self.max_len:
+            raise ParamError(f"expected at most {self.max_len} values, got {len(value)}")
+        for v in value:
+            if v < self.min and v not in self.special:
+                raise ParamError(f"every value must be at least {self.min}{self._special_hint()}, got {list(value)}")
+        return tuple(value)
+
+    def _special_hint(self) -> str:
+        return "".join(f" (or {k} for {v})" for k, v in self.special.items())
+
+    def describe_range(self) -> str:
+        return f"list of whole numbers >= {self.min}{self._special_hint()}, at most {self.max_len}"
 
 
 @dataclass(frozen=True)

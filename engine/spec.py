@@ -122,7 +122,7 @@ class NodeSpec:
     doc: str
     role: str = LAYER
     inputs: tuple[PortSpec, ...] | Callable[[dict], tuple[PortSpec, ...]] = (PortSpec("in"),)
-    outputs: tuple[PortSpec, ...] = (PortSpec("out"),)
+    outputs: tuple[PortSpec, ...] | Callable[[dict], tuple[PortSpec, ...]] = (PortSpec("out"),)
     params: tuple[Param, ...] = ()
     infer: Callable[..., dict] | None = None
     module: Callable[..., Call | None] | None = None
@@ -130,6 +130,10 @@ class NodeSpec:
     cost: Callable[..., Cost] | None = None
     aliases: tuple[str, ...] = ()
     label_prefix: str = ""
+    # Composite types: subgraph(params, composites) -> Graph, the network the node stands for (its Input
+    # nodes are the node's input ports and its Output nodes its output ports, by label). Shape inference,
+    # costs and code come from that sub-graph; such a spec has no infer/module/forward of its own.
+    subgraph: Callable[..., Any] | None = None
 
     def __post_init__(self):
         assert self.category in CATEGORIES, f"{self.type}: unknown category {self.category!r}"
@@ -144,6 +148,12 @@ class NodeSpec:
         if callable(self.inputs):
             return self.inputs(params if params is not None else self.default_params())
         return self.inputs
+
+    def output_ports(self, params: dict | None = None) -> tuple[PortSpec, ...]:
+        """Output ports; some types (Split) have as many as a param says."""
+        if callable(self.outputs):
+            return self.outputs(params if params is not None else self.default_params())
+        return self.outputs
 
     def default_params(self) -> dict:
         return {p.name: p.default for p in self.params}
@@ -162,7 +172,7 @@ class NodeSpec:
     def to_json(self) -> dict:
         return {
             "type": self.type, "category": self.category, "doc": self.doc, "role": self.role,
-            "inputs": [p.name for p in self.input_ports()], "outputs": [p.name for p in self.outputs],
+            "inputs": [p.name for p in self.input_ports()], "outputs": [p.name for p in self.output_ports()],
             "params": [p.to_json() for p in self.params], "aliases": list(self.aliases),
         }
 
