@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..params import Bool, Float, Int, Ints
 from ..spec import Call, NodeSpec
 from ._common import (Cost, ShapeError, TensorInfo, call_module, expect_float, expect_rank, numel,
-                      pass_through, window_out)
+                      pass_through)
 
 
 # ---------------------------------------------------------------- AdaptiveAvgPool2d
@@ -70,6 +70,18 @@ def _stride1d(p) -> int:
     return p["stride"] or p["kernel_size"]
 
 
+def _pooled_length(size, kernel: int, stride: int, pad: int, ceil_mode: bool):
+    """PyTorch's pooling output length (``pooling_output_shape``). Unlike ``_common.window_out`` it lets
+    ceil mode keep a last window that starts inside the input but is longer than it (length 1, kernel 2,
+    ceil_mode gives 1 in PyTorch); below 1 means PyTorch refuses the input."""
+    if not isinstance(size, int):
+        return size  # a run-time length stays symbolic
+    out = (size + 2 * pad - (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
 def _pool1d_infer(p, ins):
     t = ins["in"]
     expect_float(t)
@@ -77,8 +89,8 @@ def _pool1d_infer(p, ins):
     k, s, pad = p["kernel_size"], _stride1d(p), p["padding"]
     if pad * 2 > k:
         raise ShapeError(f"padding {pad} must be at most half the kernel size {k}")
-    length = window_out(t.shape[2], k, s, pad, 1, p["ceil_mode"])
-    if length == 0:
+    length = _pooled_length(t.shape[2], k, s, pad, p["ceil_mode"])
+    if isinstance(length, int) and length < 1:
         raise ShapeError(f"the window of {k} does not fit the input of length {t.shape[2]}", "in")
     return {"out": TensorInfo((*t.shape[:2], length), t.dtype)}
 
