@@ -119,13 +119,13 @@ class _ClassPool:
 
     def __init__(self, top_name: str):
         self.names = _Names({top_name, f"{top_name}Loss", "torch", "nn", "F"})
-        self.by_body: dict[str, str] = {}
+        self.by_body: dict[str, str] = {}  # definition name + class text -> class name
         self.sources: list[list[str]] = []
 
     def class_for(self, sub: Graph, sub_inf: Inference) -> str:
         plan = make_plan(sub, sub_inf, "__CLASS__")
         lines = _model_class(sub, sub_inf, plan, self)
-        body = "\n".join(lines)
+        body = sub.name + "\n" + "\n".join(lines)  # a definition's name is part of what a class means
         if body not in self.by_body:
             name = self.names.claim(class_name_for(sub.name))
             self.by_body[body] = name
