@@ -57,14 +57,10 @@ def window_out(size, kernel: int, stride: int, pad: int, dilation: int = 1, ceil
         return size  # a run-time axis stays symbolic: '?' arithmetic is not worth pretending
     span = dilation * (kernel - 1) + 1
     num = size + 2 * pad - span
-    if num < 0:
-        return 0
-    if ceil_mode:
-        out = -(-num // stride) + 1
-        if (out - 1) * stride >= size + pad:  # the last window must start inside the input
-            out -= 1
-        return out
-    return num // stride + 1
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:  # the last window must start inside the input
+        out -= 1
+    return max(out, 0)  # 0: the window does not fit
 
 
 __all__ = ["BATCH", "Cost", "ShapeError", "TensorInfo", "format_shape", "numel", "one_input", "expect_rank",
