@@ -223,10 +223,8 @@ def test_changing_only_input_size_and_classes_reinfers_everything(name):
     assert torch.isfinite(compiled.loss(logits, torch.tensor([3, 9])))
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: _common.window_out returns 0 in ceil_mode when the input is "
-                   "shorter than the kernel, but PyTorch keeps one window (max_pool2d(1x1, 2, ceil_mode=True) "
-                   "is 1x1), so MaxPool2d refuses GoogLeNet's maxpool4 at a 28x28 input that torch runs")
 def test_googlenet_at_28x28_runs_as_in_torch():
+    # maxpool4 (2x2, ceil_mode) then sees a 1x1 input: PyTorch keeps one window, and so must the shape rule
     graph = templates.load_template("googlenet")
     graph.set_param(graph.by_label("image").id, "shape", [3, 28, 28])
     assert engine.infer_shapes(graph).ok

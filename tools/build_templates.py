@@ -198,14 +198,15 @@ def _resnet_stem(c: Canvas) -> tuple[str, float]:
 
 def _resnet_block(c: Canvas, src: str, row: float, name: str, main: list[tuple], project: dict | None,
                   relu: str) -> tuple[str, float]:
-    """A residual block: ``main`` layers down column 0; the shortcut is the block's input, or a 1x1
-    projection + BN beside the last two main layers when ``project`` gives the conv's params. The sum
-    is followed by a ReLU."""
-    last, next_row = c.chain(src, main, col=0, row=row)
+    """A residual block. The shortcut runs down column 0 (the trunk): a bare wire from the block's input
+    to the sum, or a 1x1 projection + BN just above the sum when ``project`` gives the conv's params; the
+    ``main`` layers hang beside it in column 1, so the skip connection stays visible. The sum is followed
+    by a ReLU."""
+    last, next_row = c.chain(src, main, col=1, row=row)
     shortcut = src
     if project is not None:
         shortcut, _ = c.chain(src, [("Conv2d", f"{name}.downsample.0", project),
-                                    ("BatchNorm2d", f"{name}.downsample.1")], col=1, row=next_row - 2)
+                                    ("BatchNorm2d", f"{name}.downsample.1")], col=0, row=next_row - 2)
     add = c.add("Add", f"{name}.add", at=(0, next_row), src=last, port="in1")
     c.wire(shortcut, add, "in2")
     out = c.add("ReLU", f"{name}.{relu}", at=(0, next_row + 1), src=add)

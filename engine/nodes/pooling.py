@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..params import Bool, Float, Int, Ints
 from ..spec import Call, NodeSpec
 from ._common import (Cost, ShapeError, TensorInfo, call_module, expect_float, expect_rank, numel,
-                      pass_through)
+                      pass_through, window_out)
 
 
 # ---------------------------------------------------------------- AdaptiveAvgPool2d
@@ -70,18 +70,6 @@ def _stride1d(p) -> int:
     return p["stride"] or p["kernel_size"]
 
 
-def _pooled_length(size, kernel: int, stride: int, pad: int, ceil_mode: bool):
-    """PyTorch's pooling output length (``pooling_output_shape``). Unlike ``_common.window_out`` it lets
-    ceil mode keep a last window that starts inside the input but is longer than it (length 1, kernel 2,
-    ceil_mode gives 1 in PyTorch); below 1 means PyTorch refuses the input."""
-    if not isinstance(size, int):
-        return size  # a run-time length stays symbolic
-    out = (size + 2 * pad - (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
 def _pool1d_infer(p, ins):
     t = ins["in"]
     expect_float(t)
@@ -89,8 +77,8 @@ def _pool1d_infer(p, ins):
     k, s, pad = p["kernel_size"], _stride1d(p), p["padding"]
     if pad * 2 > k:
         raise ShapeError(f"padding {pad} must be at most half the kernel size {k}")
-    length = _pooled_length(t.shape[2], k, s, pad, p["ceil_mode"])
-    if isinstance(length, int) and length < 1:
+    length = window_out(t.shape[2], k, s, pad, 1, p["ceil_mode"])
+    if length == 0:
         raise ShapeError(f"the window of {k} does not fit the input of length {t.shape[2]}", "in")
     return {"out": TensorInfo((*t.shape[:2], length), t.dtype)}
 
@@ -147,11 +135,12 @@ def _lrn_module(p, ins):
 
 LocalResponseNorm = NodeSpec(
     type="LocalResponseNorm", category="Normalization",
-    doc="Divide each value by (k + alpha/size * sum of squares over `size` neighbouring channels)^beta, as "
-        "in AlexNet (size 5, alpha 1e-4, beta 0.75, k 2). No learned parameters.",
+    doc="Divide each value by (k + alpha/size * sum of squares over `size` neighbouring channels)^beta. "
+        "AlexNet: size 5, beta 0.75, k 2, alpha 5e-4 (the paper's 1e-4, which it does not divide by size). "
+        "No learned parameters.",
     params=(
         Int("size", 5, min=1, doc="neighbouring channels summed over"),
-        Float("alpha", 1e-4, min=0.0, doc="scale of the sum of squares"),
+        Float("alpha", 1e-4, min=0.0, doc="scale of the sum of squares (divided by size)"),
         Float("beta", 0.75, min=0.0, doc="exponent"),
         Float("k", 1.0, min=0.0, doc="additive constant (AlexNet uses 2)"),
     ),
