@@ -1,0 +1,758 @@
+"""Export a graph, with its weights, to an ONNX file that is proven to compute what the PyTorch model
+computes.
+
+    report = export_graph(graph, "lenet.onnx")                 # random (seeded) or the graph's own weights
+    report = export_graph(graph, "lenet.onnx", weights="ckpt.pt", batch=1, opset=17)
+    print(report.text())
+
+    deepcanvas export lenet.dcnet --onnx lenet.onnx [--weights ckpt.pt] [--opset N] [--batch dynamic|N]
+
+Every export is verified before it is called a success, and nothing is written until it is:
+
+1. the model is exported in eval mode (Dropout off, BatchNorm on its running statistics), input and output
+   names from the graph's Input and Output nodes, the batch axis (and every named axis such as ``T``)
+   dynamic unless ``batch`` fixes it;
+2. the file is tidied (``engine.onnx_tidy``) and carries the graph's name, description and the app
+   version as metadata;
+3. ``onnx.checker`` (full check) passes, and onnxruntime, run on random inputs at two batch sizes (each
+   Input's dtype and shape respected, named axes at two sizes too), reproduces the PyTorch outputs within
+   ``tolerance`` (1e-4 for float32); the report gives the max absolute difference per output;
+4. only then the file is written, atomically. A failure raises ``ExportError`` naming the node whose
+   operation could not be exported and why; no file, partial or otherwise, is left.
+
+Which exporter, and why
+-----------------------
+torch has two ONNX exporters. We use the torch.export-based one (``dynamo=True``, needs onnxscript) by
+default: it is the one PyTorch develops (the TorchScript one has been deprecated since 2.9 and warns that
+it will be removed), it refuses a model that would silently bake a run-time size into the file (tracing
+would record batch 3 as a constant and the file would fail on batch 4), it emits native ONNX LSTM/GRU,
+and every node it writes carries the source line it came from, which is how a failure names the node.
+Its lowest opset is 18, so for ``--opset`` below 18 (older runtimes) we use the TorchScript exporter, which
+reaches down to opset 9; ``exporter="legacy"`` asks for it explicitly. Both run on torch 2.11 to 2.13.
+
+We switch off the exporters' own graph optimisation: it folds BatchNorm into the preceding convolution,
+after which the file no longer has the graph's layers (a re-import would have other layers and parameter
+counts, and BatchNorm statistics could not be fine-tuned). Runtimes fold BatchNorm themselves when they
+load the file (onnxruntime does at its basic level), so serving speed is the same. ``engine.onnx_tidy``
+does the harmless rest of that optimisation.
+
+Graphs with several networks
+----------------------------
+``export_parts(graph)`` is the one place that decides which networks a graph holds (a GAN's generator and
+discriminator, a VAE's encoder and decoder, a seq2seq model's encoder and decoder step). Today every graph
+is one network; when multi-network graphs land, that function returns one ``ExportPart`` (a sub-graph
+whose nodes keep their ids) per network and ``export_all`` writes ``OUT_<part>.onnx`` for each, weights
+found by node id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .graph import Graph
+from .inference import GraphError, Inference, require_valid
+from .onnx_weights import WeightsError, graph_weights_path, load_into, read_checkpoint, write_bytes_atomic
+from .spec import BATCH, LAYER
+
+DEFAULT_OPSET = 18  # the dynamo exporter's native opset; onnxruntime 1.14 (2023) and newer run it
+MIN_DYNAMO_OPSET = 18
+MIN_LEGACY_OPSET = 9
+MAX_OPSET = 20
+TOLERANCE = 1e-4  # float32: the largest absolute difference accepted between onnxruntime and PyTorch
+EXPORTERS = ("auto", "dynamo", "legacy")
+EXAMPLE_BATCH = 3  # the size the model is traced at: not 0 or 1, which torch.export would specialise
+CHECK_BATCHES = (1, 4)  # onnxruntime is checked at these sizes (both differ from the traced one)
+BATCH_AXIS_NAME = "batch"
+
+_INT_RANGE_PARAMS = ("num_embeddings", "vocab_size", "num_tokens", "num_classes", "vocab")
+
+
+class ExportError(RuntimeError):
+    """An export that failed; ``node`` (id), ``label`` and ``node_type`` name the node at fault when it
+    is known, ``reason`` says why, ``stage`` where (export, checker, onnxruntime, verify, write)."""
+
+    def __init__(self, message: str, *, stage: str, reason: str = "", node: str | None = None,
+                 label: str | None = None, node_type: str | None = None):
+        super().__init__(message)
+        self.stage, self.reason, self.node, self.label, self.node_type = stage, reason, node, label, node_type
+
+
+@dataclass
+class BatchCheck:
+    """One onnxruntime run against PyTorch."""
+
+    batch: int
+    axes: dict[str, int]  # sizes given to named axes (T, ...)
+    diffs: dict[str, float]  # output name -> max absolute difference
+
+    @property
+    def max_diff(self) -> float:
+        return max(self.diffs.values(), default=0.0)
+
+
+@dataclass
+class ExportReport:
+    path: str
+    graph_name: str
+    part: str | None
+    exporter: str
+    opset: int
+    batch: str | int
+    inputs: list[dict]  # {"name", "dtype", "shape"}
+    outputs: list[dict]
+    weights: str  # where the weights came from
+    checks: list[BatchCheck] = field(default_factory=list)
+    tolerance: float = TOLERANCE
+    seconds_export: float = 0.0
+    seconds_verify: float = 0.0
+    file_bytes: int = 0
+    nodes: int = 0
+    folded: int = 0
+
+    @property
+    def max_diff(self) -> float:
+        return max((c.max_diff for c in self.checks), default=0.0)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and self.max_diff <= self.tolerance
+
+    def text(self) -> str:
+        what = f"{self.graph_name}" + (f" ({self.part})" if self.part else "")
+        lines = [f"exported {what} to {self.path} ({_size(self.file_bytes)}, {self.nodes} ONNX nodes) in "
+                 f"{self.seconds_export:.1f} s with the {self.exporter} exporter, opset {self.opset}",
+                 f"  weights: {self.weights}",
+                 f"  batch axis: {self.batch}"]
+        for kind, items in (("input", self.inputs), ("output", self.outputs)):
+            for t in items:
+                lines.append(f"  {kind} {t['name']}: {t['dtype']} ({', '.join(map(str, t['shape']))})")
+        lines.append("  onnx.checker: passed (full check)")
+        lines.append(f"  onnxruntime vs PyTorch (tolerance {self.tolerance:g}), checked in {self.seconds_verify:.1f} s:")
+        for c in self.checks:
+            axes = "".join(f", {k}={v}" for k, v in c.axes.items())
+            per = ", ".join(f"{k} {v:.2e}" for k, v in c.diffs.items())
+            lines.append(f"    batch {c.batch}{axes}: max |diff| {per}")
+        lines.append(f"  verified: max absolute difference {self.max_diff:.2e} <= {self.tolerance:g}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        d = {k: getattr(self, k) for k in ("path", "graph_name", "part", "exporter", "opset", "batch", "inputs",
+                                            "outputs", "weights", "tolerance", "seconds_export", "seconds_verify",
+                                            "file_bytes", "nodes", "folded", "max_diff", "ok")}
+        d["checks"] = [{"batch": c.batch, "axes": c.axes, "max_abs_diff": c.diffs} for c in self.checks]
+        return d
+
+
+@dataclass
+class ExportPart:
+    """One network of a graph, exported to its own file. ``name`` is None for a single-network graph."""
+
+    name: str | None
+    graph: Graph
+
+
+def export_parts(graph: Graph) -> list[ExportPart]:
+    """The networks a graph holds, each exported on its own. This is the seam for multi-network graphs
+    (GAN, VAE, seq2seq): today a graph is one network. A part's graph keeps the node ids of the whole,
+    which is how its weights are found."""
+    return [ExportPart(None, graph)]
+
+
+def part_path(out: str | os.PathLike, part: ExportPart, count: int) -> Path:
+    out = Path(out)
+    if count == 1 or part.name is None:
+        return out
+    return out.with_name(f"{out.stem}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', part.name)}{out.suffix or '.onnx'}")
+
+
+# ----------------------------------------------------------------------------- the public entry points
+def export_all(graph: Graph, out: str | os.PathLike, **kw) -> list[ExportReport]:
+    """Export every part of the graph (see ``export_parts``); one verified file per part."""
+    parts = export_parts(graph)
+    state, source = _resolve_weights(graph, kw.pop("weights", None), kw.pop("graph_file", None))
+    return [export_graph(p.graph, part_path(out, p, len(parts)), weights=state, weights_source=source,
+                         part=p.name, **kw) for p in parts]
+
+
+def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, graph_file=None,
+                 opset: int = DEFAULT_OPSET, batch: str | int = "dynamic", exporter: str = "auto",
+                 tolerance: float = TOLERANCE, seed: int = 0, threads: int = 2, part: str | None = None,
+                 weights_source: str | None = None) -> ExportReport:
+    """Export one network to ``out`` and verify it (see the module docstring). ``weights``: None (the
+    graph's own weights file when it names one, else the seeded initial weights), a checkpoint path, or
+    a state dict (model keys or node keys). Raises ``GraphError`` for an invalid graph, ``WeightsError``
+    for weights that do not fit, and ``ExportError`` for a failed export or verification."""
+    from .compiler import build
+
+    out = Path(out)
+    if not out.parent.exists():
+        raise ExportError(f"cannot write {out}: the folder {out.parent} does not exist", stage="write")
+    exporter = choose_exporter(exporter, opset)
+    batch = _check_batch(batch)
+    inf = require_valid(graph)
+    compiled = build(graph, seed)
+    model = compiled.model.eval()
+    if isinstance(weights, dict) and weights_source is not None:
+        state, source = weights, weights_source
+    else:
+        state, source = _resolve_weights(graph, weights, graph_file)
+    if state is None:
+        source = f"initial weights (seed {seed})"
+    else:
+        load_into(model, compiled.plan.attrs, _part_state(state, graph), source)
+
+    job = _Job(graph, inf, compiled, model, opset, batch, exporter, threads)
+    t0 = time.perf_counter()
+    proto, folded = job.export()
+    seconds_export = time.perf_counter() - t0
+    data = proto.SerializeToString()
+    job.check(proto)
+    t1 = time.perf_counter()
+    checks = job.verify(data, seed, tolerance)
+    seconds_verify = time.perf_counter() - t1
+    try:
+        write_bytes_atomic(out, data)
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: {exc.strerror or exc}", stage="write") from None
+    return ExportReport(
+        path=str(out), graph_name=graph.name, part=part, exporter=exporter, opset=opset,
+        batch="dynamic" if batch is None else batch, inputs=job.io_description(proto.graph.input),
+        outputs=job.io_description(proto.graph.output), weights=source, checks=checks, tolerance=tolerance,
+        seconds_export=seconds_export, seconds_verify=seconds_verify, file_bytes=len(data),
+        nodes=len(proto.graph.node), folded=folded)
+
+
+def to_onnx(graph: Graph, *, model=None, opset: int = DEFAULT_OPSET, batch: str | int = "dynamic",
+            exporter: str = "auto", seed: int = 0):
+    """The graph as an (unverified, unwritten) ``onnx.ModelProto``: for benchmarks and tools that verify
+    in their own way. ``model`` is a compiled model with weights already loaded, else a fresh one."""
+    from .compiler import build
+
+    exporter = choose_exporter(exporter, opset)
+    inf = require_valid(graph)
+    compiled = build(graph, seed)
+    if model is not None:
+        compiled.model = model
+    job = _Job(graph, inf, compiled, compiled.model.eval(), opset, _check_batch(batch), exporter, 2)
+    return job.export()[0]
+
+
+def choose_exporter(exporter: str, opset: int) -> str:
+    if exporter not in EXPORTERS:
+        raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}", stage="export")
+    if not isinstance(opset, int) or not MIN_LEGACY_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"opset {opset} is not supported; choose {MIN_LEGACY_OPSET} to {MAX_OPSET} "
+                          f"(default {DEFAULT_OPSET})", stage="export")
+    if exporter == "auto":
+        return "dynamo" if opset >= MIN_DYNAMO_OPSET else "legacy"
+    if exporter == "dynamo" and opset < MIN_DYNAMO_OPSET:
+        raise ExportError(f"the dynamo exporter writes opset {MIN_DYNAMO_OPSET} or newer; for opset {opset} use "
+                          "the legacy exporter (exporter 'auto' picks it)", stage="export")
+    return exporter
+
+
+def _check_batch(batch) -> int | None:
+    if batch in (None, "dynamic"):
+        return None
+    if isinstance(batch, str) and batch.isdigit():
+        batch = int(batch)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ExportError(f"batch must be 'dynamic' or a positive whole number, got {batch!r}", stage="export")
+    return batch
+
+
+# ----------------------------------------------------------------------------- weights
+def _resolve_weights(graph: Graph, weights, graph_file) -> tuple[dict | None, str | None]:
+    if isinstance(weights, dict):
+        return weights, "the given state dict"
+    if weights is not None:
+        return read_checkpoint(weights), f"checkpoint {weights}"
+    own = graph_weights_path(graph, graph_file)
+    if own is None:
+        return None, None
+    if not own.is_file():
+        raise WeightsError(f"graph '{graph.name}' refers to the weights file {own}, which does not exist")
+    return read_checkpoint(own), f"the graph's weights file {own}"
+
+
+def _part_state(state: dict, graph: Graph) -> dict:
+    """Node-keyed weights restricted to the nodes of this (part) graph; model keys are left as they are."""
+    from .onnx_weights import SEP, is_node_keyed
+
+    if not is_node_keyed(state):
+        return state
+    return {k: v for k, v in state.items() if k.rpartition(SEP)[0] in graph.nodes} or state
+
+
+# ----------------------------------------------------------------------------- the work
+class _Job:
+    def __init__(self, graph: Graph, inf: Inference, compiled, model, opset: int, batch: int | None,
+                 exporter: str, threads: int):
+        self.graph, self.inf, self.compiled, self.model = graph, inf, compiled, model
+        self.opset, self.batch, self.exporter, self.threads = opset, batch, exporter, threads
+        plan = compiled.plan
+        self.input_names = [a for _, a in plan.inputs]
+        self.output_names = [n for _, n in plan.outputs]
+        self.input_infos = [inf.shape(nid) for nid, _ in plan.inputs]
+        self.output_infos = [inf.nodes[nid].inputs["in"] for nid, _ in plan.outputs]
+        symbols: list[str] = []
+        for t in self.input_infos:
+            for d in t.shape[1:]:
+                if isinstance(d, str) and d not in symbols:
+                    symbols.append(d)
+        self.symbols = symbols
+        self.batch_name = BATCH_AXIS_NAME if BATCH_AXIS_NAME not in symbols else BATCH_AXIS_NAME + "_"
+        self.lines = _LineMap(graph, inf, compiled)
+        self.origins: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- inputs
+    def sizes(self, which: int | None) -> tuple[int, dict[str, int]]:
+        """Batch and named-axis sizes: the traced example (None) or check number ``which``."""
+        if which is None:
+            return (self.batch or EXAMPLE_BATCH), {s: 5 + i for i, s in enumerate(self.symbols)}
+        b = self.batch or CHECK_BATCHES[which]
+        return b, {s: (3, 7)[which] + i for i, s in enumerate(self.symbols)}
+
+    def inputs(self, batch: int, axes: dict[str, int], seed: int) -> list:
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        out = []
+        for (nid, _), t in zip(self.compiled.plan.inputs, self.input_infos):
+            shape = [batch] + [axes[d] if isinstance(d, str) else d for d in t.shape[1:]]
+            if t.dtype.startswith("float"):
+                out.append(torch.randn(shape, generator=gen, dtype=getattr(torch, t.dtype)))
+            else:
+                high = _int_input_high(self.graph, nid)
+                out.append(torch.randint(0, high, shape, generator=gen, dtype=getattr(torch, t.dtype)))
+        return out
+
+    # ---------------------------------------------------------------- export
+    def export(self):
+        """(tidied ModelProto with metadata, number of folded nodes)."""
+        from .onnx_tidy import tidy
+
+        batch, axes = self.sizes(None)
+        args = tuple(self.inputs(batch, axes, seed=12345))
+        proto = self._export_dynamo(args) if self.exporter == "dynamo" else self._export_legacy(args)
+        try:
+            result = tidy(proto)
+        except Exception as exc:  # a bug of ours, but say so plainly rather than with a traceback
+            raise ExportError(f"export of '{self.graph.name}' failed while tidying the ONNX graph: "
+                              f"{type(exc).__name__}: {exc}", stage="export", reason=str(exc)) from None
+        self.origins = result.origins
+        proto = result.model
+        self._name_axes(proto)
+        self._metadata(proto)
+        return proto, result.folded
+
+    def _export_dynamo(self, args):
+        import torch
+
+        dims: dict[str, Any] = {}
+
+        def dim(name: str):
+            if name not in dims:
+                dims[name] = torch.export.Dim(name)
+            return dims[name]
+
+        dyn = {}
+        for name, t in zip(self.input_names, self.input_infos):
+            spec = {0: dim(self.batch_name)} if self.batch is None else {}
+            for axis, d in enumerate(t.shape[1:], start=1):
+                if isinstance(d, str):
+                    spec[axis] = dim(d)
+            dyn[name] = spec
+        with _quiet() as log:
+            try:
+                ep = torch.export.export(self.model, args, dynamic_shapes=dyn or None, strict=False)
+            except Exception as exc:
+                raise self._failure(exc, "torch.export could not trace the model", log) from None
+            try:
+                program = torch.onnx.export(ep, (), None, dynamo=True, verbose=False, optimize=False,
+                                            input_names=self.input_names, output_names=self.output_names,
+                                            opset_version=self.opset, external_data=False)
+            except Exception as exc:
+                raise self._failure(exc, "the operation has no ONNX translation", log, ep=ep) from None
+        return program.model_proto
+
+    def _export_legacy(self, args):
+        import torch
+
+        dynamic_axes = {}
+        if self.batch is None or self.symbols:
+            for name, t in zip(self.input_names, self.input_infos):
+                dynamic_axes[name] = self._axis_names(t.shape, name)
+            for name, t in zip(self.output_names, self.output_infos):
+                dynamic_axes[name] = self._axis_names(t.shape, name)
+        buf = io.BytesIO()
+        with _quiet() as log:
+            try:
+                torch.onnx.export(self.model, args, buf, dynamo=False, opset_version=self.opset,
+                                  input_names=self.input_names, output_names=self.output_names,
+                                  dynamic_axes={k: v for k, v in dynamic_axes.items() if v} or None,
+                                  do_constant_folding=False)
+            except Exception as exc:
+                raise self._failure(exc, "the operation has no ONNX translation", log) from None
+        import onnx
+
+        return onnx.load_from_string(buf.getvalue())
+
+    def _axis_names(self, shape: tuple, tensor: str) -> dict[int, str]:
+        names = {}
+        for axis, d in enumerate(shape):
+            if d == BATCH and axis == 0:
+                if self.batch is None:
+                    names[0] = self.batch_name
+            elif isinstance(d, str):
+                names[axis] = d if d in self.symbols else f"{tensor}_dim{axis}"
+        return names
+
+    def _name_axes(self, proto) -> None:
+        """Give run-time axes the graph's names (torch.export calls them s0, s1, ...)."""
+        rename = {}
+        for vi, t in zip(proto.graph.input, self.input_infos):
+            for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
+                if dim.HasField("dim_param") and axis < len(t.shape):
+                    want = self.batch_name if axis == 0 else t.shape[axis]
+                    if isinstance(want, str) and want != dim.dim_param:
+                        rename.setdefault(dim.dim_param, want)
+        if not rename:
+            return
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b")
+        for vi in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
+            for dim in vi.type.tensor_type.shape.dim:
+                if dim.HasField("dim_param"):
+                    dim.dim_param = pattern.sub(lambda m: rename[m.group(1)], dim.dim_param)
+
+    def _metadata(self, proto) -> None:
+        import torch
+
+        for vi in [*proto.graph.input, *proto.graph.output]:
+            keep = [p for p in vi.metadata_props if not p.key.startswith("pkg.torch.")]
+            del vi.metadata_props[:]
+            vi.metadata_props.extend(keep)
+        proto.doc_string = self.graph.description
+        proto.graph.name = re.sub(r"\W+", "_", self.graph.name).strip("_") or "graph"
+        proto.producer_name, proto.producer_version = "DeepCanvas", __version__
+        meta = {"deepcanvas.name": self.graph.name, "deepcanvas.description": self.graph.description,
+                "deepcanvas.version": __version__, "deepcanvas.exporter": f"torch {torch.__version__} "
+                f"({self.exporter})", "deepcanvas.batch": "dynamic" if self.batch is None else str(self.batch)}
+        del proto.metadata_props[:]
+        for k, v in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+
+    # ---------------------------------------------------------------- checks
+    def check(self, proto) -> None:
+        import onnx
+
+        try:
+            onnx.checker.check_model(proto, full_check=True)
+        except Exception as exc:
+            raise self._failure(exc, "onnx.checker rejected the file", "", stage="checker") from None
+
+    def verify(self, data: bytes, seed: int, tolerance: float) -> list[BatchCheck]:
+        import onnxruntime as ort
+        import torch
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = max(1, self.threads), 1
+        so.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise self._failure(exc, "onnxruntime cannot load the file", "", stage="onnxruntime") from None
+        checks = []
+        for which in (0, 1):
+            batch, axes = self.sizes(which)
+            args = self.inputs(batch, axes, seed=seed * 1000 + 17 + which)
+            with torch.no_grad():
+                expected = self.model(*args)
+            if not isinstance(expected, tuple):
+                expected = (expected,)
+            feeds = {n: a.numpy() for n, a in zip(self.input_names, args)}
+            try:
+                got = session.run(self.output_names, feeds)
+            except Exception as exc:
+                raise self._failure(exc, f"onnxruntime failed at batch {batch}", "", stage="onnxruntime") from None
+            diffs = {}
+            for name, e, g in zip(self.output_names, expected, got):
+                e = e.detach().numpy()
+                if tuple(e.shape) != tuple(g.shape):
+                    raise ExportError(f"export of '{self.graph.name}' is wrong: onnxruntime gives output '{name}' "
+                                      f"the shape {tuple(g.shape)} at batch {batch}, PyTorch {tuple(e.shape)}",
+                                      stage="verify", reason="shape mismatch")
+                diffs[name] = _max_abs_diff(e, g)
+            check = BatchCheck(batch, axes, diffs)
+            checks.append(check)
+            worst = max(diffs, key=diffs.get) if diffs else None
+            if worst is not None and not diffs[worst] <= tolerance:
+                raise ExportError(
+                    f"export of '{self.graph.name}' is not faithful: onnxruntime's output '{worst}' differs from "
+                    f"PyTorch's by {diffs[worst]:.3g} at batch {batch} (tolerance {tolerance:g}); no file was written",
+                    stage="verify", reason=f"max abs diff {diffs[worst]:.3g}")
+        return checks
+
+    def io_description(self, values) -> list[dict]:
+        import onnx
+
+        out = []
+        for vi in values:
+            tt = vi.type.tensor_type
+            shape = [d.dim_param if d.HasField("dim_param") else d.dim_value for d in tt.shape.dim]
+            out.append({"name": vi.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name,
+                        "shape": shape})
+        return out
+
+    # ---------------------------------------------------------------- failures
+    def _failure(self, exc: BaseException, what: str, log, ep=None, stage: str = "export") -> ExportError:
+        reason = _reason(exc)
+        nid = self.lines.find_in_exception(exc)
+        if nid is None and ep is not None:
+            nid = self.lines.find_in_program(exc, ep)
+        if nid is None and stage != "export":
+            nid = self.lines.find_in_origins(str(exc), self.origins)
+        if nid is None and stage == "export":
+            found = _isolate(self)
+            if found is not None:
+                nid, reason = found
+        if nid is not None:
+            node = self.graph.nodes[nid]
+            msg = (f"export of '{self.graph.name}' failed at {node.type} '{node.label}' (node {nid}): {what}: "
+                   f"{reason}")
+            return ExportError(msg + "\nno file was written", stage=stage, reason=reason, node=nid,
+                               label=node.label, node_type=node.type)
+        return ExportError(f"export of '{self.graph.name}' failed ({self.exporter} exporter, opset {self.opset}): "
+                           f"{what}: {reason}\nno file was written", stage=stage, reason=reason)
+
+
+# ----------------------------------------------------------------------------- naming the node at fault
+class _LineMap:
+    """Maps a line of the generated forward() to the node it computes (codegen writes one line per
+    node, in the compiler's order, right after ``def forward``)."""
+
+    def __init__(self, graph: Graph, inf: Inference, compiled):
+        reg = graph.registry
+        self.model_nodes = [nid for nid in inf.order if reg[graph.nodes[nid].type].role == LAYER]
+        self.pattern = re.compile(r"<deepcanvas " + re.escape(compiled.plan.class_name) +
+                                  r" [0-9a-f]+>(?:\", line |:)(\d+)")
+        lines = compiled.source.splitlines()
+        self.first = None
+        for i, line in enumerate(lines):
+            if line.startswith("    def forward("):
+                body = lines[i + 1:i + 1 + len(self.model_nodes)]
+                if (len(body) == len(self.model_nodes) and i + 1 + len(body) < len(lines)
+                        and lines[i + 1 + len(body)].strip().startswith("return")):
+                    self.first = i + 2  # 1-based number of the first body line
+                break
+
+    def node_at(self, lineno: int) -> str | None:
+        if self.first is None:
+            return None
+        k = lineno - self.first
+        return self.model_nodes[k] if 0 <= k < len(self.model_nodes) else None
+
+    def _last(self, text: str) -> str | None:
+        found = None
+        for m in self.pattern.finditer(text):
+            found = self.node_at(int(m.group(1))) or found
+        return found
+
+    def find_in_exception(self, exc: BaseException) -> str | None:
+        return self._last("".join(traceback.format_exception(exc)))
+
+    def find_in_program(self, exc: BaseException, ep) -> str | None:
+        """A conversion error names the torch.export node (``%name``); its stack trace names our line."""
+        text = "".join(traceback.format_exception(exc))
+        nodes = {n.name: n for n in ep.graph.nodes}
+        for name in re.findall(r"%(\w+) : ", text):
+            trace = nodes[name].meta.get("stack_trace") if name in nodes else None
+            if trace:
+                m = self.pattern.search(trace)
+                if m and self.node_at(int(m.group(1))):
+                    return self.node_at(int(m.group(1)))
+        return None
+
+    def find_in_origins(self, text: str, origins: dict[str, str]) -> str | None:
+        """onnx.checker and onnxruntime name the ONNX node; the exporter recorded where it came from."""
+        for name, trace in origins.items():
+            if name and re.search(r"\b" + re.escape(name) + r"\b", text):
+                m = self.pattern.search(trace)
+                if m and self.node_at(int(m.group(1))):
+                    return self.node_at(int(m.group(1)))
+        return None
+
+
+def _isolate(job: _Job, budget_s: float = 60.0) -> tuple[str, str] | None:
+    """Export each layer on its own (a graph of its inputs, the node and its outputs) until one fails:
+    the fallback when the error message does not say where it came from."""
+    from .compiler import build
+
+    t0 = time.perf_counter()
+    seen = set()
+    for nid in job.lines.model_nodes:
+        if time.perf_counter() - t0 > budget_s:
+            return None
+        node, info = job.graph.nodes[nid], job.inf.nodes[nid]
+        key = (node.type, json.dumps(node.params, sort_keys=True, default=str),
+               tuple((p, t.shape, t.dtype) for p, t in sorted(info.inputs.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        g = Graph(f"{node.label} alone", registry=job.graph.registry)
+        try:
+            g.add_node(node.type, node.label, dict(node.params), node_id=nid)
+            for port, t in info.inputs.items():
+                shape = [d if isinstance(d, int) or (isinstance(d, str) and d.isidentifier() and d != BATCH)
+                         else f"d{i}" for i, d in enumerate(t.shape[1:], start=1)]
+                src = g.add_node("Input", f"in_{port}", {"shape": shape, "dtype": t.dtype})
+                g.connect(src.id, "out", nid, port)
+            for port in info.outputs:
+                o = g.add_node("Output", f"out_{port}")
+                g.connect(nid, port, o.id, "in")
+            sub_inf = require_valid(g)
+            sub = build(g, 0)
+        except Exception:
+            continue
+        try:
+            sub_job = _Job(g, sub_inf, sub, sub.model.eval(), job.opset, job.batch, job.exporter, job.threads)
+            batch, axes = sub_job.sizes(None)
+            args = tuple(sub_job.inputs(batch, axes, seed=1))
+            with _quiet():
+                if job.exporter == "dynamo":
+                    sub_job._export_dynamo(args)
+                else:
+                    sub_job._export_legacy(args)
+        except ExportError as exc:
+            return nid, exc.reason
+        except Exception as exc:
+            return nid, _reason(exc)
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The useful sentence of an exporter's (often very long) error."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    m = re.search(r"## Exception summary\s*\n\s*<class '[^']*'>: (.+)", text)
+    if m:
+        return m.group(1).strip()[:400]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[0][:400]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep the exporters' progress lines, deprecation warnings and logging off the user's terminal."""
+    log = io.StringIO()
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript",
+                                               "torch.fx.experimental.symbolic_shapes")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            warnings.simplefilter("ignore")
+            yield log
+    finally:
+        for lg, lvl in zip(loggers, levels):
+            lg.setLevel(lvl)
+
+
+def _int_input_high(graph: Graph, input_id: str) -> int:
+    """An exclusive upper bound for random ids fed to an int64 Input: the smallest vocabulary among the
+    nodes that read it (an Embedding's num_embeddings), else 2."""
+    highs = []
+    for e in graph.edges_from(input_id):
+        params = graph.nodes[e.dst].params
+        highs += [v for k, v in params.items() if k in _INT_RANGE_PARAMS and isinstance(v, int) and v > 0]
+    return min(highs) if highs else 2
+
+
+def _max_abs_diff(a, b) -> float:
+    import numpy as np
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    if (nan_a != nan_b).any():
+        return math.inf
+    d = np.abs(np.where(nan_a, 0.0, a) - np.where(nan_b, 0.0, b))
+    same_inf = np.isinf(a) & np.isinf(b) & (np.sign(a) == np.sign(b))
+    d = np.where(same_inf, 0.0, d)
+    return float(np.max(d))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- command line
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a graph with its weights to ONNX, verified against PyTorch with onnxruntime",
+        description="Export to ONNX. The file is written only after onnx.checker passes and onnxruntime "
+                    "reproduces the PyTorch outputs at two batch sizes (max abs difference <= tolerance).")
+    p.add_argument("file", help="the graph (.dcnet)")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--weights", metavar="CHECKPOINT",
+                   help="a torch.save state dict (or a dict with a 'model' state dict), or a .safetensors "
+                        "file; default: the graph's own weights file if it names one, else seeded initial weights")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET}; "
+                   f"below {MIN_DYNAMO_OPSET} uses the legacy exporter)")
+    p.add_argument("--batch", default="dynamic", help="'dynamic' (default) or a fixed batch size")
+    p.add_argument("--exporter", choices=EXPORTERS, default="auto",
+                   help="torch exporter: auto (dynamo for opset >= 18, else legacy), dynamo, legacy")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE, help=f"max abs difference (default {TOLERANCE:g})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the random test inputs")
+    p.add_argument("--json", action="store_true", help="print the verification report as JSON")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    import sys
+
+    from .fileio import load_graph
+
+    graph = load_graph(args.file)
+    try:
+        reports = export_all(graph, args.onnx, weights=args.weights, graph_file=args.file, opset=args.opset,
+                             batch=args.batch, exporter=args.exporter, tolerance=args.tolerance, seed=args.seed)
+    except WeightsError as exc:
+        print(f"deepcanvas: {exc}", file=sys.stderr)
+        return 2
+    except ExportError as exc:
+        print(f"deepcanvas: {exc}", file=sys.stderr)
+        return 1
+    except GraphError:
+        raise
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports] if len(reports) > 1 else reports[0].to_json(), indent=2))
+    else:
+        print("\n".join(r.text() for r in reports))
+    return 0
+
+
+__all__ = ["export_graph", "export_all", "export_parts", "to_onnx", "ExportPart", "ExportReport", "BatchCheck",
+           "ExportError", "choose_exporter", "DEFAULT_OPSET", "TOLERANCE", "register"]

@@ -1,0 +1,202 @@
+"""Weights that belong to a graph: reading checkpoints, the weights file a graph refers to, and loading
+either into a compiled model with a clear message for every key that does not fit.
+
+Two layouts of the same numbers exist:
+
+- **model keys**, as ``model.state_dict()`` of the compiled graph names them (``conv1.weight``): what a
+  trainer's checkpoint holds (``torch.save`` of a state dict, or of ``{"model": state_dict, ...}``);
+- **node keys**, ``<node id>/<parameter>`` (``conv1/weight``): what a graph's own weights file holds.
+  Node ids never change when a node is relabelled, so the file keeps fitting the graph after edits, and
+  a part of a graph (one network of a GAN) finds its weights by the same ids.
+
+A graph refers to its weights file by a path relative to the graph file, kept for now in
+``graph.training["weights"]`` (e.g. ``"mnist.safetensors"``); see ``graph_weights_path``.
+
+Nothing here imports Qt; torch is imported when a function needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .graph import Graph
+
+WEIGHTS_KEY = "weights"  # graph.training[WEIGHTS_KEY] = weights file, relative to the graph file
+SEP = "/"
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read or does not fit the graph; the message says which keys."""
+
+
+# ----------------------------------------------------------------------------- files
+def read_checkpoint(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
+    """Tensors from a checkpoint: a ``.safetensors`` file, or a ``torch.save`` file holding a state dict
+    or a dict with a ``"model"`` entry that holds one (read with ``weights_only=True``: nothing in the
+    file is executed)."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"weights file {p}: {'is a folder' if p.is_dir() else 'does not exist'}")
+    if _is_safetensors(p):
+        try:
+            from safetensors.torch import load_file
+            return dict(load_file(str(p)))
+        except Exception as exc:
+            raise WeightsError(f"weights file {p}: not a readable safetensors file ({exc})") from None
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"weights file {p}: cannot be read as a PyTorch checkpoint ({first})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not obj:
+        raise WeightsError(f"weights file {p}: expected a state dict (or a dict with a 'model' state dict), "
+                           f"got {type(obj).__name__}")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(f"weights file {p}: entries that are not tensors: {_names(bad)}")
+    return _strip_wrappers(dict(obj))
+
+
+def _is_safetensors(p: Path) -> bool:
+    if p.suffix == ".safetensors":
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(9)
+        return len(head) == 9 and head[8:9] == b"{"  # 8-byte header length, then the JSON header
+    except OSError:
+        return False
+
+
+def _strip_wrappers(state: dict) -> dict:
+    """Drop the prefixes torch.compile (``_orig_mod.``) and DataParallel (``module.``) put on every key."""
+    for prefix in ("_orig_mod.", "module."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def save_node_weights(path: str | os.PathLike, tensors: dict[str, "torch.Tensor"],
+                      metadata: dict[str, str] | None = None) -> None:
+    """Write node-keyed tensors as a safetensors file, atomically (temporary file, then rename)."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                metadata={"format": "deepcanvas.weights", "keys": "node_id/parameter", **(metadata or {})})
+    write_bytes_atomic(path, data)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Like ``engine.fileio.write_atomic`` for bytes: the target is either the old file or the new one."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, (target.stat().st_mode & 0o777) if target.exists() else 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def graph_weights_path(graph: "Graph", graph_file: str | os.PathLike | None) -> Path | None:
+    """The weights file a graph refers to (``graph.training["weights"]``, relative to the graph file)."""
+    ref = graph.training.get(WEIGHTS_KEY) if isinstance(graph.training, dict) else None
+    if not ref:
+        return None
+    if not isinstance(ref, str):
+        raise WeightsError(f"graph '{graph.name}': training.{WEIGHTS_KEY} must be a file name, got {ref!r}")
+    p = Path(ref)
+    if not p.is_absolute() and graph_file is not None:
+        p = Path(graph_file).resolve().parent / p
+    return p
+
+
+# ----------------------------------------------------------------------------- keys
+def to_node_keys(state: dict, attrs: dict[str, str]) -> tuple[dict, list[str]]:
+    """Model keys -> node keys, given the compiled plan's ``node id -> attribute``. Returns the node-keyed
+    tensors and the keys that belong to no node."""
+    by_attr = {a: nid for nid, a in attrs.items()}
+    out, stray = {}, []
+    for key, value in state.items():
+        attr_name, _, rest = key.partition(".")
+        nid = by_attr.get(attr_name)
+        if nid is None or not rest:
+            stray.append(key)
+        else:
+            out[f"{nid}{SEP}{rest}"] = value
+    return out, stray
+
+
+def to_model_keys(node_state: dict, attrs: dict[str, str]) -> tuple[dict, list[str]]:
+    """Node keys -> model keys; also returns the node keys whose node has no module in this model."""
+    out, stray = {}, []
+    for key, value in node_state.items():
+        nid, sep, rest = key.rpartition(SEP) if SEP in key else ("", "", key)
+        # node ids may contain '/', parameter paths never do: split at the last one
+        if not sep or nid not in attrs:
+            stray.append(key)
+        else:
+            out[f"{attrs[nid]}.{rest}"] = value
+    return out, stray
+
+
+def is_node_keyed(state: dict) -> bool:
+    return bool(state) and all(SEP in k for k in state)
+
+
+def apply_state(model, state: dict, source: str) -> None:
+    """Load model-keyed tensors into ``model``; every missing, unexpected or wrongly shaped key is named."""
+    import torch
+
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} (file {tuple(state[k].shape)}, graph {tuple(own[k].shape)})" for k in state
+             if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing from the file: {_names(missing)}")
+    if unexpected:
+        problems.append(f"in the file but not in the graph: {_names(unexpected)}")
+    if wrong:
+        problems.append(f"different shapes: {_names(wrong)}")
+    if problems:
+        raise WeightsError(f"{source} does not fit the graph; " + "; ".join(problems))
+    with torch.no_grad():
+        model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+
+
+def load_into(model, attrs: dict[str, str], state: dict, source: str) -> None:
+    """Load a checkpoint (model keys) or a graph weights file (node keys) into a compiled model."""
+    if is_node_keyed(state):
+        state, stray = to_model_keys(state, attrs)
+        if stray:
+            raise WeightsError(f"{source} does not fit the graph; weights of nodes not in the graph: "
+                               f"{_names(stray)}")
+    apply_state(model, state, source)
+
+
+def _names(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+__all__ = ["WeightsError", "WEIGHTS_KEY", "read_checkpoint", "save_node_weights", "write_bytes_atomic",
+           "graph_weights_path", "to_node_keys", "to_model_keys", "is_node_keyed", "apply_state", "load_into"]
