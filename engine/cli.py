@@ -29,6 +29,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 # stays quick. Add one line per module.
 COMMAND_MODULES: tuple[str, ...] = (
     "engine.templates",
+    "engine.export",
 )
 
 
