@@ -1,0 +1,99 @@
+"""The bias/variance doctor: what to do next, from train, dev (and test) error, the way Andrew Ng's
+"basic recipe for machine learning" teaches it.
+
+Given a human-level error (a proxy for the Bayes error, the best any classifier can do):
+
+- avoidable bias = train error - human-level error: the network does not even fit the training set;
+- variance = dev error - train error: what it learned does not carry over to new examples;
+- (with a test error) dev overfitting = test error - dev error: the dev set was tuned to too hard.
+
+The larger of bias and variance is the problem to work on first, with the recipe's remedies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BIAS_REMEDIES = [
+    "train a bigger network (more layers or more units per layer)",
+    "train longer (more epochs)",
+    "use a better optimizer (Adam, momentum) or tune the learning rate (try the learning-rate finder)",
+    "try another architecture better suited to the data (e.g. convolutions for images)",
+    "reduce regularization (weight decay, dropout) if you added it",
+]
+VARIANCE_REMEDIES = [
+    "get more training data (or augment the data you have)",
+    "add regularization: L2 weight decay, dropout, early stopping",
+    "try another architecture (fewer parameters, or one that builds in what you know about the data)",
+]
+DEV_OVERFIT_REMEDIES = ["get a bigger dev set: the network was tuned to this dev set too closely"]
+
+
+@dataclass
+class Diagnosis:
+    human_error: float
+    train_error: float
+    dev_error: float
+    avoidable_bias: float
+    variance: float
+    problem: str  # "bias", "variance" or "none"
+    remedies: list[str]
+    message: str
+    test_error: float | None = None
+    dev_overfitting: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.1f}%"
+
+
+def diagnose(train_error: float, dev_error: float, human_error: float | None = None,
+             test_error: float | None = None, tolerance: float = 0.01) -> Diagnosis:
+    """Name the dominant problem. ``tolerance`` is the gap (as a fraction, 0.01 = one percentage point)
+    below which neither bias nor variance is called a problem."""
+    notes = []
+    if human_error is None:
+        human_error = 0.0
+        notes.append("no human-level error given: 0% assumed (enter one, e.g. what a person scores, for a "
+                     "fairer avoidable bias)")
+    bias = train_error - human_error
+    variance = dev_error - train_error
+    if bias < 0:
+        notes.append(f"train error {_pct(train_error)} is below the human-level error {_pct(human_error)}: "
+                     "the network is past human level, so the estimate of avoidable bias is unreliable")
+    if max(bias, variance) < tolerance:
+        problem, remedies = "none", []
+        message = (f"avoidable bias {_pct(bias)} and variance {_pct(variance)} are both small: the network "
+                   "does about as well as you asked; to do better, lower the target (human-level error) or get "
+                   "harder data")
+    elif bias >= variance:
+        problem, remedies = "bias", list(BIAS_REMEDIES)
+        message = (f"high bias: train error {_pct(train_error)} is {_pct(bias)} above human level "
+                   f"({_pct(human_error)}), larger than the variance ({_pct(variance)}). The network "
+                   "underfits: make it fit the training set first.")
+    else:
+        problem, remedies = "variance", list(VARIANCE_REMEDIES)
+        message = (f"high variance: dev error {_pct(dev_error)} is {_pct(variance)} above train error "
+                   f"({_pct(train_error)}), larger than the avoidable bias ({_pct(bias)}). The network "
+                   "overfits: make what it learns carry over to new examples.")
+    overfit = None
+    if test_error is not None:
+        overfit = test_error - dev_error
+        if overfit >= max(tolerance, 0.5 * max(bias, variance, 0.0)):
+            notes.append(f"test error {_pct(test_error)} is {_pct(overfit)} above dev error: "
+                         + DEV_OVERFIT_REMEDIES[0])
+    return Diagnosis(human_error, train_error, dev_error, bias, variance, problem, remedies, message,
+                     test_error, overfit, notes)
+
+
+def format_diagnosis(d: Diagnosis) -> str:
+    lines = [f"human-level error {_pct(d.human_error)}, train error {_pct(d.train_error)}, dev error "
+             f"{_pct(d.dev_error)}" + (f", test error {_pct(d.test_error)}" if d.test_error is not None else ""),
+             f"avoidable bias {_pct(d.avoidable_bias)}, variance {_pct(d.variance)}", d.message]
+    lines += [f"  - {r}" for r in d.remedies]
+    lines += [f"note: {n}" for n in d.notes]
+    return "\n".join(lines)

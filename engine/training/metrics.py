@@ -1,0 +1,136 @@
+"""Evaluation: loss, accuracy, precision / recall / F1 per class and macro-averaged, the confusion
+matrix, MSE and MAE for regression, and error analysis (the misclassified examples, most confident
+mistakes first).
+
+Sums are accumulated on the device and read once per evaluation, so evaluating never stalls a GPU on
+every batch. ``predict`` is any callable ``x_batch, y_batch -> (loss, prediction)`` (the training mode
+provides it); predictions are class scores (N, C, ...) for classification and values for regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .data import CLASSIFICATION
+
+Predict = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+@torch.no_grad()
+def evaluate(predict: Predict, x: torch.Tensor, y: torch.Tensor, task: str, num_classes: int | None = None,
+             batch_size: int = 1024, device: torch.device | None = None, confusion: bool = False,
+             to_device: Callable | None = None) -> dict:
+    """Loss and the task's metrics over (x, y). ``confusion`` adds the confusion matrix and the
+    per-class report (classification). ``to_device`` moves a host batch to the device when the data
+    set does not live there."""
+    n = len(x)
+    if n == 0:
+        return {"examples": 0}
+    dev = device or x.device
+    loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+    correct = torch.zeros((), device=dev, dtype=torch.int64)
+    sq = torch.zeros((), device=dev, dtype=torch.float64)
+    ab = torch.zeros((), device=dev, dtype=torch.float64)
+    elements = 0
+    conf = None
+    if confusion and task == CLASSIFICATION:
+        conf = torch.zeros(num_classes * num_classes, device=dev, dtype=torch.int64)
+    for a, b in batches(n, batch_size):
+        xb, yb = x[a:b], y[a:b]
+        if to_device is not None:
+            xb, yb = to_device(xb, yb)
+        loss, pred = predict(xb, yb)
+        loss_sum += loss.detach().double() * (b - a)
+        if task == CLASSIFICATION:
+            guess = pred.argmax(1)
+            correct += (guess == yb).sum()
+            elements += yb.numel()
+            if conf is not None:
+                conf += torch.bincount((yb * num_classes + guess).reshape(-1),
+                                       minlength=num_classes * num_classes)
+        else:
+            diff = pred.float() - yb.float()
+            sq += (diff * diff).sum().double()
+            ab += diff.abs().sum().double()
+            elements += yb.numel()
+    out = {"examples": n, "loss": float(loss_sum) / n}
+    if task == CLASSIFICATION:
+        acc = int(correct) / max(elements, 1)
+        out.update(accuracy=acc, error=1.0 - acc)
+        if conf is not None:
+            matrix = conf.reshape(num_classes, num_classes).cpu().numpy()
+            out.update(per_class_report(matrix))
+    else:
+        out.update(mse=float(sq) / max(elements, 1), mae=float(ab) / max(elements, 1))
+        out["error"] = out["mse"]
+    return out
+
+
+def per_class_report(matrix: np.ndarray) -> dict:
+    """Precision, recall and F1 for each class (rows: true class, columns: predicted) and their macro
+    averages over the classes that occur (in the truth or the predictions)."""
+    tp = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(0).astype(np.float64)
+    actual = matrix.sum(1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(actual > 0, tp / actual, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = (actual > 0) | (predicted > 0)
+    rows = [{"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+             "support": int(actual[i])} for i in range(len(tp))]
+    macro = {k: float(v[present].mean()) if present.any() else 0.0
+             for k, v in (("precision", precision), ("recall", recall), ("f1", f1))}
+    return {"per_class": rows, "macro": macro, "confusion_matrix": matrix.astype(int).tolist()}
+
+
+@dataclass
+class Mistake:
+    index: int  # position in the whole data set
+    true: int
+    predicted: int
+    confidence: float  # the model's probability for its (wrong) answer
+    true_label: str
+    predicted_label: str
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@torch.no_grad()
+def error_analysis(predict: Predict, x: torch.Tensor, y: torch.Tensor, indices: np.ndarray,
+                   classes: list[str] | None, limit: int = 20, batch_size: int = 1024,
+                   to_device: Callable | None = None) -> list[Mistake]:
+    """The misclassified examples (one class id per example), most confident mistakes first."""
+    if y.ndim != 1 or len(x) == 0:
+        return []
+    confs, guesses = [], []
+    for a, b in batches(len(x), batch_size):
+        xb, yb = x[a:b], y[a:b]
+        if to_device is not None:
+            xb, yb = to_device(xb, yb)
+        _, scores = predict(xb, yb)
+        prob = torch.softmax(scores.float(), dim=1)
+        conf, guess = prob.max(1)
+        confs.append(conf)
+        guesses.append(guess)
+    conf = torch.cat(confs).cpu().numpy()
+    guess = torch.cat(guesses).cpu().numpy()
+    truth = y.cpu().numpy()
+    wrong = np.flatnonzero(guess != truth)
+    wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:limit]
+
+    def name(c):
+        return classes[c] if classes and c < len(classes) else str(c)
+
+    return [Mistake(int(indices[i]), int(truth[i]), int(guess[i]), float(conf[i]), name(int(truth[i])),
+                    name(int(guess[i]))) for i in wrong]
