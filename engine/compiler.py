@@ -37,9 +37,16 @@ class Compiled:
     networks: dict[str, nn.Module] = field(default_factory=dict)
 
 
+_PACKAGE = "deepcanvas_generated"  # where generated modules live in sys.modules (so instances pickle)
+
+
 def _load_source(source: str, class_name: str) -> types.ModuleType:
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
-    mod_name = f"deepcanvas_generated.{class_name}_{digest}"
+    if _PACKAGE not in sys.modules:
+        package = types.ModuleType(_PACKAGE, "Modules that DeepCanvas compiled from graphs in this process.")
+        package.__path__ = []
+        sys.modules[_PACKAGE] = package
+    mod_name = f"{_PACKAGE}.{class_name}_{digest}"
     if mod_name in sys.modules:  # same source compiled before: reuse its classes
         return sys.modules[mod_name]
     filename = f"<deepcanvas {class_name} {digest}>"
@@ -49,6 +56,7 @@ def _load_source(source: str, class_name: str) -> types.ModuleType:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(code, module.__dict__)  # the source is ours: see engine.codegen on what can reach it
     sys.modules[mod_name] = module
+    setattr(sys.modules[_PACKAGE], mod_name.rpartition(".")[2], module)
     return module
 
 

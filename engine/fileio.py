@@ -208,8 +208,10 @@ def _build_body(doc: dict, graph: Graph, prefix: str, problems: list[str]) -> No
         layout = {}
     for nid, pos in layout.items():
         if (isinstance(pos, list) and len(pos) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pos)):
-            if nid in graph.nodes:
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)):
+            # An overflowing coordinate (1e400 reads as infinity) only loses the position: the editor places
+            # the node itself, and the network is untouched.
+            if nid in graph.nodes and all(math.isfinite(v) for v in pos):
                 graph.layout[nid] = (float(pos[0]), float(pos[1]))
         else:
             problems.append(f"{prefix}layout of node '{nid}': expected [x, y], got {pos!r}")

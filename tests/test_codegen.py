@@ -167,18 +167,12 @@ def test_labels_and_names_from_a_file_never_become_code(tmp_path):
     assert ns["__doc__"].startswith(f'evil """ {payload}')  # the text survives, as text
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: identifier() keeps Unicode characters such as '²' that "
-                                       "\\w matches but Python identifiers refuse: a node labelled 'conv²' "
-                                       "makes the generated code a SyntaxError")
 def test_a_label_with_a_superscript_still_compiles():
     g = mlp()
     g.set_label("hidden", "conv²")
     build(g).model(torch.randn(2, 4))
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: labels 'filter' and 'ﬁlter' (ligature) get different "
-                                       "attribute names that Python NFKC-normalises to the same one: one "
-                                       "layer silently replaces the other and forward crashes")
 def test_labels_equal_after_unicode_normalisation_get_distinct_attributes():
     g = mlp()
     g.set_label("hidden", "filter")
@@ -187,9 +181,6 @@ def test_labels_equal_after_unicode_normalisation_get_distinct_attributes():
     assert model(torch.randn(2, 4)).shape == (2, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: _MODULE_ATTRS misses nn.Module methods such as to_empty, "
-                                       "set_submodule, register_forward_pre_hook: a layer labelled 'to_empty' "
-                                       "becomes self.to_empty, and forward calls Module.to_empty instead")
 def test_a_label_equal_to_an_nn_module_method_is_renamed():
     g = mlp()
     g.set_label("hidden", "to_empty")

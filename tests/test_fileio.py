@@ -280,9 +280,6 @@ def test_json_special_floats_in_params_are_kept_and_refused_by_validation():
     assert dumps(loads(dumps(loaded))) == dumps(loaded)
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a non-finite canvas position (from the API, or 1e400 in a "
-                                       "file) is saved as bare nan/inf, which is not JSON: the saved file "
-                                       "can no longer be opened")
 def test_a_non_finite_position_does_not_make_an_unreadable_file(tmp_path):
     g = mlp()
     doc = json.loads(dumps(g))

@@ -259,8 +259,6 @@ def test_never_raises_when_a_shape_rule_has_a_bug():
     assert "the shape rule failed (ZeroDivisionError: oops)" in p.message
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: infer_shapes raises OverflowError for a float param given an "
-                                       "integer too large for a float (e.g. Dropout p = 10**400 from a file)")
 def test_never_raises_for_a_huge_integer_in_a_float_param():
     g = mlp(with_loss=False)
     d = g.add_node("Dropout", "drop")

@@ -75,8 +75,6 @@ def test_float_exclusive_minimum():
     assert eps.describe_range() == "number in (0.0, inf]"
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: Float.coerce lets OverflowError escape for an integer too "
-                                       "large for a float (a JSON file can hold one), instead of ParamError")
 def test_float_refuses_an_integer_too_large_for_a_float():
     with pytest.raises(ParamError):
         Float("p", 0.5, min=0.0, max=1.0).coerce(10 ** 400)
@@ -167,7 +165,7 @@ def test_every_registered_spec_is_consistent():
             p.coerce(p.default)
         json.dumps(spec.to_json())
         assert spec.doc.strip(), spec.type
-        if spec.role == "layer":
+        if spec.role == "layer" and spec.subgraph is None:  # composites infer through their sub-graph
             assert spec.infer is not None and spec.forward is not None, spec.type
 
 
