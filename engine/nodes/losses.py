@@ -4,7 +4,7 @@ nodes in one graph are summed, each times its weight."""
 
 from __future__ import annotations
 
-from ..params import Choice, Float
+from ..params import Bool, Choice, Float
 from ..spec import LOSS, NodeSpec, PortSpec
 from ._common import Cost, ShapeError, TensorInfo, expect_float, numel
 
@@ -74,4 +74,127 @@ CrossEntropyLoss = NodeSpec(
     cost=lambda p, ins, outs: Cost(0, 4 * numel(ins["pred"].shape)), label_prefix="ce",
 )
 
-SPECS = [MSELoss, CrossEntropyLoss]
+
+
+def _same_shape_loss(type_name: str, func: str, doc: str, pred_doc: str, prefix: str, flops: int) -> NodeSpec:
+    """A loss of a prediction against a float target of the same shape."""
+    return NodeSpec(
+        type=type_name, category="Loss", role=LOSS, doc=doc,
+        inputs=(PortSpec("pred", pred_doc), PortSpec("target", "what it should have been, same shape")),
+        outputs=(), params=(_weight(), _reduction()), infer=_mse_infer,
+        forward=lambda p, args, mod: f"{func}({args[0]}, {args[1]}{_kw(p)})",
+        cost=lambda p, ins, outs: Cost(0, flops * numel(ins["pred"].shape)), label_prefix=prefix,
+    )
+
+
+L1Loss = _same_shape_loss("L1Loss", "F.l1_loss", "Mean absolute error between prediction and target.",
+                          "model output", "l1", 3)
+BCEWithLogitsLoss = _same_shape_loss(
+    "BCEWithLogitsLoss", "F.binary_cross_entropy_with_logits",
+    "Binary cross-entropy of raw scores (logits; the sigmoid is built in, which is stabler than Sigmoid + "
+    "BCELoss) against targets in [0, 1]: yes/no and multi-label problems.",
+    "raw scores (logits), no sigmoid", "bce", 6)
+BCELoss = _same_shape_loss(
+    "BCELoss", "F.binary_cross_entropy",
+    "Binary cross-entropy of probabilities in (0, 1) (after a Sigmoid) against targets in [0, 1].",
+    "probabilities, after a Sigmoid", "bce", 6)
+
+
+def _nll_infer(p, ins):
+    pred, target = ins["pred"], ins["target"]
+    expect_float(pred, "pred")
+    if pred.rank < 2:
+        raise ShapeError(f"expects log-probabilities (N, classes), got {pred}", "pred")
+    if target.dtype != "int64":
+        raise ShapeError(f"expects int64 class ids as the target, got {target.dtype} {target}", "target")
+    want = (pred.shape[0], *pred.shape[2:])
+    if target.shape != want:
+        raise ShapeError(f"class ids for log-probabilities {pred} must be shaped {TensorInfo(want)}, got {target}",
+                         "target")
+    return {}
+
+
+NLLLoss = NodeSpec(
+    type="NLLLoss", category="Loss", role=LOSS,
+    doc="Negative log-likelihood of class ids under log-probabilities (after a LogSoftmax); LogSoftmax + "
+        "NLLLoss equals CrossEntropyLoss on the raw scores.",
+    inputs=(PortSpec("pred", "log-probabilities (N, classes), after a LogSoftmax"), PortSpec("target", "class ids")),
+    outputs=(), params=(_weight(), _reduction()), infer=_nll_infer,
+    forward=lambda p, args, mod: f"F.nll_loss({args[0]}, {args[1]}{_kw(p)})",
+    cost=lambda p, ins, outs: Cost(0, numel(ins["target"].shape)), label_prefix="nll",
+)
+
+
+def _kl_forward(p, args, mod):
+    log_target = ", log_target=True" if p["log_target"] else ""
+    return f"F.kl_div({args[0]}, {args[1]}, reduction={p['reduction']!r}{log_target})"
+
+
+KLDivLoss = NodeSpec(
+    type="KLDivLoss", category="Loss", role=LOSS,
+    doc="KL divergence from the target distribution to the predicted one: pred holds log-probabilities "
+        "(after a LogSoftmax), target probabilities (or log-probabilities with log_target). 'batchmean' is "
+        "the true KL divergence averaged over the batch (knowledge distillation).",
+    inputs=(PortSpec("pred", "log-probabilities, after a LogSoftmax"), PortSpec("target", "probabilities")),
+    outputs=(),
+    params=(_weight(),
+            Choice("reduction", "batchmean", options=("batchmean", "mean", "sum"),
+                   doc="'batchmean': sum over each sample, mean over the batch; 'mean' also divides by the "
+                       "number of classes"),
+            Bool("log_target", False, doc="the target holds log-probabilities too")),
+    infer=_mse_infer, forward=_kl_forward,
+    cost=lambda p, ins, outs: Cost(0, 4 * numel(ins["pred"].shape)), label_prefix="kl",
+)
+
+
+def _triplet_infer(p, ins):
+    a = ins["anchor"]
+    expect_float(a, "anchor")
+    if a.rank != 2:
+        raise ShapeError(f"expects embeddings (N, features) as the anchor, got {a}", "anchor")
+    for port in ("positive", "negative"):
+        expect_float(ins[port], port)
+        if ins[port].shape != a.shape:
+            raise ShapeError(f"{port} {ins[port]} must be shaped like the anchor {a}", port)
+    return {}
+
+
+def _triplet_forward(p, args, mod):
+    extra = "".join(f", {k}={p[k]!r}" for k, default in (("margin", 1.0), ("p", 2.0)) if p[k] != default)
+    return f"F.triplet_margin_loss({', '.join(args)}{extra}{_kw(p)})"
+
+
+TripletMarginLoss = NodeSpec(
+    type="TripletMarginLoss", category="Loss", role=LOSS,
+    doc="max(d(anchor, positive) - d(anchor, negative) + margin, 0) with the p-norm distance d: pulls "
+        "matching embeddings together and pushes others apart (face recognition, Siamese networks).",
+    inputs=(PortSpec("anchor", "embeddings (N, D)"), PortSpec("positive", "embeddings of the same kind"),
+            PortSpec("negative", "embeddings of another kind")),
+    outputs=(),
+    params=(_weight(), _reduction(),
+            Float("margin", 1.0, min=0.0, doc="how much farther the negative must be than the positive"),
+            Float("p", 2.0, min=0.0, min_exclusive=True, doc="the norm of the distance (2 = Euclidean)")),
+    infer=_triplet_infer, forward=_triplet_forward,
+    cost=lambda p, ins, outs: Cost(0, 6 * numel(ins["anchor"].shape)), label_prefix="triplet",
+)
+
+
+def _term_infer(p, ins):
+    expect_float(ins["term"], "term")
+    return {}
+
+
+TermLoss = NodeSpec(
+    type="TermLoss", category="Loss", role=LOSS,
+    doc="A loss term the model computes itself, e.g. Reparameterize's per-sample KL divergence, averaged "
+        "(or summed) over the batch and added with its weight: a VAE's loss is a reconstruction loss plus "
+        "a TermLoss on the KL.",
+    inputs=(PortSpec("term", "per-sample values from an Output, e.g. (N,)"),), outputs=(),
+    params=(_weight(), Choice("reduction", "mean", doc="how the values are combined", options=("mean", "sum"))),
+    infer=_term_infer,
+    forward=lambda p, args, mod: f"{args[0]}.{p['reduction']}()",
+    cost=lambda p, ins, outs: Cost(0, numel(ins["term"].shape)), label_prefix="term",
+)
+
+SPECS = [MSELoss, CrossEntropyLoss, L1Loss, BCEWithLogitsLoss, BCELoss, NLLLoss, KLDivLoss, TripletMarginLoss,
+         TermLoss]

@@ -1,4 +1,4 @@
-"""Nodes that join branches: Add (residual connections) and Concat (inception, U-Net skips)."""
+"""Nodes that join branches: Add (residual connections), Multiply (gates) and Concat (inception, U-Net skips)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,23 @@ def _inputs_param():
     return Int("inputs", 2, min=2, max=16, doc="how many tensors to join")
 
 
-def _add_infer(p, ins):
-    tensors = list(ins.items())
-    dtype = tensors[0][1].dtype
-    shape = tensors[0][1].shape
-    for port, t in tensors[1:]:
-        if t.dtype != dtype:
-            raise ShapeError(f"cannot add {dtype} and {t.dtype} tensors", port)
-        shape = _broadcast(shape, t.shape, port)
-    return {"out": TensorInfo(shape, dtype)}
+def _elementwise_infer(verb: str):
+    def infer(p, ins):
+        tensors = list(ins.items())
+        dtype = tensors[0][1].dtype
+        shape = tensors[0][1].shape
+        for port, t in tensors[1:]:
+            if t.dtype != dtype:
+                raise ShapeError(f"cannot {verb} {dtype} and {t.dtype} tensors", port)
+            shape = _broadcast(shape, t.shape, port, verb)
+        return {"out": TensorInfo(shape, dtype)}
+    return infer
 
 
-def _broadcast(a: tuple, b: tuple, port: str) -> tuple:
+_add_infer = _elementwise_infer("add")
+
+
+def _broadcast(a: tuple, b: tuple, port: str, verb: str = "add") -> tuple:
     """PyTorch broadcasting, with a message that points at the axis that disagrees."""
     out = []
     for i in range(1, max(len(a), len(b)) + 1):
@@ -38,7 +43,7 @@ def _broadcast(a: tuple, b: tuple, port: str) -> tuple:
             out.append(db)
         else:
             axis = max(len(a), len(b)) - i
-            raise ShapeError(f"cannot add {format_shape(a)} and {format_shape(b)}: axis {axis} is {da} on one "
+            raise ShapeError(f"cannot {verb} {format_shape(a)} and {format_shape(b)}: axis {axis} is {da} on one "
                              f"side and {db} on the other", port)
     return tuple(reversed(out))
 
@@ -49,6 +54,15 @@ Add = NodeSpec(
     inputs=_numbered_inputs, params=(_inputs_param(),), infer=_add_infer,
     forward=lambda p, args, mod: " + ".join(args),
     cost=lambda p, ins, outs: Cost(0, (len(ins) - 1) * numel(outs["out"].shape)),
+)
+
+Multiply = NodeSpec(
+    type="Multiply", category="Merge",
+    doc="Element-wise product of its inputs (shapes must match or broadcast): gates, attention masks, "
+        "feature-wise scaling.",
+    inputs=_numbered_inputs, params=(_inputs_param(),), infer=_elementwise_infer("multiply"),
+    forward=lambda p, args, mod: " * ".join(args),
+    cost=lambda p, ins, outs: Cost(0, (len(ins) - 1) * numel(outs["out"].shape)), label_prefix="mul",
 )
 
 
@@ -84,4 +98,4 @@ Concat = NodeSpec(
     cost=lambda p, ins, outs: Cost(0, 0), label_prefix="cat",
 )
 
-SPECS = [Add, Concat]
+SPECS = [Add, Multiply, Concat]
