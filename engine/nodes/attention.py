@@ -59,7 +59,8 @@ def _sdpa_cost(p, ins, outs):
 ScaledDotProductAttention = NodeSpec(
     type="ScaledDotProductAttention", category="Attention",
     doc="softmax(Q K^T / sqrt(E)) V over (N, ..., L, E) queries and (N, ..., S, E) keys and values; no "
-        "weights of its own. Wire one tensor to all three ports for self-attention.",
+        "weights of its own. Wire one tensor to all three ports for self-attention. (ONNX: the dynamo "
+        "exporter translates only 4-D (N, heads, L, E) inputs; export 3-D ones with the legacy exporter.)",
     inputs=(PortSpec("query", "(N, ..., L, E)"), PortSpec("key", "(N, ..., S, E)"),
             PortSpec("value", "(N, ..., S, Ev)")),
     params=(
