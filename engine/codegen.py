@@ -242,6 +242,8 @@ def _forward_body(graph: Graph, inf: Inference, plan: Plan) -> list[str]:
 
 
 def _loss_class(graph: Graph, inf: Inference, plan: Plan) -> list[str]:
+    """The loss module: ``terms()`` gives each loss node's value by label (unweighted; a GAN trainer steps
+    each network on its own terms), ``forward()`` their weighted sum."""
     reg = graph.registry
     var = {}
     for out_id, name in plan.outputs:
@@ -249,25 +251,31 @@ def _loss_class(graph: Graph, inf: Inference, plan: Plan) -> list[str]:
     for tid, name in plan.targets:
         var[(tid, "out")] = name
     args = [n for _, n in plan.outputs] + [n for _, n in plan.targets]
-    names = _Names(set(args) | {"self", "torch", "nn", "F", "loss"})
-    terms, body = [], []
+    names = _Names(set(args) | {"self", "torch", "nn", "F", "terms"})
+    weighted, body, keys = [], [], []
     for nid in plan.losses:
         node, info = graph.nodes[nid], inf.nodes[nid]
         spec = reg[node.type]
         ports = [p.name for p in spec.input_ports(info.params)]
-        expr = spec.forward(info.params, [var[info.sources[p]] for p in ports], None)
+        expr = spec.forward(info.params, [var[info.sources[p]] for p in ports if p in info.sources], None)
         name = names.claim(identifier(node.label))
         body.append(f"        {name} = {expr}")
+        keys.append((node.label, name))
         w = info.params.get("weight", 1.0)
-        terms.append(name if w == 1.0 else f"{w!r} * {name}")
-    desc = " + ".join(terms)
+        key = repr(node.label)
+        weighted.append(f"terms[{key}]" if w == 1.0 else f"{w!r} * terms[{key}]")
+    arglist = ", ".join(args)
+    desc = " + ".join(w.replace("terms[", "").replace("]", "").replace("'", "") for w in weighted)
     lines = ["", "", f"class {plan.class_name}Loss(nn.Module):",
-             f'    """The training loss: {desc}. Arguments: the model\'s outputs, then the targets."""', "",
+             f'    """The training loss: {_docstring(_comment(desc))}. Arguments: the model\'s outputs, then the targets."""', "",
              f"    output_names = {tuple(n for _, n in plan.outputs)!r}",
              f"    target_names = {tuple(n for _, n in plan.targets)!r}", "",
-             f"    def forward(self, {', '.join(args)}):"]
+             f"    def terms(self, {arglist}):",
+             '        """Each loss node\'s value, unweighted, by node label."""']
     lines += body
-    lines.append(f"        return {' + '.join(terms)}")
+    lines.append("        return {" + ", ".join(f"{label!r}: {name}" for label, name in keys) + "}")
+    lines += ["", f"    def forward(self, {arglist}):", f"        terms = self.terms({arglist})",
+              f"        return {' + '.join(weighted)}"]
     return lines
 
 

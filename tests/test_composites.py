@@ -239,3 +239,43 @@ def test_composites_cannot_hold_losses():
     g.connect(x.id, "out", block.id, "x")
     g.connect(block.id, "y", out.id, "in")
     assert any("loss or Target" in p.message for p in engine.infer_shapes(g).errors)
+
+
+def test_gan_losses_give_each_side_its_term():
+    g = engine.Graph("gan")
+    z = g.add_node("Input", "z", {"shape": [3]})
+    real = g.add_node("Input", "real", {"shape": [3]})
+    g.composites["generator"] = _definition("generator", 3)
+    disc = engine.Graph("discriminator")
+    i = disc.add_node("Input", "x", {"shape": [3]})
+    lin = disc.add_node("Linear", "fc", {"out_features": 1})
+    o = disc.add_node("Output", "y")
+    disc.connect(i.id, "out", lin.id, "in")
+    disc.connect(lin.id, "out", o.id, "in")
+    g.composites["discriminator"] = disc
+    for sub in g.composites.values():
+        sub.composites = g.composites
+    gen = g.add_node("Composite", "generator", {"definition": "generator"})
+    d1 = g.add_node("Composite", "discriminator", {"definition": "discriminator"})
+    d2 = g.add_node("Composite", "discriminator_real", {"definition": "discriminator"})
+    g.set_shares(d2.id, d1.id)
+    s_fake, s_real = g.add_node("Output", "score_fake"), g.add_node("Output", "score_real")
+    g.connect(z.id, "out", gen.id, "x")
+    g.connect(gen.id, "y", d1.id, "x")
+    g.connect(real.id, "out", d2.id, "x")
+    g.connect(d1.id, "y", s_fake.id, "in")
+    g.connect(d2.id, "y", s_real.id, "in")
+    d_loss = g.add_node("GANLoss", "d_loss", {"side": "discriminator"})
+    g_loss = g.add_node("GANLoss", "g_loss", {"side": "generator"})
+    g.connect(s_fake.id, "out", d_loss.id, "fake")
+    assert any("wire 'real'" in p.message for p in engine.infer_shapes(g).errors)
+    g.connect(s_real.id, "out", d_loss.id, "real")
+    g.connect(s_fake.id, "out", g_loss.id, "fake")
+    compiled = build(g)
+    fake_scores, real_scores = compiled.model(torch.randn(4, 3), torch.randn(4, 3))
+    terms = compiled.loss.terms(fake_scores, real_scores)
+    bce = F.binary_cross_entropy_with_logits
+    ones, zeros = torch.ones_like(fake_scores), torch.zeros_like(fake_scores)
+    assert torch.allclose(terms["d_loss"], bce(real_scores, ones) + bce(fake_scores, zeros))
+    assert torch.allclose(terms["g_loss"], bce(fake_scores, ones))
+    assert torch.allclose(compiled.loss(fake_scores, real_scores), terms["d_loss"] + terms["g_loss"])

@@ -196,5 +196,46 @@ TermLoss = NodeSpec(
     cost=lambda p, ins, outs: Cost(0, numel(ins["term"].shape)), label_prefix="term",
 )
 
+def _gan_infer(p, ins):
+    for port, t in ins.items():
+        expect_float(t, port)
+        if t.rank > 2 or (t.rank == 2 and t.shape[1] != 1):
+            raise ShapeError(f"expects one score (logit) per sample, (N,) or (N, 1), got {t}", port)
+    if p["side"] == "discriminator" and "real" not in ins:
+        raise ShapeError("the discriminator side also needs the scores on real samples: wire 'real'")
+    if "real" in ins and ins["real"].shape != ins["fake"].shape:
+        raise ShapeError(f"real scores {ins['real']} and fake scores {ins['fake']} must have the same shape", "real")
+    return {}
+
+
+def _gan_forward(p, args, mod):
+    fake, real = args[0], (args[1] if len(args) > 1 else None)
+    if p["objective"] == "bce":
+        def to(x, one):
+            return f"F.binary_cross_entropy_with_logits({x}, torch.{'ones' if one else 'zeros'}_like({x}))"
+    else:  # least squares (Mao et al., 2017)
+        def to(x, one):
+            return f"F.mse_loss({x}, torch.{'ones' if one else 'zeros'}_like({x}))"
+    if p["side"] == "generator":
+        return to(fake, True)
+    return f"{to(real, True)} + {to(fake, False)}"
+
+
+GANLoss = NodeSpec(
+    type="GANLoss", category="Loss", role=LOSS,
+    doc="Adversarial loss on a discriminator's scores (logits). The 'discriminator' side pushes real scores to 1 "
+        "and fake ones to 0; the 'generator' side pushes fake scores to 1 (the non-saturating loss). The GAN "
+        "training mode steps each network on the loss of its side.",
+    inputs=(PortSpec("fake", "discriminator scores on generated samples"),
+            PortSpec("real", "discriminator scores on real samples (discriminator side)", optional=True)),
+    outputs=(),
+    params=(_weight(),
+            Choice("side", "discriminator", doc="whose loss this is", options=("discriminator", "generator")),
+            Choice("objective", "bce", doc="'bce': the original log loss; 'lsgan': least squares",
+                   options=("bce", "lsgan"))),
+    infer=_gan_infer, forward=_gan_forward,
+    cost=lambda p, ins, outs: Cost(0, 4 * sum(numel(t.shape) for t in ins.values())), label_prefix="gan",
+)
+
 SPECS = [MSELoss, CrossEntropyLoss, L1Loss, BCEWithLogitsLoss, BCELoss, NLLLoss, KLDivLoss, TripletMarginLoss,
-         TermLoss]
+         TermLoss, GANLoss]
