@@ -279,3 +279,55 @@ def test_gan_losses_give_each_side_its_term():
     assert torch.allclose(terms["d_loss"], bce(real_scores, ones) + bce(fake_scores, zeros))
     assert torch.allclose(terms["g_loss"], bce(fake_scores, ones))
     assert torch.allclose(compiled.loss(fake_scores, real_scores), terms["d_loss"] + terms["g_loss"])
+
+
+def _cell_graph(cell_type, features, hidden):
+    g = engine.Graph("cell")
+    ports = ["x", "h", "c"] if cell_type == "LSTMCell" else ["x", "h"]
+    cell = g.add_node(cell_type, "cell", {"hidden_size": hidden})
+    for port in ports:
+        inp = g.add_node("Input", f"{port}_in", {"shape": [features if port == "x" else hidden]})
+        g.connect(inp.id, "out", cell.id, port)
+    for port in g.output_port_names(cell.id):
+        out = g.add_node("Output", f"{port}_out")
+        g.connect(cell.id, port, out.id, "in")
+    return g
+
+
+def test_lstm_cell_from_gates_computes_torch_lstm_cell():
+    torch.manual_seed(0)
+    ref = nn.LSTMCell(5, 7)
+    compiled = build(_cell_graph("LSTMCell", 5, 7))
+    cell = compiled.networks["cell"]
+    H = 7
+    with torch.no_grad():  # torch orders the gates i, f, g, o in weight_ih / weight_hh
+        for k, gate in enumerate(["input_gate", "forget_gate", "candidate", "output_gate"]):
+            lin = getattr(cell, f"{gate}_linear")
+            rows = slice(k * H, (k + 1) * H)
+            lin.weight.copy_(torch.cat([ref.weight_ih[rows], ref.weight_hh[rows]], dim=1))
+            lin.bias.copy_(ref.bias_ih[rows] + ref.bias_hh[rows])
+    x, h, c = torch.randn(3, 5), torch.randn(3, 7), torch.randn(3, 7)
+    h_next, c_next = compiled.model(x, h, c)
+    h_ref, c_ref = ref(x, (h, c))
+    assert torch.allclose(h_next, h_ref, atol=1e-6) and torch.allclose(c_next, c_ref, atol=1e-6)
+
+
+def test_gru_cell_from_gates_computes_torch_gru_cell():
+    torch.manual_seed(0)
+    ref = nn.GRUCell(4, 6)
+    compiled = build(_cell_graph("GRUCell", 4, 6))
+    cell = compiled.networks["cell"]
+    H = 6
+    with torch.no_grad():  # torch orders the gates r, z, n
+        for k, gate in enumerate(["reset_gate", "update_gate"]):
+            lin = getattr(cell, f"{gate}_linear")
+            rows = slice(k * H, (k + 1) * H)
+            lin.weight.copy_(torch.cat([ref.weight_ih[rows], ref.weight_hh[rows]], dim=1))
+            lin.bias.copy_(ref.bias_ih[rows] + ref.bias_hh[rows])
+        rows = slice(2 * H, 3 * H)
+        cell.candidate_x.weight.copy_(ref.weight_ih[rows])
+        cell.candidate_x.bias.copy_(ref.bias_ih[rows])
+        cell.candidate_h.weight.copy_(ref.weight_hh[rows])
+        cell.candidate_h.bias.copy_(ref.bias_hh[rows])
+    x, h = torch.randn(3, 4), torch.randn(3, 6)
+    assert torch.allclose(compiled.model(x, h), ref(x, h), atol=1e-6)

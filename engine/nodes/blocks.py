@@ -35,6 +35,8 @@ class _Builder:
 
     def node(self, type_name, label, params=None, src=None, port="in", x=0):
         n = self.g.add_node(type_name, label, params, pos=(x, self.y))
+        if type_name == "Concat":
+            port = "in1"
         self.y += 80
         if src is not None:
             self.g.connect(src.id, "out", n.id, port)
@@ -171,4 +173,87 @@ InceptionModule = NodeSpec(
     subgraph=_inception, label_prefix="inception",
 )
 
-SPECS = [Composite, ResidualBlock, BottleneckBlock, InceptionModule]
+def _gate(b, hx, label, hidden, activation, x):
+    """One gate as the textbook writes it: activation(W [x, h] + b)."""
+    lin = b.node("Linear", f"{label}_linear", {"out_features": hidden}, hx, x=x)
+    return b.node(activation, label, None, lin, x=x)
+
+
+def _join(b, type_name, label, a, c, x=0):
+    n = b.node(type_name, label, None, a, "in1", x=x)
+    b.g.connect(c.id, "out", n.id, "in2")
+    return n
+
+
+def _lstm_cell(p, composites):
+    h = p["hidden_size"]
+    b = _Builder("LSTMCell", "f = sigmoid(W_f [x, h] + b_f), i = sigmoid(W_i [x, h] + b_i), "
+                 "g = tanh(W_g [x, h] + b_g), o = sigmoid(W_o [x, h] + b_o); c' = f * c + i * g; "
+                 "h' = o * tanh(c') (Hochreiter and Schmidhuber, 1997)")
+    x = b.node("Input", "x", {"shape": [h]}, x=0)
+    b.y = 0
+    hid = b.node("Input", "h", {"shape": [h]}, x=240)
+    b.y = 0
+    cell = b.node("Input", "c", {"shape": [h]}, x=480)
+    hx = _join(b, "Concat", "x_h", x, hid, x=120)
+    top = b.y
+    gates = {}
+    for col, (label, act) in enumerate([("forget_gate", "Sigmoid"), ("input_gate", "Sigmoid"),
+                                        ("candidate", "Tanh"), ("output_gate", "Sigmoid")]):
+        b.y = top
+        gates[label] = _gate(b, hx, label, h, act, x=col * 200 - 100)
+    b.y = top + 200
+    keep = _join(b, "Multiply", "keep", gates["forget_gate"], cell, x=0)
+    b.y = top + 200
+    write = _join(b, "Multiply", "write", gates["input_gate"], gates["candidate"], x=240)
+    c_next = _join(b, "Add", "cell_state", keep, write, x=120)
+    squashed = b.node("Tanh", "cell_tanh", None, c_next, x=120)
+    h_next = _join(b, "Multiply", "hidden_state", gates["output_gate"], squashed, x=300)
+    b.node("Output", "h_next", None, h_next, x=300)
+    b.y -= 80
+    b.node("Output", "c_next", None, c_next, x=0)
+    return b.g
+
+
+def _gru_cell(p, composites):
+    h = p["hidden_size"]
+    b = _Builder("GRUCell", "r = sigmoid(W_r [x, h] + b_r), z = sigmoid(W_z [x, h] + b_z), "
+                 "n = tanh(W_n x + b_n + r * (U_n h + c_n)); h' = (1 - z) * n + z * h, computed as "
+                 "n + z * (h - n) (Cho et al., 2014; PyTorch's GRUCell)")
+    x = b.node("Input", "x", {"shape": [h]}, x=0)
+    b.y = 0
+    hid = b.node("Input", "h", {"shape": [h]}, x=400)
+    hx = _join(b, "Concat", "x_h", x, hid, x=200)
+    top = b.y
+    reset = _gate(b, hx, "reset_gate", h, "Sigmoid", x=100)
+    b.y = top
+    update = _gate(b, hx, "update_gate", h, "Sigmoid", x=300)
+    b.y = top
+    cand_x = b.node("Linear", "candidate_x", {"out_features": h}, x, x=-100)
+    b.y = top
+    cand_h = b.node("Linear", "candidate_h", {"out_features": h}, hid, x=500)
+    b.y = top + 160
+    gated = _join(b, "Multiply", "reset_h", reset, cand_h, x=300)
+    pre = _join(b, "Add", "candidate_sum", cand_x, gated, x=0)
+    cand = b.node("Tanh", "candidate", None, pre, x=0)
+    diff = _join(b, "Subtract", "h_minus_n", hid, cand, x=400)
+    step = _join(b, "Multiply", "update_step", update, diff, x=300)
+    h_next = _join(b, "Add", "hidden_state", cand, step, x=100)
+    b.node("Output", "h_next", None, h_next, x=100)
+    return b.g
+
+
+def _cell_spec(type_name, doc, builder):
+    return NodeSpec(
+        type=type_name, category="Recurrent", doc=doc, inputs=(), outputs=(),
+        params=(Int("hidden_size", 32, min=1, doc="size of the hidden (and cell) state"),),
+        subgraph=builder, label_prefix=type_name.lower().replace("cell", "_cell"),
+    )
+
+
+LSTMCell = _cell_spec("LSTMCell", "One LSTM time step drawn from its gates (forget, input, candidate, output) and "
+                      "cell state: ports x, h, c -> h_next, c_next. Computes what torch.nn.LSTMCell does.", _lstm_cell)
+GRUCell = _cell_spec("GRUCell", "One GRU time step drawn from its reset and update gates: ports x, h -> h_next. "
+                     "Computes what torch.nn.GRUCell does.", _gru_cell)
+
+SPECS = [Composite, ResidualBlock, BottleneckBlock, InceptionModule, LSTMCell, GRUCell]

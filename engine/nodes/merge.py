@@ -66,6 +66,15 @@ Multiply = NodeSpec(
 )
 
 
+Subtract = NodeSpec(
+    type="Subtract", category="Merge",
+    doc="Element-wise difference in1 - in2 (shapes must match or broadcast).",
+    inputs=(PortSpec("in1", "minuend"), PortSpec("in2", "subtrahend")), infer=_elementwise_infer("subtract"),
+    forward=lambda p, args, mod: f"{args[0]} - {args[1]}",
+    cost=lambda p, ins, outs: Cost(0, numel(outs["out"].shape)), label_prefix="sub",
+)
+
+
 def _concat_infer(p, ins):
     tensors = list(ins.items())
     first = tensors[0][1]
@@ -98,4 +107,4 @@ Concat = NodeSpec(
     cost=lambda p, ins, outs: Cost(0, 0), label_prefix="cat",
 )
 
-SPECS = [Add, Multiply, Concat]
+SPECS = [Add, Multiply, Subtract, Concat]
