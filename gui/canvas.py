@@ -1,0 +1,620 @@
+"""The canvas: a NodeGraphQt view that mirrors the engine document and turns gestures into edits.
+
+The document is the model. :meth:`Canvas.sync` makes the NodeGraphQt scene match it (nodes, labels,
+ports, positions, wires, shapes, badges), comparing what is drawn with what should be and changing only
+the difference, so it is cheap after a small edit and also repairs anything a gesture drew on its own.
+
+A gesture never edits NodeGraphQt's own model. :class:`CanvasGraph` overrides the ``NodeGraph`` slots
+that the viewer calls (a wire made or cut, nodes moved, a node renamed, something dropped) and hands
+them to the canvas, which asks the engine: a wire goes through ``engine.check_connection`` and one that
+cannot be made is refused with the engine's reason (NodeGraphQt would drop it silently; STACK.md
+pitfall 6). NodeGraphQt's ports carry no types; the engine's inference supplies every shape.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+import engine
+from engine.graph import Edge
+from engine.spec import INPUT, LOSS, OUTPUT, TARGET
+
+from . import autolayout, clipboard, compat
+from . import theme as themes
+from .document import Document, Refused
+from .nodes import CanvasNode, CardItem, UnknownNode, node_classes
+from .search import NodeSearch
+
+compat.apply()
+
+from NodeGraphQt import NodeGraph  # noqa: E402  (after the compatibility fixes)
+from NodeGraphQt.constants import LayoutDirectionEnum, PortTypeEnum, ViewerEnum  # noqa: E402
+from NodeGraphQt.qgraphics.pipe import PipeItem  # noqa: E402
+
+NODE_MIME = "application/x-deepcanvas-node-type"
+READABLE_ZOOM = 0.8  # the start-up view never shrinks text below this scale; Zoom to Fit may
+
+
+class Wire(PipeItem):
+    """A wire in the theme's colours (NodeGraphQt's pipes highlight in a fixed yellow)."""
+
+    accent = (76, 154, 255, 255)
+
+    def highlight(self):
+        self._highlight = True
+        self.set_pipe_styling(color=self.accent, width=2, style=self.style)
+
+
+class CanvasGraph(NodeGraph):
+    """A ``NodeGraph`` whose viewer gestures become requests to a :class:`Canvas`."""
+
+    def __init__(self, canvas: "Canvas"):
+        super().__init__(layout_direction=LayoutDirectionEnum.VERTICAL.value)
+        self._canvas = canvas
+        self.set_acyclic(False)  # cycles are refused by the engine, with a reason
+        self.set_pipe_collision(False)
+        # The viewer's hidden undo/redo actions hold Ctrl+Z / Ctrl+Shift+Z for NodeGraphQt's own stack,
+        # which would make the app's shortcuts ambiguous; the app's undo stack is the document's.
+        viewer = self.viewer()
+        for action in (viewer._undo_action, viewer._redo_action):
+            if action is not None:
+                action.setShortcuts([])
+
+    def get_unique_name(self, name):  # labels are the engine's business (and this is O(n) per node)
+        return name
+
+    def _on_connection_changed(self, disconnected, connected):
+        self._canvas._wires_changed(disconnected, connected)
+
+    def _on_connection_sliced(self, ports):
+        self._canvas._wires_changed(ports, [])
+
+    def _on_nodes_moved(self, node_data):
+        self._canvas._nodes_moved(node_data)
+
+    def _on_node_name_changed(self, node_id, name):
+        self._canvas._renamed(node_id, name)
+
+    def _on_node_data_dropped(self, mimedata, pos):
+        self._canvas._dropped(mimedata, pos)
+
+    def _on_search_triggered(self, node_type, pos):
+        self._canvas.add_node(node_type.rsplit(".", 1)[-1], pos)
+
+    def _on_insert_node(self, pipe, node_id, prev_node_pos):
+        pass  # pipe collision is off
+
+
+class Canvas(QtCore.QObject):
+    """The editor view of one document at a time."""
+
+    selection_changed = QtCore.Signal(list)  # engine node ids
+    message = QtCore.Signal(str)             # refusals and notes, for the status bar
+    node_activated = QtCore.Signal(str)      # double click: show its properties
+    fixes_requested = QtCore.Signal(str)     # a node's context menu asked for its fixes
+
+    def __init__(self, document: Document, parent=None):
+        super().__init__(parent)
+        self.doc: Document | None = None
+        self.ng = CanvasGraph(self)
+        self.viewer = self.ng.viewer()
+        self.viewer.setObjectName("Canvas")
+        self._classes = node_classes(document.graph.registry)
+        self.ng.register_nodes([*self._classes.values(), UnknownNode])
+        self._nodes: dict[str, CanvasNode] = {}
+        self._ids: dict[str, str] = {}  # NodeGraphQt id -> engine id
+        self._deco: dict[str, tuple] = {}
+        self.last_refusal = ""
+        self.theme = themes.current()
+        self.search = NodeSearch(document.graph.registry, self.viewer)
+        self.search.chosen.connect(self._search_chosen)
+        self._search_pos = QtCore.QPointF()
+        self.hint = QtWidgets.QLabel(self.viewer)
+        self.hint.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.hint.setText("Drag a layer from the palette, press Tab to add one by name,\n"
+                          "or open a template (Ctrl+T).")
+        self.hint.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.viewer.installEventFilter(self)
+        self.viewer.viewport().installEventFilter(self)
+        self.ng.node_selection_changed.connect(lambda *_: self._emit_selection())
+        self.ng.node_selected.connect(lambda *_: self._emit_selection())
+        self.ng.node_double_clicked.connect(lambda n: self.node_activated.emit(self._ids.get(n.id, "")))
+        self._selection_timer = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._selection_timer.timeout.connect(self._selection_now)
+        self._last_selection: list[str] = []
+        self.apply_theme(self.theme)
+        self.set_document(document)
+
+    @property
+    def widget(self) -> QtWidgets.QWidget:
+        return self.viewer
+
+    # ------------------------------------------------------------------ document
+    def set_document(self, document: Document) -> None:
+        if self.doc is not None:
+            self.doc.changed.disconnect(self.sync)
+        for nid in list(self._nodes):
+            self._remove_view_node(nid)
+        self.doc = document
+        document.changed.connect(self.sync)
+        self.sync()
+        self._emit_selection()
+
+    def sync(self) -> None:
+        """Make the scene match the document."""
+        g, inf = self.doc.graph, self.doc.inference
+        for nid in list(self._nodes):
+            node = g.nodes.get(nid)
+            if node is None or not self._same_ports(nid):
+                self._remove_view_node(nid)
+        for nid, node in g.nodes.items():
+            view = self._nodes.get(nid)
+            if view is None:
+                view = self._create_view_node(nid)
+            elif view.view.name != node.label:
+                view.set_property("name", node.label, push_undo=False)
+                self._deco.pop(nid, None)
+            pos = g.layout.get(nid)
+            if pos is not None and tuple(view.view.xy_pos) != tuple(pos):
+                view.view.xy_pos = [pos[0], pos[1]]
+                view.model.pos = [pos[0], pos[1]]
+        want = {e for e in g.edges if self._port_item(e.src, e.src_port, True) is not None
+                and self._port_item(e.dst, e.dst_port, False) is not None}
+        have = self.view_edges()
+        for e in have - want:
+            self._port_item(e.dst, e.dst_port, False).disconnect_from(self._port_item(e.src, e.src_port, True))
+        for e in want - have:
+            self._connect_view(e)
+        by_node: dict[str, list] = {}
+        for p in inf.problems:
+            if p.node is not None:
+                by_node.setdefault(p.node, []).append(p)
+        for nid in g.nodes:
+            self._decorate(nid, by_node.get(nid, []))
+        self.hint.setVisible(not g.nodes)
+        self._place_hint()
+        if self.ng.undo_stack().count():
+            self.ng.clear_undo_stack()
+
+    def view_edges(self) -> set[Edge]:
+        """The wires the scene shows, as engine edges."""
+        edges = set()
+        for nid, view in self._nodes.items():
+            for port in view.view.inputs:
+                for other in port.connected_ports:
+                    src = self._ids.get(other.node.id)
+                    if src is not None:
+                        edges.add(Edge(src, other.name, nid, port.name))
+        return edges
+
+    def node_item(self, node_id: str) -> CardItem | None:
+        view = self._nodes.get(node_id)
+        return view.view if view else None
+
+    def port_item(self, node_id: str, port: str, output: bool):
+        return self._port_item(node_id, port, output)
+
+    # ------------------------------------------------------------------ view helpers
+    def _same_ports(self, nid: str) -> bool:
+        g, view = self.doc.graph, self._nodes[nid]
+        return (view.dc_type == g.nodes[nid].type
+                and [p.name for p in view.view.inputs] == g.input_port_names(nid)
+                and [p.name for p in view.view.outputs] == g.output_port_names(nid))
+
+    def _create_view_node(self, nid: str) -> CanvasNode:
+        g = self.doc.graph
+        node = g.nodes[nid]
+        cls = self._classes.get(node.type, UnknownNode)
+        view = cls(g.input_port_names(nid), g.output_port_names(nid))
+        view.dc_type = node.type
+        view.NODE_NAME = node.label
+        view.view.set_theme(self.theme)
+        pos = g.layout.get(nid, (0.0, 0.0))
+        self.ng.add_node(view, pos=[pos[0], pos[1]], selected=False, push_undo=False)
+        self._style_ports(view)
+        self._nodes[nid] = view
+        self._ids[view.id] = nid
+        self._deco.pop(nid, None)
+        return view
+
+    def _remove_view_node(self, nid: str) -> None:
+        view = self._nodes.pop(nid)
+        self._ids.pop(view.id, None)
+        self._deco.pop(nid, None)
+        for port in [*view.view.inputs, *view.view.outputs]:
+            for pipe in list(port.connected_pipes):
+                pipe.delete()
+        self.ng.remove_node(view, push_undo=False)
+
+    def _port_item(self, nid: str, port: str, output: bool):
+        view = self._nodes.get(nid)
+        if view is None:
+            return None
+        for item in (view.view.outputs if output else view.view.inputs):
+            if item.name == port:
+                return item
+        return None
+
+    def _connect_view(self, e: Edge) -> PipeItem:
+        out_item = self._port_item(e.src, e.src_port, True)
+        in_item = self._port_item(e.dst, e.dst_port, False)
+        pipe = Wire()
+        pipe.accent = themes.rgb(self.theme.accent)
+        self.viewer.scene().addItem(pipe)
+        pipe.set_connections(out_item, in_item)
+        pipe.color = themes.rgb(self.theme.wire)
+        pipe.reset()
+        pipe.draw_path(pipe.input_port, pipe.output_port)
+        if out_item.node.selected or in_item.node.selected:
+            pipe.highlight()
+        return pipe
+
+    def _style_ports(self, view: CanvasNode) -> None:
+        t = self.theme
+        for port in [*view.view.inputs, *view.view.outputs]:
+            port.color = themes.rgb(t.node)
+            port.border_color = themes.rgb(t.wire)
+
+    def _decorate(self, nid: str, problems: list) -> None:
+        g, inf = self.doc.graph, self.doc.inference
+        node = g.nodes[nid]
+        spec = g.registry.get(node.type)
+        info = inf.nodes.get(nid)
+        severity = ("error" if any(p.severity == "error" for p in problems)
+                    else "warning" if problems else None)
+        role = spec.role if spec else None
+        params = info.cost.params if info is not None and info.params is not None else None
+        if spec is None:
+            subtitle = f"unknown type {node.type}"
+        elif role in (INPUT, TARGET):
+            t = info.outputs.get("out") if info else None
+            subtitle = f"{node.type} · {t.dtype}" if t else node.type
+        elif role in (OUTPUT, LOSS):
+            subtitle = node.type
+        else:
+            subtitle = f"{node.type} · {themes.format_count(params)} params"
+        out_shapes, tips = {}, {}
+        if info is not None:
+            for port, t in info.outputs.items():
+                out_shapes[port] = str(t)
+                tips[port] = f"{port}: {t} {t.dtype}"
+            for port, t in info.inputs.items():
+                src = info.sources.get(port)
+                origin = f" from '{g.nodes[src[0]].label}'" if src and src[0] in g.nodes else ""
+                tips[port] = f"{port}: {t} {t.dtype}{origin}"
+        color = themes.category_color(spec.category) if spec else self.theme.error
+        key = (node.label, subtitle, severity, tuple(p.message for p in problems), tuple(out_shapes.items()),
+               tuple(tips.items()), color, self.theme.name)
+        if self._deco.get(nid) == key:
+            return
+        self._deco[nid] = key
+        tooltip = self._tooltip(node, spec, info, problems)
+        self._nodes[nid].view.set_content(color, subtitle, severity, tooltip, out_shapes, tips)
+
+    def _tooltip(self, node, spec, info, problems) -> str:
+        lines = [f"<b>{html.escape(node.label)}</b> &nbsp;<span style='color:{self.theme.dim}'>"
+                 f"{html.escape(node.type)}</span>"]
+        if spec is not None:
+            lines.append(f"<span style='color:{self.theme.dim}'>{html.escape(spec.doc)}</span>")
+        if info is not None and info.outputs:
+            shapes = ", ".join(f"{html.escape(str(t))}" for t in info.outputs.values())
+            lines.append(f"output {shapes}")
+        if info is not None and info.params is not None and spec is not None and spec.role not in (INPUT, TARGET):
+            lines.append(f"{info.cost.params:,} parameters · {themes.format_count(info.cost.flops)} FLOPs/sample")
+        for p in problems:
+            color = self.theme.error if p.severity == "error" else self.theme.warning
+            lines.append(f"<span style='color:{color}'>● {html.escape(p.message)}</span>")
+        return "<br>".join(lines)
+
+    # ------------------------------------------------------------------ theme
+    def apply_theme(self, theme: themes.Theme) -> None:
+        self.theme = theme
+        bg, grid = QtGui.QColor(theme.canvas), QtGui.QColor(theme.grid)
+        self.ng.set_background_color(bg.red(), bg.green(), bg.blue())
+        self.ng.set_grid_color(grid.red(), grid.green(), grid.blue())
+        self.ng.set_grid_mode(ViewerEnum.GRID_DISPLAY_DOTS.value)
+        self.hint.setStyleSheet(f"color: {theme.dim}; font-size: 11pt; background: transparent;")
+        for nid, view in self._nodes.items():
+            view.view.set_theme(theme)
+            self._style_ports(view)
+            for port in view.view.outputs:
+                for pipe in port.connected_pipes:
+                    pipe.color = themes.rgb(theme.wire)
+                    if isinstance(pipe, Wire):
+                        pipe.accent = themes.rgb(theme.accent)
+                    pipe.reset()
+        self._deco.clear()
+        if self.doc is not None:
+            self.sync()
+        self.viewer.scene().update()
+
+    def _place_hint(self) -> None:
+        self.hint.resize(self.viewer.width(), 80)
+        self.hint.move(0, max(0, self.viewer.height() // 2 - 40))
+
+    # ------------------------------------------------------------------ selection and framing
+    def selected_ids(self) -> list[str]:
+        return [self._ids[n.id] for n in self.ng.selected_nodes() if n.id in self._ids]
+
+    def select(self, node_ids, center: bool = False) -> None:
+        self.ng.clear_selection()
+        views = [self._nodes[n] for n in node_ids if n in self._nodes]
+        for view in views:
+            view.set_selected(True)
+        if center and views:
+            self.viewer.center_selection([v.view for v in views])
+        self._selection_timer.stop()
+        self._selection_now()
+
+    def select_all(self) -> None:
+        self.ng.select_all()
+        self._emit_selection()
+
+    def _emit_selection(self) -> None:
+        self._selection_timer.start()
+
+    def _selection_now(self) -> None:
+        ids = self.selected_ids()
+        if ids != self._last_selection:
+            self._last_selection = ids
+            self.selection_changed.emit(ids)
+
+    def fit(self) -> None:
+        views = [v.view for v in self._nodes.values()]
+        if views:
+            self.viewer.zoom_to_nodes(views)
+
+    def frame(self) -> None:
+        """Show the network at a readable size: all of it when it fits at ``READABLE_ZOOM`` or more,
+        otherwise its top, centred, at that scale."""
+        views = [v.view for v in self._nodes.values()]
+        if not views:
+            return
+        rect = self.viewer._combined_rect(views).adjusted(-40, -30, 40, 30)
+        port = self.viewer.viewport().rect()
+        scale = min(port.width() / max(rect.width(), 1), port.height() / max(rect.height(), 1))
+        if scale >= READABLE_ZOOM:
+            self.fit()
+            return
+        w, h = port.width() / READABLE_ZOOM, port.height() / READABLE_ZOOM
+        self.viewer._scene_range = QtCore.QRectF(rect.center().x() - w / 2, rect.top(), w, h)
+        self.viewer._update_scene()
+
+    def zoom(self, steps: int) -> None:
+        self.viewer._set_viewer_zoom(steps, 0.0)
+
+    # ------------------------------------------------------------------ edits
+    def _edit(self, text: str, fn):
+        try:
+            return self.doc.edit(text, fn)
+        except Refused as exc:
+            self.refuse(str(exc))
+            return None
+
+    def refuse(self, reason: str) -> None:
+        self.last_refusal = reason
+        self.message.emit(reason)
+        QtWidgets.QToolTip.showText(QtGui.QCursor.pos(), reason, self.viewer)
+
+    def view_center(self) -> QtCore.QPointF:
+        return self.viewer.mapToScene(self.viewer.viewport().rect().center())
+
+    def add_node(self, type_name: str, scene_pos=None) -> str | None:
+        """Add a node of ``type_name`` centred on ``scene_pos`` (default: the middle of the view)."""
+        p = scene_pos if scene_pos is not None else self.view_center()
+        x, y = (p.x(), p.y()) if hasattr(p, "x") else p
+        pos = (round(x - CardItem.MIN_WIDTH / 2, 1), round(y - CardItem.HEIGHT / 2, 1))
+        node = self._edit(f"Add {type_name}", lambda g: g.add_node(type_name, pos=pos))
+        if node is not None:
+            self.select([node.id])
+            return node.id
+        return None
+
+    def delete_selected(self) -> None:
+        ids = self.selected_ids()
+        edges = [e for e in (self._pipe_edge(p) for p in self.viewer.selected_pipes()) if e is not None]
+        if not ids and not edges:
+            return
+
+        def fn(g):
+            for e in edges:
+                if e in g.edges:
+                    g.disconnect(e)
+            for nid in ids:
+                if nid in g.nodes:
+                    g.remove_node(nid)
+        what = f"{len(ids)} node(s)" if ids else f"{len(edges)} wire(s)"
+        self._edit(f"Delete {what}", fn)
+
+    def copy_selected(self) -> bool:
+        ids = self.selected_ids()
+        if not ids:
+            return False
+        text = clipboard.copy_text(self.doc.graph, ids)
+        data = QtCore.QMimeData()
+        data.setData(clipboard.MIME, text.encode())
+        data.setText(text)
+        QtWidgets.QApplication.clipboard().setMimeData(data)
+        return True
+
+    def cut_selected(self) -> None:
+        if self.copy_selected():
+            self.delete_selected()
+
+    def paste(self, text: str | None = None, offset=(40.0, 40.0)) -> list[str]:
+        if text is None:
+            data = QtWidgets.QApplication.clipboard().mimeData()
+            if data is None:
+                return []
+            text = bytes(data.data(clipboard.MIME)).decode() if data.hasFormat(clipboard.MIME) else data.text()
+        if not text.strip():
+            return []
+        try:
+            ids = self.doc.edit("Paste", lambda g: clipboard.paste(g, text, offset))
+        except Refused as exc:
+            self.refuse(f"The clipboard does not hold a graph: {exc}")
+            return []
+        except engine.GraphFileError as exc:
+            self.refuse(f"The clipboard does not hold a graph: {'; '.join(exc.problems)}")
+            return []
+        self.select(ids)
+        return ids
+
+    def duplicate_selected(self) -> list[str]:
+        ids = self.selected_ids()
+        if not ids:
+            return []
+        return self.paste(clipboard.copy_text(self.doc.graph, ids))
+
+    def auto_layout(self) -> None:
+        ids = self.selected_ids()
+        target = ids if len(ids) > 1 else None
+        self._edit("Automatic layout", lambda g: autolayout.apply(g, target))
+        self.fit()
+
+    def apply_fix(self, fix) -> list[str]:
+        added = self._edit(fix.title, fix.apply)
+        if added:
+            self.select(added, center=True)
+        return added or []
+
+    # ------------------------------------------------------------------ gestures from the viewer
+    def _edge_of(self, a, b) -> Edge | None:
+        out_item, in_item = (a, b) if a.port_type == PortTypeEnum.OUT.value else (b, a)
+        src, dst = self._ids.get(out_item.node.id), self._ids.get(in_item.node.id)
+        if src is None or dst is None or out_item.port_type == in_item.port_type:
+            return None
+        return Edge(src, out_item.name, dst, in_item.name)
+
+    def _pipe_edge(self, pipe) -> Edge | None:
+        if pipe.input_port is None or pipe.output_port is None:
+            return None
+        return self._edge_of(pipe.output_port, pipe.input_port)
+
+    def _wires_changed(self, disconnected, connected) -> None:
+        cut = [e for e in (self._edge_of(a, b) for a, b in disconnected) if e is not None]
+        made = [e for e in (self._edge_of(a, b) for a, b in connected) if e is not None]
+        self.request_wires(cut, made)
+
+    def request_wires(self, cut: list[Edge], made: list[Edge]) -> bool:
+        """Remove ``cut`` and add ``made`` as one edit; a wire the engine refuses cancels the whole
+        gesture (the old wires stay) and its reason is shown. Returns whether the edit was made."""
+        g = self.doc.graph
+
+        def fn(graph):
+            for e in cut:
+                if e in graph.edges:
+                    graph.disconnect(e)
+            for e in made:
+                reason = engine.check_connection(graph, e.src, e.src_port, e.dst, e.dst_port)
+                if reason:
+                    src, dst = graph.nodes[e.src].label, graph.nodes[e.dst].label
+                    raise Refused(f"Cannot connect '{src}' to '{dst}': {reason}")
+                graph.connect(e.src, e.src_port, e.dst, e.dst_port)
+
+        if made:
+            text = f"Connect {g.nodes[made[0].src].label} → {g.nodes[made[0].dst].label}"
+        else:
+            text = f"Disconnect {len(cut)} wire(s)"
+        done = True
+        try:
+            self.doc.edit(text, fn)
+        except Refused as exc:
+            self.refuse(str(exc))
+            done = False
+        self.sync()  # the viewer may have drawn or removed pipes itself: put the document's back
+        return done
+
+    def _nodes_moved(self, node_data) -> None:
+        positions = {}
+        for item in node_data:
+            nid = self._ids.get(item.id)
+            if nid is not None:
+                x, y = item.xy_pos
+                positions[nid] = (x, y)
+        if positions:
+            try:
+                self.doc.move(positions, f"Move {len(positions)} node(s)")
+            except Refused as exc:
+                self.refuse(str(exc))
+
+    def _renamed(self, view_id: str, name: str) -> None:
+        nid = self._ids.get(view_id)
+        if nid is not None and name.strip() != self.doc.graph.nodes[nid].label:
+            self._edit(f"Rename to {name.strip()}", lambda g: g.set_label(nid, name.strip()))
+        self._deco.pop(nid, None)
+        self.sync()
+
+    def _dropped(self, mimedata, pos) -> None:
+        if mimedata.hasFormat(NODE_MIME):
+            names = bytes(mimedata.data(NODE_MIME)).decode().split()
+        elif mimedata.hasText() and mimedata.text().strip() in self.doc.graph.registry:
+            names = [mimedata.text().strip()]
+        else:
+            return
+        for i, name in enumerate(names):
+            self.add_node(name, (pos.x() + 30 * i, pos.y() + 30 * i))
+
+    def _search_chosen(self, type_name: str) -> None:
+        self.add_node(type_name, self._search_pos)
+
+    def open_search(self, view_pos: QtCore.QPoint | None = None) -> None:
+        """The quick-add box at ``view_pos`` (default: the cursor, or the middle of the view)."""
+        if view_pos is None:
+            view_pos = self.viewer.mapFromGlobal(QtGui.QCursor.pos())
+            if not self.viewer.rect().contains(view_pos):
+                view_pos = self.viewer.rect().center()
+        self._search_pos = self.viewer.mapToScene(view_pos)
+        self.search.open_at(self.viewer.mapToGlobal(view_pos))
+
+    # ------------------------------------------------------------------ keys and context menu
+    def eventFilter(self, obj, event):
+        et = event.type()
+        if obj is self.viewer and et == QtCore.QEvent.Type.KeyPress and event.key() == QtCore.Qt.Key.Key_Tab:
+            self.open_search()
+            return True
+        if obj is self.viewer and et == QtCore.QEvent.Type.Resize:
+            self._place_hint()
+        if obj is self.viewer.viewport() and et == QtCore.QEvent.Type.ContextMenu:
+            self._context_menu(event.pos(), event.globalPos())
+            return True
+        return super().eventFilter(obj, event)
+
+    def node_at(self, view_pos: QtCore.QPoint) -> str | None:
+        item = self.viewer.itemAt(view_pos)
+        while item is not None and not isinstance(item, CardItem):
+            item = item.parentItem()
+        return self._ids.get(item.id) if item is not None else None
+
+    def _context_menu(self, view_pos: QtCore.QPoint, global_pos: QtCore.QPoint) -> None:
+        self.viewer.RMB_state = False
+        nid = self.node_at(view_pos)
+        if nid is None:
+            self._search_pos = self.viewer.mapToScene(view_pos)
+            self.search.open_at(global_pos)
+            return
+        if nid not in self.selected_ids():
+            self.select([nid])
+        menu = self.node_menu(nid)
+        menu.exec(global_pos)
+
+    def node_menu(self, nid: str) -> QtWidgets.QMenu:
+        """The right-click menu of a node: its fixes first, then the usual edits."""
+        from engine.fixes import fixes_for
+
+        menu = QtWidgets.QMenu(self.viewer)
+        inf = self.doc.inference
+        for problem in inf.problems_for(nid):
+            for fix in fixes_for(self.doc.graph, problem, inf):
+                action = menu.addAction(themes.icon("fix", self.theme.accent), fix.title)
+                action.setToolTip(fix.detail)
+                action.triggered.connect(lambda _=False, f=fix: self.apply_fix(f))
+        if menu.actions():
+            menu.addSeparator()
+        menu.addAction(themes.icon("properties"), "Properties", lambda: self.node_activated.emit(nid))
+        menu.addAction(themes.icon("duplicate"), "Duplicate", self.duplicate_selected)
+        menu.addAction(themes.icon("copy"), "Copy", self.copy_selected)
+        menu.addAction(themes.icon("delete"), "Delete", self.delete_selected)
+        return menu
