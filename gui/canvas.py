@@ -294,18 +294,18 @@ class Canvas(QtCore.QObject):
         self._nodes[nid].view.set_content(color, subtitle, severity, tooltip, out_shapes, tips)
 
     def _tooltip(self, node, spec, info, problems) -> str:
-        lines = [f"<b>{html.escape(node.label)}</b> &nbsp;<span style='color:{self.theme.dim}'>"
-                 f"{html.escape(node.type)}</span>"]
+        lines = [f"<b>{html.escape(node.label, quote=False)}</b> &nbsp;<span style='color:{self.theme.dim}'>"
+                 f"{html.escape(node.type, quote=False)}</span>"]
         if spec is not None:
-            lines.append(f"<span style='color:{self.theme.dim}'>{html.escape(spec.doc)}</span>")
+            lines.append(f"<span style='color:{self.theme.dim}'>{html.escape(spec.doc, quote=False)}</span>")
         if info is not None and info.outputs:
-            shapes = ", ".join(f"{html.escape(str(t))}" for t in info.outputs.values())
+            shapes = ", ".join(f"{html.escape(str(t), quote=False)}" for t in info.outputs.values())
             lines.append(f"output {shapes}")
         if info is not None and info.params is not None and spec is not None and spec.role not in (INPUT, TARGET):
             lines.append(f"{info.cost.params:,} parameters · {themes.format_count(info.cost.flops)} FLOPs/sample")
         for p in problems:
             color = self.theme.error if p.severity == "error" else self.theme.warning
-            lines.append(f"<span style='color:{color}'>● {html.escape(p.message)}</span>")
+            lines.append(f"<span style='color:{color}'>● {html.escape(p.message, quote=False)}</span>")
         return "<br>".join(lines)
 
     # ------------------------------------------------------------------ theme
@@ -336,7 +336,9 @@ class Canvas(QtCore.QObject):
 
     # ------------------------------------------------------------------ selection and framing
     def selected_ids(self) -> list[str]:
-        return [self._ids[n.id] for n in self.ng.selected_nodes() if n.id in self._ids]
+        """The selected nodes, in document order."""
+        chosen = {self._ids[n.id] for n in self.ng.selected_nodes() if n.id in self._ids}
+        return [nid for nid in self.doc.graph.nodes if nid in chosen]
 
     def select(self, node_ids, center: bool = False) -> None:
         self.ng.clear_selection()

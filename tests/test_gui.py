@@ -29,15 +29,16 @@ def window(qtbot, tmp_path):
     w.answers = []
     w.ask = ask
     w.report = lambda title, text: w.reports.append(text)
-    qtbot.addWidget(w)
     w.resize(1400, 900)
     w.show()
     QTest.qWaitForWindowExposed(w)
     w.start(example="lenet5")
     qtbot.wait(50)
     yield w
-    w.doc.undo_stack.setClean()
+    w.doc.undo_stack.setClean()  # closed here, with nothing left to ask about
     w.doc._recovered = False
+    w.close()
+    w.deleteLater()
 
 
 def scene_matches_document(w) -> None:
