@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import importlib.util
 import inspect
 import pickle
@@ -258,7 +259,8 @@ def test_distributed_data_parallel_with_gloo(tmp_path):
     import torch.distributed as dist
 
     store = tmp_path / "store"
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1,
+                            timeout=datetime.timedelta(seconds=60))
     try:
         c = build(residual_block())
         ddp = nn.parallel.DistributedDataParallel(c.model)
