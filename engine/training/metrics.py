@@ -31,46 +31,44 @@ def evaluate(predict: Predict, x: torch.Tensor, y: torch.Tensor, task: str, num_
              to_device: Callable | None = None) -> dict:
     """Loss and the task's metrics over (x, y). ``confusion`` adds the confusion matrix and the
     per-class report (classification). ``to_device`` moves a host batch to the device when the data
-    set does not live there."""
+    set does not live there. ``device`` is kept for callers; sums stay where the batches are."""
     n = len(x)
     if n == 0:
         return {"examples": 0}
-    dev = device or x.device
-    loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
-    correct = torch.zeros((), device=dev, dtype=torch.int64)
-    sq = torch.zeros((), device=dev, dtype=torch.float64)
-    ab = torch.zeros((), device=dev, dtype=torch.float64)
+    classify = task == CLASSIFICATION
+    loss_sum = hits = sq = ab = conf = None
     elements = 0
-    conf = None
-    if confusion and task == CLASSIFICATION:
-        conf = torch.zeros(num_classes * num_classes, device=dev, dtype=torch.int64)
+
+    def add(total, value):
+        return value if total is None else total + value
+
     for a, b in batches(n, batch_size):
         xb, yb = x[a:b], y[a:b]
         if to_device is not None:
             xb, yb = to_device(xb, yb)
         loss, pred = predict(xb, yb)
-        loss_sum += loss.detach().double() * (b - a)
-        if task == CLASSIFICATION:
+        loss_sum = add(loss_sum, loss.detach().double() * (b - a))
+        elements += yb.numel()
+        if classify:
             guess = pred.argmax(1)
-            correct += (guess == yb).sum()
-            elements += yb.numel()
-            if conf is not None:
-                conf += torch.bincount((yb * num_classes + guess).reshape(-1),
-                                       minlength=num_classes * num_classes)
+            hits = add(hits, (guess == yb).sum())
+            if confusion:
+                counts = torch.bincount((yb * num_classes + guess).reshape(-1), minlength=num_classes * num_classes)
+                conf = add(conf, counts)
         else:
-            diff = pred.float() - yb.float()
-            sq += (diff * diff).sum().double()
-            ab += diff.abs().sum().double()
-            elements += yb.numel()
-    out = {"examples": n, "loss": float(loss_sum) / n}
-    if task == CLASSIFICATION:
-        acc = int(correct) / max(elements, 1)
+            diff = pred.double() - yb.double()
+            sq = add(sq, (diff * diff).sum())
+            ab = add(ab, diff.abs().sum())
+    # One read from the device for the whole evaluation.
+    sums = torch.stack([loss_sum, hits.double()] if classify else [loss_sum, sq, ab]).tolist()
+    out = {"examples": n, "loss": sums[0] / n}
+    if classify:
+        acc = sums[1] / max(elements, 1)
         out.update(accuracy=acc, error=1.0 - acc)
         if conf is not None:
-            matrix = conf.reshape(num_classes, num_classes).cpu().numpy()
-            out.update(per_class_report(matrix))
+            out.update(per_class_report(conf.reshape(num_classes, num_classes).cpu().numpy()))
     else:
-        out.update(mse=float(sq) / max(elements, 1), mae=float(ab) / max(elements, 1))
+        out.update(mse=sums[1] / max(elements, 1), mae=sums[2] / max(elements, 1))
         out["error"] = out["mse"]
     return out
 

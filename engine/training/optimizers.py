@@ -28,6 +28,9 @@ from .config import ScheduleConfig, TrainingConfig
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weights (matrices and kernels) decay; biases and 1-D norm parameters do not."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if weight_decay == 0:  # one group: the fused/foreach update handles all parameters in one go
+        return [{"params": params, "weight_decay": 0.0}] if params else []
     decay, no_decay = [], []
     for p in model.parameters():
         if not p.requires_grad:
