@@ -3,12 +3,18 @@
 Sequences are batch-first, (N, T, features), and T may be a run-time axis (a name such as 'T' in the
 Input's shape). A recurrent node gives either the whole output sequence (N, T, H * directions), for a
 tagger or a stacked model, or the last hidden state (N, H * directions), for a classifier.
+
+States are batch-first too. A recurrent node may start from a given state instead of zeros: the
+optional input 'h0' (and 'c0' for an LSTM, which needs both) takes (N, layers * directions, H), or
+(N, H) for a one-layer, one-direction node; torch's own layout, (layers * directions, N, H), is that
+transposed. With ``return_state`` the node also gives its final state in the same layout on outputs
+'h_n' (and 'c_n'), so an encoder's state can start a decoder (sequence-to-sequence models).
 """
 
 from __future__ import annotations
 
 from ..params import Bool, Choice, Float, Int
-from ..spec import Call, NodeSpec
+from ..spec import Call, NodeSpec, PortSpec
 from ._common import BATCH, Cost, ShapeError, TensorInfo, call_module, concrete, expect_float, expect_rank
 from ._emit import auto_size, kwargs_if, size_or_one
 
@@ -63,6 +69,9 @@ def _rnn_params(kind: str) -> tuple:
                doc="'sequence': every step's output (N, T, H*dirs), for taggers and stacking; 'last': the "
                    "last layer's final hidden state (N, H*dirs), forward and backward concatenated, for "
                    "classifiers"),
+        Bool("return_state", False,
+             doc="also give the final state of every layer and direction on 'h_n'" + (" and 'c_n'" if kind == "LSTM"
+                 else "") + ", shaped (N, layers*dirs, H): what starts a decoder through its 'h0'"),
     ]
     if kind == "RNN":
         params.insert(4, Choice("nonlinearity", "tanh", options=("tanh", "relu"),
@@ -74,16 +83,66 @@ def _dirs(p) -> int:
     return 2 if p["bidirectional"] else 1
 
 
-def _rnn_infer(p, ins):
-    t = ins["in"]
-    expect_float(t)
-    expect_rank(t, (3,), "(N, T, features) (batch first)")
-    auto_size(p, "input_size", concrete(t.shape[2], "features per time step"), "features per time step")
-    if p["dropout"] and p["num_layers"] == 1:
-        raise ShapeError(f"dropout={p['dropout']} acts between stacked layers and needs num_layers of 2 or more")
-    width = p["hidden_size"] * _dirs(p)
-    shape = (BATCH, t.shape[1], width) if p["output"] == "sequence" else (BATCH, width)
-    return {"out": TensorInfo(shape, t.dtype)}
+def _state_ports(kind: str) -> tuple[str, ...]:
+    return ("h0", "c0") if kind == "LSTM" else ("h0",)
+
+
+def _input_ports(kind: str) -> tuple[PortSpec, ...]:
+    ports = [PortSpec("in", "the sequence (N, T, features), batch first")]
+    ports.append(PortSpec("h0", "initial hidden state (N, layers*dirs, H), or (N, H) for one layer and one "
+                                "direction; zeros when not wired", optional=True))
+    if kind == "LSTM":
+        ports.append(PortSpec("c0", "initial cell state, shaped like h0 (wire both or neither)", optional=True))
+    return tuple(ports)
+
+
+def _output_ports(kind: str):
+    def outputs(p) -> tuple[PortSpec, ...]:
+        ports = (PortSpec("out", "the output sequence (N, T, H*dirs) or the last hidden state (N, H*dirs)"),)
+        if p["return_state"]:
+            ports += (PortSpec("h_n", "final hidden state of every layer and direction (N, layers*dirs, H)"),)
+            if kind == "LSTM":
+                ports += (PortSpec("c_n", "final cell state (N, layers*dirs, H)"),)
+        return ports
+    return outputs
+
+
+def _check_state(p, ins, port: str) -> None:
+    """An initial state must be batch first, (N, layers*dirs, H), or (N, H) when that is one state."""
+    s, ld, h = ins[port], p["num_layers"] * _dirs(p), p["hidden_size"]
+    expect_float(s, port)
+    if s.shape[1:] == (ld, h) or (ld == 1 and s.shape[1:] == (h,)):
+        return
+    also = f" or (N, {h})" if ld == 1 else ""
+    raise ShapeError(f"expects the initial state '{port}' shaped (N, {ld}, {h}) (layers * directions = {ld}, "
+                     f"hidden_size = {h}){also}, got {s}", port)
+
+
+def _rnn_infer(kind: str):
+    def infer(p, ins):
+        t = ins["in"]
+        expect_float(t)
+        expect_rank(t, (3,), "(N, T, features) (batch first)")
+        auto_size(p, "input_size", concrete(t.shape[2], "features per time step"), "features per time step")
+        if p["dropout"] and p["num_layers"] == 1:
+            raise ShapeError(f"dropout={p['dropout']} acts between stacked layers and needs num_layers of 2 or more")
+        if kind == "LSTM" and ("h0" in ins) != ("c0" in ins):
+            have, missing = ("h0", "c0") if "h0" in ins else ("c0", "h0")
+            raise ShapeError(f"starts from a given state only with both h0 and c0: '{have}' is wired, wire "
+                             f"'{missing}' too (or neither, for zeros)")
+        for port in _state_ports(kind):
+            if port in ins:
+                _check_state(p, ins, port)
+        width = p["hidden_size"] * _dirs(p)
+        shape = (BATCH, t.shape[1], width) if p["output"] == "sequence" else (BATCH, width)
+        outs = {"out": TensorInfo(shape, t.dtype)}
+        if p["return_state"]:
+            state = TensorInfo((BATCH, p["num_layers"] * _dirs(p), p["hidden_size"]), t.dtype)
+            outs["h_n"] = state
+            if kind == "LSTM":
+                outs["c_n"] = state
+        return outs
+    return infer
 
 
 def _rnn_module(kind: str):
@@ -98,13 +157,27 @@ def _rnn_module(kind: str):
 
 def _rnn_forward(kind: str):
     def forward(p, args, mod):
+        ld, h = p["num_layers"] * _dirs(p), p["hidden_size"]
+        # Given states arrive batch first, (N, ld, H) or (N, H); torch wants (ld, N, H), contiguous.
+        states = [f"{a}.reshape(-1, {ld}, {h}).transpose(0, 1).contiguous()" for a in args[1:]]
+        if kind == "LSTM" and states:
+            call = f"{mod}({args[0]}, ({states[0]}, {states[1]}))"
+        elif states:
+            call = f"{mod}({args[0]}, {states[0]})"
+        else:
+            call = f"{mod}({args[0]})"
+
+        def last(h_n: str) -> str:
+            # h_n is (num_layers * dirs, N, H); the last layer's states are its last dirs rows.
+            return f"{h_n}[-2:].transpose(0, 1).flatten(1)" if p["bidirectional"] else f"{h_n}[-1]"
+
+        if p["return_state"]:  # one call, then the main output and the final state(s), batch first
+            main = "o" if p["output"] == "sequence" else last("s[0]" if kind == "LSTM" else "s")
+            final = ["s[0].transpose(0, 1)", "s[1].transpose(0, 1)"] if kind == "LSTM" else ["s.transpose(0, 1)"]
+            return f"(lambda o, s: ({main}, {', '.join(final)}))(*{call})"
         if p["output"] == "sequence":
-            return f"{mod}({args[0]})[0]"
-        # h_n is (num_layers * dirs, N, H); the last layer's states are its last dirs rows.
-        h_n = f"{mod}({args[0]})[1][0]" if kind == "LSTM" else f"{mod}({args[0]})[1]"
-        if p["bidirectional"]:
-            return f"{h_n}[-2:].transpose(0, 1).flatten(1)"
-        return f"{h_n}[-1]"
+            return f"{call}[0]"
+        return last(f"{call}[1][0]" if kind == "LSTM" else f"{call}[1]")
     return forward
 
 
@@ -132,17 +205,23 @@ def _rnn_cost(kind: str):
 
 def _recurrent(kind: str, doc: str) -> NodeSpec:
     return NodeSpec(
-        type=kind, category="Recurrent", doc=doc, params=_rnn_params(kind), infer=_rnn_infer,
-        module=_rnn_module(kind), forward=_rnn_forward(kind), cost=_rnn_cost(kind),
+        type=kind, category="Recurrent", doc=doc, inputs=_input_ports(kind), outputs=_output_ports(kind),
+        params=_rnn_params(kind), infer=_rnn_infer(kind), module=_rnn_module(kind), forward=_rnn_forward(kind),
+        cost=_rnn_cost(kind),
     )
 
 
+_STATE_DOC = ("; may start from a given state instead of zeros ({ports}: batch first, (N, layers*dirs, H), or "
+              "(N, H) for one layer and direction) and give its final one (return_state), e.g. an encoder's "
+              "final state starting a decoder")
+
 RNN = _recurrent("RNN", "Elman recurrent layer over (N, T, features): h_t = tanh(W x_t + U h_(t-1) + b). "
-                        "Gives the output sequence or the last hidden state.")
+                        "Gives the output sequence or the last hidden state" + _STATE_DOC.format(ports="h0") + ".")
 LSTM = _recurrent("LSTM", "Long short-term memory over (N, T, features): gated memory cells that keep "
                           "information over long sequences. Gives the output sequence or the last hidden "
-                          "state.")
+                          "state" + _STATE_DOC.format(ports="h0 and c0") + ".")
 GRU = _recurrent("GRU", "Gated recurrent unit over (N, T, features): an LSTM with fewer gates and no separate "
-                        "cell. Gives the output sequence or the last hidden state.")
+                        "cell. Gives the output sequence or the last hidden state" + _STATE_DOC.format(ports="h0")
+                        + ".")
 
 SPECS = [Embedding, RNN, LSTM, GRU]
