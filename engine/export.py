@@ -219,7 +219,7 @@ def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, g
     proto, folded = job.export()
     seconds_export = time.perf_counter() - t0
     data = proto.SerializeToString()
-    job.check(proto)
+    job.check(data)
     t1 = time.perf_counter()
     checks = job.verify(data, seed, tolerance)
     seconds_verify = time.perf_counter() - t1
@@ -349,7 +349,7 @@ class _Job:
         args = tuple(self.inputs(batch, axes, seed=12345))
         proto = self._export_dynamo(args) if self.exporter == "dynamo" else self._export_legacy(args)
         try:
-            result = tidy(proto)
+            result = tidy(proto, inplace=True)
         except Exception as exc:  # a bug of ours, but say so plainly rather than with a traceback
             raise ExportError(f"export of '{self.graph.name}' failed while tidying the ONNX graph: "
                               f"{type(exc).__name__}: {exc}", stage="export", reason=str(exc)) from None
@@ -457,11 +457,15 @@ class _Job:
             entry.key, entry.value = k, v
 
     # ---------------------------------------------------------------- checks
-    def check(self, proto) -> None:
+    def check(self, data: bytes) -> None:
         import onnx
 
+        if len(data) > onnx.checker.MAXIMUM_PROTOBUF:
+            raise ExportError(f"export of '{self.graph.name}' gives an ONNX file over 2 GiB, the most one "
+                              "protobuf can hold; this exporter does not write weights to a separate file",
+                              stage="checker", reason="model over 2 GiB")
         try:
-            onnx.checker.check_model(proto, full_check=True)
+            onnx.checker.check_model(data, full_check=True)
         except Exception as exc:
             raise self._failure(exc, "onnx.checker rejected the file", "", stage="checker") from None
 

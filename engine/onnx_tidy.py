@@ -42,6 +42,7 @@ class TidyResult:
     folded: int = 0  # nodes evaluated into constants
     removed: int = 0  # nodes dropped as unused
     origins: dict[str, str] = field(default_factory=dict)  # node name -> exporter stack trace (before stripping)
+    synthesized: set[str] = field(default_factory=set)  # initializers made here (folded), not the model's own
 
 
 class _Sym:
@@ -98,7 +99,7 @@ def tensor_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     needed = {o for n in g.node for o in n.output if o} - types.keys()
     if needed:
         light = onnx.ModelProto()
-        light.CopyFrom(model) if model.ByteSize() < (64 << 20) else _copy_without_weights(model, light)
+        _copy_without_weights(model, light)
         try:
             inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
             for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
@@ -153,10 +154,13 @@ def _evaluate(node: onnx.NodeProto, inputs: list[np.ndarray], opsets: dict[str, 
     return list(ReferenceEvaluator(copy, opsets=opsets).run(None, feeds))
 
 
-def tidy(model: onnx.ModelProto, strip_metadata: bool = True) -> TidyResult:
-    """A tidied copy of ``model`` (the argument is not changed)."""
-    model_out = onnx.ModelProto()
-    model_out.CopyFrom(model)
+def tidy(model: onnx.ModelProto, strip_metadata: bool = True, inplace: bool = False) -> TidyResult:
+    """A tidied copy of ``model`` (or ``model`` itself, changed, when ``inplace``)."""
+    if inplace:
+        model_out = model
+    else:
+        model_out = onnx.ModelProto()
+        model_out.CopyFrom(model)
     g = model_out.graph
     opsets = {imp.domain or "": imp.version for imp in model_out.opset_import}
     types = tensor_types(model_out)
@@ -238,6 +242,23 @@ def tidy(model: onnx.ModelProto, strip_metadata: bool = True) -> TidyResult:
                 node.input[1] = name
         kept.append(node)
 
+    # Identity nodes (a Dropout in eval mode, a clone) are wires: readers take the input directly.
+    outputs = {o.name for o in g.output}
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in kept for a in n.attribute):
+        outputs |= {o for n in kept for o in n.output}  # subgraphs may read any name: rename nothing
+    alias: dict[str, str] = {}
+    wired: list[onnx.NodeProto] = []
+    for node in kept:
+        for i, name in enumerate(node.input):
+            if name in alias:
+                node.input[i] = alias[name]
+        if node.op_type == "Identity" and node.domain in ("", "ai.onnx") and node.output[0] not in outputs:
+            alias[node.output[0]] = node.input[0]
+            result.removed += 1
+            continue
+        wired.append(node)
+    kept = wired
+
     # A synthesised all-zero bias is no bias at all (PyTorch's bias=False).
     for node in kept:
         idx = _OPTIONAL_BIAS.get(node.op_type)
@@ -259,18 +280,19 @@ def tidy(model: onnx.ModelProto, strip_metadata: bool = True) -> TidyResult:
                     for sub in a.graphs:
                         needed.update(_outer_names(sub))
     live.reverse()
-    result.removed = len(kept) - len(live)
+    result.removed += len(kept) - len(live)
     del g.node[:]
     g.node.extend(live)
 
-    inits = [init for init in g.initializer if init.name in needed]
-    have = {init.name for init in inits}
+    # Initializers are edited in place: rebuilding the list would copy every weight (hundreds of MB).
+    for i in reversed([i for i, init in enumerate(g.initializer) if init.name not in needed]):
+        del g.initializer[i]
+    have = {init.name for init in g.initializer} | {i.name for i in g.input}
     for name, value in consts.items():
-        if name in needed and name not in have and name not in {i.name for i in g.input}:
-            inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        if name in needed and name not in have:
+            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
             have.add(name)
-    del g.initializer[:]
-    g.initializer.extend(inits)
+            result.synthesized.add(name)
     # value_info for tensors that became initializers or vanished would only confuse readers
     produced = {o for n in live for o in n.output}
     vis = [vi for vi in g.value_info if vi.name in produced]

@@ -198,5 +198,18 @@ def _names(keys: list[str], limit: int = 12) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+def build_with_weights(graph: "Graph", graph_file: str | os.PathLike | None = None, seed: int | None = 0):
+    """Compile a graph (``engine.compiler.build``) and load the weights file it names, if it names one:
+    how compiling, training and exporting an imported graph start from its weights."""
+    from .compiler import build
+
+    compiled = build(graph, seed)
+    path = graph_weights_path(graph, graph_file)
+    if path is not None:
+        load_into(compiled.model, compiled.plan.attrs, read_checkpoint(path), f"the graph's weights file {path}")
+    return compiled
+
+
 __all__ = ["WeightsError", "WEIGHTS_KEY", "read_checkpoint", "save_node_weights", "write_bytes_atomic",
-           "graph_weights_path", "to_node_keys", "to_model_keys", "is_node_keyed", "apply_state", "load_into"]
+           "graph_weights_path", "to_node_keys", "to_model_keys", "is_node_keyed", "apply_state", "load_into",
+           "build_with_weights"]
