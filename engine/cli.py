@@ -30,6 +30,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 COMMAND_MODULES: tuple[str, ...] = (
     "engine.templates",
     "engine.export",
+    "engine.onnx_import",
     "engine.training.cli",
 )
 
