@@ -106,6 +106,16 @@ class CardItem(NodeItem):
             label.setPos(port.x() + port.boundingRect().width() - 8, -15)
         self.update()
 
+    def draw_node(self):
+        # NodeGraphQt redraws a node for every property it sets while building it; a card is drawn
+        # once it is in the scene (``post_init``) and when its content changes.
+        if self.scene() is not None:
+            self._draw_node_vertical()
+
+    def post_init(self, viewer=None, pos=None):
+        super().post_init(viewer, pos)
+        self._draw_node_vertical()
+
     def align_icon(self, h_offset=0.0, v_offset=0.0):
         pass
 
