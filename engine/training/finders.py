@@ -77,7 +77,7 @@ def find_lr(trainer, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 
             if trainer._host_data:
                 xb, yb = trainer._to_device(xb, yb)
             loss, _ = trainer.mode.train_step(proxy, xb, yb)
-            value = float(loss)  # one read per step is fine for a 100-step test
+            value = float(loss.detach())  # one read per step is fine for a 100-step test
             if not math.isfinite(value):
                 stopped = True
                 break

@@ -531,7 +531,7 @@ class Trainer:
             elif status == "early-stopped":
                 reason = (f"{self.monitor} did not improve for {cfg.early_stopping.patience} epochs; best at "
                           f"epoch {self.best_epoch}")
-        except _NonFinite as exc:
+        except (_NonFinite, SetupError, DataError) as exc:  # the message says it all; no traceback
             status, reason = "failed", str(exc)
         except KeyboardInterrupt:
             status, reason = "stopped", f"interrupted after step {self.step}"
@@ -638,7 +638,7 @@ class Trainer:
         for j, v in enumerate(losses):
             if not math.isfinite(v):
                 raise _NonFinite(first + j, epoch, v, self._last_finite)
-        self._last_finite = (self.step, losses[-1])
+            self._last_finite = (first + j, v)
         ep = self._ep
         ep["loss"] += sum(v * s for v, s in zip(losses, sizes))
         ep["seen"] += sum(sizes)
@@ -753,7 +753,7 @@ class Trainer:
         self.history.append(metrics)
         self._pending_epochs.append(metrics)
         self._emit_epochs(force=epoch == cfg.epochs)
-        if self._want_samples and self._may_emit():
+        if self._want_samples and (self._may_emit() or epoch == cfg.epochs):
             self._emit_samples(epoch)
         now = time.perf_counter()
         if self.run_dir is not None:

@@ -1,0 +1,307 @@
+"""The trainer: accuracy on real data, events, pause/resume/stop, checkpoints, failures, options."""
+
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+import graphs
+from engine.training import (Callback, DataError, Dataset, SetupError, Trainer, TrainingConfig, load_checkpoint_file,
+                             resolve_device)
+from engine.training.augment import build_augmentation
+from engine.training.config import AugmentationConfig
+from engine.training.finders import find_lr, find_max_batch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small networks train fastest on one thread (and leave the other core to the rest of the suite)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def spiral_mlp() -> engine.Graph:
+    """The MLP template's network: 2 -> 64 -> 64 -> 3 with ReLU."""
+    g = engine.Graph("spiral MLP")
+    nodes = [g.add_node("Input", "point", {"shape": [2]}), g.add_node("Linear", "fc1", {"out_features": 64}),
+             g.add_node("ReLU", "relu1"), g.add_node("Linear", "fc2", {"out_features": 64}),
+             g.add_node("ReLU", "relu2"), g.add_node("Linear", "fc3", {"out_features": 3}),
+             g.add_node("Output", "logits")]
+    graphs.chain(g, nodes)
+    t, ce = g.add_node("Target", "label"), g.add_node("CrossEntropyLoss", "ce")
+    g.connect(nodes[-1].id, "out", ce.id, "pred")
+    g.connect(t.id, "out", ce.id, "target")
+    return g
+
+
+def spirals_config(**over) -> TrainingConfig:
+    base = {"data.dataset": "spirals", "epochs": 4, "optimizer.lr": 0.01}
+    base.update(over)
+    return TrainingConfig().with_overrides(base)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.calls, self.steps, self.losses, self.epochs, self.samples = [], [], [], [], []
+
+    def on_run_start(self, trainer, event):
+        self.calls.append("start")
+        self.start = event
+
+    def on_step(self, trainer, event):
+        self.calls.append("step")
+        self.steps += event.steps
+        self.losses += event.losses
+        self.last_step = event
+
+    def on_epoch_end(self, trainer, event):
+        self.calls.append("epoch")
+        self.epochs += [m.epoch for m in event.epochs]
+
+    def on_samples(self, trainer, event):
+        self.samples.append(event)
+
+    def on_checkpoint(self, trainer, event):
+        self.calls.append(f"checkpoint:{event.kind}")
+
+    def on_run_end(self, trainer, result):
+        self.calls.append("end")
+        self.result = result
+
+
+# --------------------------------------------------------------------------- learning on real data
+def test_mlp_reaches_95_percent_on_noisy_spirals():
+    tr = Trainer(spiral_mlp(), spirals_config(epochs=60))
+    result = tr.fit()
+    report = tr.report()
+    assert result.status == "finished"
+    assert report["test_accuracy"] >= 0.95, report["test_accuracy"]
+
+
+def test_regression_on_a_curve_reports_mse():
+    g = engine.Graph("curve fit")
+    nodes = [g.add_node("Input", "x", {"shape": [1]}), g.add_node("Linear", "h", {"out_features": 32}),
+             g.add_node("Tanh", "t"), g.add_node("Linear", "y", {"out_features": 1}), g.add_node("Output", "pred")]
+    graphs.chain(g, nodes)
+    tgt = g.add_node("Target", "value", {"shape": [1], "dtype": "float32"})
+    mse = g.add_node("MSELoss", "mse")
+    g.connect(nodes[-1].id, "out", mse.id, "pred")
+    g.connect(tgt.id, "out", mse.id, "target")
+    tr = Trainer(g, TrainingConfig().with_overrides({"data.dataset": "curve", "epochs": 60, "optimizer.lr": 0.01}))
+    assert tr.fit().status == "finished"
+    report = tr.report()
+    assert report["test_mse"] < 0.05 and report["doctor"] is None
+    assert tr.history[-1].dev_mse is not None and tr.history[-1].dev_accuracy is None
+
+
+# --------------------------------------------------------------------------- events
+def test_events_cover_every_step_and_epoch_in_order(tmp_path):
+    rec = Recorder()
+    tr = Trainer(spiral_mlp(), spirals_config(), callbacks=[rec], run_dir=tmp_path)
+    result = tr.fit()
+    assert rec.calls[0] == "start" and rec.calls[-1] == "end" and rec.result is result
+    assert rec.steps == list(range(1, result.steps + 1))  # coalesced, none lost
+    assert len(rec.losses) == result.steps and all(np.isfinite(rec.losses))
+    assert rec.epochs == [1, 2, 3, 4]
+    assert "checkpoint:final" in rec.calls and "checkpoint:best" in rec.calls
+    assert rec.start.split_sizes == {"train": 900, "dev": 300, "test": 300} and rec.start.task == "classification"
+    last = rec.last_step
+    assert set(last.grad_norms) == {"fc1", "fc2", "fc3"} and all(v > 0 for v in last.weight_norms.values())
+    assert last.lr == 0.01 and 0 <= last.train_accuracy <= 1
+    assert rec.samples and rec.samples[0].inputs.shape == (8, 2) and rec.samples[0].labels[0] == "arm 0"
+    assert result.history[-1]["epoch"] == 4 and result.history[-1]["dev_accuracy"] > 0.5
+
+
+def test_a_failing_subscriber_never_stops_training():
+    class Broken(Callback):
+        def on_epoch_end(self, trainer, event):
+            raise RuntimeError("plot widget gone")
+
+    rec = Recorder()
+    tr = Trainer(spiral_mlp(), spirals_config(epochs=3), callbacks=[Broken(), rec])
+    with pytest.warns(RuntimeWarning, match="plot widget gone"):
+        result = tr.fit()
+    assert result.status == "finished" and rec.epochs == [1, 2, 3]
+    assert tr.callback_errors and "Broken.on_epoch_end raised RuntimeError" in tr.callback_errors[0]
+
+
+# --------------------------------------------------------------------------- control from another thread
+def test_pause_resume_stop_and_resume_from_the_checkpoint_exactly(tmp_path):
+    config = spirals_config(epochs=3, batch_size=16)
+    reference = Trainer(spiral_mlp(), config)
+    reference.fit()
+
+    class PauseAtFirstStep(Callback):
+        done = False
+
+        def on_step(self, trainer, event):
+            if not self.done:
+                self.done = True
+                trainer.pause()
+
+    tr = Trainer(spiral_mlp(), config, callbacks=[PauseAtFirstStep()], run_dir=tmp_path / "run")
+    worker = threading.Thread(target=tr.fit)
+    worker.start()
+    deadline = time.time() + 30
+    while tr.state != "paused" and time.time() < deadline:
+        time.sleep(0.01)
+    assert tr.state == "paused"
+    held = tr.step
+    time.sleep(0.2)
+    assert tr.step == held  # nothing moves while paused
+    tr.resume()
+    while tr.step < held + 5 and time.time() < deadline:
+        time.sleep(0.001)
+    tr.stop()
+    worker.join(30)
+    assert tr.result.status == "stopped" and 0 < tr.result.steps < reference.result.steps
+    ckpt = tmp_path / "run" / "final.pt"
+    state = torch.load(ckpt, weights_only=True)  # loads with weights_only
+    assert state["step"] == tr.result.steps
+
+    resumed = Trainer(spiral_mlp(), config)
+    result = resumed.fit(resume_from=ckpt)
+    assert result.status == "finished" and result.steps == reference.result.steps
+    for key, value in reference.model.state_dict().items():
+        assert torch.allclose(resumed.model.state_dict()[key], value, atol=1e-6), key
+
+
+def test_a_checkpoint_of_another_network_is_refused(tmp_path):
+    Trainer(spiral_mlp(), spirals_config(epochs=1), run_dir=tmp_path).fit()
+    other = spiral_mlp()
+    other.set_param("fc1", "out_features", 32)
+    result = Trainer(other, spirals_config(epochs=2)).fit(resume_from=tmp_path / "final.pt")
+    assert result.status == "failed" and "written for a different network" in result.reason
+    with pytest.raises(SetupError, match="not a DeepCanvas checkpoint"):
+        torch.save({"hello": torch.zeros(1)}, tmp_path / "x.pt")
+        load_checkpoint_file(tmp_path / "x.pt")
+    best = load_checkpoint_file(tmp_path / "best.pt")
+    assert best["kind"] == "best" and "fc1.weight" in best["model"]
+
+
+# --------------------------------------------------------------------------- failures
+def test_nan_loss_stops_the_run_naming_the_step_and_the_last_finite_loss():
+    tr = Trainer(spiral_mlp(), spirals_config(**{"optimizer.name": "sgd", "optimizer.lr": 1e12, "epochs": 5}))
+    failed = []
+
+    class Watch(Callback):
+        def on_run_failed(self, trainer, event):
+            failed.append(event)
+
+    tr.add_callback(Watch())
+    result = tr.fit()
+    assert result.status == "failed" and failed and failed[0].reason == result.reason
+    import re
+    m = re.search(r"the loss became (NaN|infinite) at step (\d+) \(epoch \d+\); the last finite loss was "
+                  r"\S+ at step (\d+)", result.reason)
+    assert m, result.reason
+    assert int(m.group(3)) == int(m.group(2)) - 1
+    assert "lower learning rate" in result.reason
+
+
+def test_setup_problems_are_named():
+    with pytest.raises(SetupError, match="the graph has no loss node"):
+        Trainer(graphs.mlp(2, 8, 3, with_loss=False), spirals_config())
+    with pytest.raises(DataError, match=r"data set 'curve' is a regression task, but Target 'label' expects "
+                                        r"class ids"):
+        Trainer(spiral_mlp(), spirals_config(**{"data.dataset": "curve"}))
+    with pytest.raises(DataError, match=r"gives samples shaped \(2,\) but Input 'x' expects \(4,\)"):
+        Trainer(graphs.mlp(4, 8, 3), spirals_config())
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type in ("cpu", "mps")
+        with pytest.raises(SetupError, match="training.device: 'cuda' was asked for"):
+            resolve_device("cuda")
+
+
+# --------------------------------------------------------------------------- options
+def test_early_stopping_restores_the_best_weights():
+    config = spirals_config(**{"epochs": 20, "early_stopping.enabled": True, "early_stopping.patience": 2,
+                               "early_stopping.min_delta": 100.0})  # nothing after epoch 1 counts as better
+    tr = Trainer(spiral_mlp(), config)
+    result = tr.fit()
+    assert result.status == "early-stopped" and result.epochs == 3 and result.best_epoch == 1
+    for key, value in tr.model.state_dict().items():
+        assert torch.equal(value, tr.best_state[key])
+
+
+def test_same_seed_same_run_and_gpu_options_are_explained_on_cpu():
+    a = Trainer(spiral_mlp(), spirals_config(epochs=2))
+    b = Trainer(spiral_mlp(), spirals_config(epochs=2, precision="bf16", channels_last=True))
+    def without_time(history):
+        return [{k: v for k, v in m.items() if k != "seconds"} for m in history]
+
+    assert without_time(a.fit().history) == without_time(b.fit().history)
+    if b.device.type == "cpu":
+        assert any("precision bf16 is a GPU option" in n for n in b.notes)
+    assert any("channels_last applies to image inputs" in n for n in b.notes)
+
+
+def test_a_failing_torch_compile_falls_back_to_eager(monkeypatch):
+    def broken_compile(model, **kw):
+        def run(*args):
+            raise RuntimeError("inductor stride assertion")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    tr = Trainer(spiral_mlp(), spirals_config(epochs=2, compile=True))
+    result = tr.fit()
+    assert result.status == "finished"
+    assert any("torch.compile failed (RuntimeError: inductor stride assertion)" in n for n in tr.notes)
+
+
+def test_augmentation_with_kornia_and_on_non_images():
+    cfg = AugmentationConfig(hflip=True, rotation=20.0, crop_padding=2, color_jitter=0.3, noise=0.05)
+    aug, notes = build_augmentation(cfg, (1, 16, 16), True)
+    x = torch.rand(6, 1, 16, 16)
+    out = aug(x)
+    assert out.shape == x.shape and not torch.equal(out, x) and not notes
+    aug, notes = build_augmentation(cfg, (2,), True)
+    assert aug(torch.zeros(4, 2)).abs().sum() > 0 and "only noise is applied" in notes[0]
+    config = TrainingConfig().with_overrides({"epochs": 1, "augmentation.rotation": 10.0,
+                                              "augmentation.noise": 0.02, "data.split": [0.3, 0.1, 0.6]})
+    tr = Trainer(graphs.lenet5(), config)  # the digits, rotated and noisy on every step
+    assert tr.augment is not None and tr.fit().status == "finished"
+
+
+def test_report_metrics_and_error_analysis():
+    tr = Trainer(spiral_mlp(), spirals_config(epochs=3))
+    tr.fit()
+    report = tr.report(human_error=0.01)
+    test = report["test"]
+    assert report["test_accuracy"] == test["accuracy"]
+    assert np.sum(test["confusion_matrix"]) == 300 and len(test["per_class"]) == 3
+    assert 0 <= test["macro"]["f1"] <= 1
+    assert report["doctor"]["human_error"] == 0.01 and report["doctor"]["problem"] in ("bias", "variance", "none")
+    mistakes = report["error_analysis"]["mistakes"]
+    assert mistakes and all(m["true"] != m["predicted"] for m in mistakes)
+    conf = [m["confidence"] for m in mistakes]
+    assert conf == sorted(conf, reverse=True)
+
+
+def test_finders_work_on_a_copy():
+    tr = Trainer(spiral_mlp(), spirals_config())
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    res = find_lr(tr, steps=60)
+    assert 1e-7 <= res.suggestion <= 10 and len(res.lrs) == len(res.losses) > 10
+    assert all(np.isfinite(res.losses))
+    assert all(torch.equal(v, tr.model.state_dict()[k]) for k, v in before.items())
+    found = find_max_batch(tr, limit=1000, fits=lambda b: b <= 300)
+    assert 282 <= found.batch_size <= 300 and found.method == "custom"
+    small = find_max_batch(tr, memory_budget=2_000_000)
+    big = find_max_batch(tr, memory_budget=20_000_000)
+    assert small.method == "estimated" and 1 <= small.batch_size <= big.batch_size <= 900
+
+
+def test_dataset_objects_can_be_passed_directly():
+    x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+    ds = Dataset("mine", x, (x[:, 1] > 0).astype(np.int64), "classification", ["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tr = Trainer(spiral_mlp(), spirals_config(epochs=2), dataset=ds)
+        assert tr.fit().status == "finished" and tr.dataset.name == "mine"
