@@ -87,7 +87,7 @@ def build(window: "MainWindow") -> dict[str, QtGui.QAction]:
     for name in ("undo", "redo", None, "cut", "copy", "paste", "duplicate", "delete", None, "select_all",
                  "add_node"):
         edit.addAction(acts[name]) if name else edit.addSeparator()
-    view = menubar.addMenu("&View")
+    view = window.view_menu = menubar.addMenu("&View")
     for name in ("fit", "zoom_in", "zoom_out", "layout", None, "theme"):
         view.addAction(acts[name]) if name else view.addSeparator()
     window.panels_menu = view.addMenu("&Panels")

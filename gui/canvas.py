@@ -34,7 +34,7 @@ from NodeGraphQt.constants import LayoutDirectionEnum, PortTypeEnum, ViewerEnum 
 from NodeGraphQt.qgraphics.pipe import PipeItem  # noqa: E402
 
 NODE_MIME = "application/x-deepcanvas-node-type"
-READABLE_ZOOM = 0.8  # the start-up view never shrinks text below this scale; Zoom to Fit may
+READABLE_ZOOM = 0.75  # the start-up view never shrinks text below this scale; Zoom to Fit may
 
 
 class Wire(PipeItem):

@@ -38,12 +38,31 @@ class PythonHighlighter(QtGui.QSyntaxHighlighter):
             (re.compile(r"'[^'\n]*'|\"[^\"\n]*\""), fmt("#c3e88d" if dark else "#0a3069")),
             (re.compile(r"#[^\n]*"), fmt(theme.dim, italic=True)),
         ]
+        self.docstring = fmt(theme.dim, italic=True)
         self.rehighlight()
 
     def highlightBlock(self, text: str) -> None:
         for pattern, f in self.rules:
             for m in pattern.finditer(text):
                 self.setFormat(m.start(), m.end() - m.start(), f)
+        # triple-quoted strings may span lines: block state 1 means "inside one"
+        pos = 0
+        inside = self.previousBlockState() == 1
+        while True:
+            if inside:
+                end = text.find('"""', pos)
+                if end < 0:
+                    self.setFormat(pos, len(text) - pos, self.docstring)
+                    self.setCurrentBlockState(1)
+                    return
+                self.setFormat(pos, end + 3 - pos, self.docstring)
+                pos, inside = end + 3, False
+            start = text.find('"""', pos)
+            if start < 0:
+                self.setCurrentBlockState(0)
+                return
+            self.setFormat(start, 3, self.docstring)
+            pos, inside = start + 3, True
 
 
 def _mono() -> QtGui.QFont:

@@ -21,7 +21,7 @@ from .properties import PropertyEditor
 from .statusbar import StatusBar
 
 APP = "DeepCanvas"
-STATE_VERSION = 1
+STATE_VERSION = 2  # bump when the docks change, so an old saved layout is ignored
 
 
 def default_settings() -> QtCore.QSettings:
@@ -41,7 +41,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowIcon(QtGui.QIcon(str(themes.ICONS / "deepcanvas.svg")))
         self.doc = Document()
         self.canvas = Canvas(self.doc, self)
-        self.setCentralWidget(self.canvas.widget)
         self.recent = RecentFiles(self.settings)
         self.autosave = Autosave(autosave_dir or default_autosave_dir(), autosave_ms, self)
         self.files = FileCommands(self)
@@ -53,6 +52,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.preflight = PreflightPanel()
         self.code = CodeView()
         self.summary = SummaryView()
+        # The network's three views share the middle: the diagram, its PyTorch code, its layer table.
+        self.views = QtWidgets.QTabWidget()
+        self.views.setObjectName("views")
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.canvas.widget, themes.icon("node"), "Diagram")
+        self.views.addTab(self.code, themes.icon("code"), "Code")
+        self.views.addTab(self.summary, themes.icon("summary"), "Summary")
+        self.setCentralWidget(self.views)
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
         L, R, B = (QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
                    QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -60,21 +67,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self._dock("properties", "Properties", "properties", self.properties, R)
         self._dock("preflight", "Pre-flight", "preflight", self.preflight, R)
         self._dock("problems", "Problems", "problems", self.problems, B)
-        self._dock("code", "Code", "code", self.code, B)
-        self._dock("summary", "Summary", "summary", self.summary, B)
-        # The bottom area also takes the training dock (a later issue) as another tab.
-        self.tabifyDockWidget(self.docks["problems"], self.docks["code"])
-        self.tabifyDockWidget(self.docks["code"], self.docks["summary"])
-        self.docks["problems"].raise_()
+        # The bottom area is where the training dock (a later issue) goes, tabbed with Problems.
         self.resizeDocks([self.docks["palette"], self.docks["properties"]], [220, 320],
                          QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["problems"]], [170], QtCore.Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["properties"], self.docks["preflight"]], [560, 300],
+        self.resizeDocks([self.docks["problems"]], [150], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["properties"], self.docks["preflight"]], [520, 330],
                          QtCore.Qt.Orientation.Vertical)
         self.setStatusBar(StatusBar(self))
         self.actions_ = action_table.build(self)
         for dock in self.docks.values():
             self.panels_menu.addAction(dock.toggleViewAction())
+        for i, name in enumerate(("Diagram", "Code", "Summary")):
+            action = QtGui.QAction(f"Show {name}", self)
+            action.setShortcut(QtGui.QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _=False, i=i: self.views.setCurrentIndex(i))
+            self.addAction(action)
+            self.view_menu.insertAction(self.actions_["fit"], action)
+        self.view_menu.insertSeparator(self.actions_["fit"])
         self._default_state = self.saveState(STATE_VERSION)
         self._connect()
         self.set_document(self.doc)
@@ -129,8 +138,8 @@ class MainWindow(QtWidgets.QMainWindow):
         c.node_activated.connect(self._show_properties)
         c.message.connect(self.flash)
         self.palette.add_requested.connect(lambda name: c.add_node(name))
-        self.problems.node_clicked.connect(lambda nid: c.select([nid], center=True))
-        self.statusBar().problems_clicked.connect(lambda: self.docks["problems"].raise_())
+        self.problems.node_clicked.connect(self._problem_clicked)
+        self.statusBar().problems_clicked.connect(self._show_problems)
         self.autosave.saved.connect(lambda text: self.statusBar().showMessage(text, 3000))
 
     def set_document(self, doc: Document) -> None:
@@ -154,6 +163,14 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.doc.title}[*] — {APP}")
         self.setWindowModified(self.doc.modified)
+
+    def _problem_clicked(self, nid: str) -> None:
+        self.views.setCurrentIndex(0)
+        self.canvas.select([nid], center=True)
+
+    def _show_problems(self) -> None:
+        self.docks["problems"].show()
+        self.docks["problems"].raise_()
 
     def _show_properties(self, nid: str) -> None:
         if nid:

@@ -37,9 +37,10 @@ def max_batch(fig: dict, memory: int) -> int:
     return max(0, int(room // fig["per_sample_bytes"]))
 
 
-class PreflightPanel(QtWidgets.QWidget):
+class PreflightPanel(QtWidgets.QScrollArea):
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.setWidgetResizable(True)
         self.doc: Document | None = None
         self.device: DeviceInfo | None = None
         self.batch = QtWidgets.QSpinBox()
@@ -73,7 +74,8 @@ class PreflightPanel(QtWidgets.QWidget):
                                      "float32.")
         self.note.setWordWrap(True)
         self.note.setProperty("role", "dim")
-        layout = QtWidgets.QVBoxLayout(self)
+        body = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(body)
         layout.setContentsMargins(10, 10, 10, 10)
         layout.setSpacing(8)
         layout.addLayout(form)
@@ -82,6 +84,7 @@ class PreflightPanel(QtWidgets.QWidget):
         layout.addWidget(self.verdict)
         layout.addWidget(self.note)
         layout.addStretch(1)
+        self.setWidget(body)
 
     def set_document(self, doc: Document) -> None:
         if self.doc is not None:

@@ -27,15 +27,31 @@ def load_template(name_or_path) -> Graph:
 
 
 class GraphPreview(QtWidgets.QWidget):
-    """A graph's layout drawn small: wires, and a coloured box per node."""
+    """A graph's layout drawn small: wires, and a coloured box per node with its label. A network
+    too tall for the box is drawn at a readable scale, to scroll through (see ``PreviewArea``)."""
+
+    MAX_SCALE = 0.6
+    MIN_SCALE = 0.32
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.graph: Graph | None = None
-        self.setMinimumSize(260, 260)
+        self.scale = 1.0
+        self._box = QtCore.QRectF()
+        self.setMinimumSize(260, 200)
 
-    def set_graph(self, graph: Graph | None) -> None:
+    def set_graph(self, graph: Graph | None, width: int | None = None, height: int | None = None) -> None:
         self.graph = graph
+        if graph is not None and graph.layout:
+            xs = [x for x, _ in graph.layout.values()]
+            ys = [y for _, y in graph.layout.values()]
+            self._box = QtCore.QRectF(min(xs), min(ys), max(xs) - min(xs) + CARD_W, max(ys) - min(ys) + CARD_H)
+            width = width or self.width()
+            height = height or self.height()
+            fit = min((width - 24) / self._box.width(), (height - 24) / self._box.height())
+            width_fit = (width - 24) / self._box.width()
+            self.scale = min(self.MAX_SCALE, max(fit, min(width_fit, self.MIN_SCALE)))
+            self.setMinimumHeight(max(200, int(self._box.height() * self.scale + 24)))
         self.update()
 
     def paintEvent(self, event):
@@ -48,18 +64,14 @@ class GraphPreview(QtWidgets.QWidget):
             p.setPen(QtGui.QColor(t.dim))
             p.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter, "no preview")
             return
-        xs = [x for x, _ in g.layout.values()]
-        ys = [y for _, y in g.layout.values()]
-        box = QtCore.QRectF(min(xs), min(ys), max(xs) - min(xs) + CARD_W, max(ys) - min(ys) + CARD_H)
-        margin = 12
-        scale = min((self.width() - 2 * margin) / box.width(), (self.height() - 2 * margin) / box.height(), 1.0)
+        box, scale = self._box, self.scale
         ox = (self.width() - box.width() * scale) / 2 - box.left() * scale
-        oy = (self.height() - box.height() * scale) / 2 - box.top() * scale
+        oy = max(12.0, (self.height() - box.height() * scale) / 2) - box.top() * scale
 
         def at(nid, dy):
             x, y = g.layout[nid]
             return QtCore.QPointF(ox + (x + CARD_W / 2) * scale, oy + (y + dy) * scale)
-        p.setPen(QtGui.QPen(QtGui.QColor(t.wire), max(0.6, 1.6 * scale)))
+        p.setPen(QtGui.QPen(QtGui.QColor(t.wire), max(0.8, 2.0 * scale)))
         for e in g.edges:
             if e.src in g.layout and e.dst in g.layout:
                 a, b = at(e.src, CARD_H), at(e.dst, 0)
@@ -67,20 +79,47 @@ class GraphPreview(QtWidgets.QWidget):
                 mid = (a.y() + b.y()) / 2
                 path.cubicTo(QtCore.QPointF(a.x(), mid), QtCore.QPointF(b.x(), mid), b)
                 p.drawPath(path)
-        p.setPen(QtCore.Qt.PenStyle.NoPen)
+        font = p.font()
+        font.setPointSizeF(max(6.0, 10.0 * scale / 0.6))
+        p.setFont(font)
         for nid, (x, y) in g.layout.items():
             node = g.nodes.get(nid)
             spec = g.registry.get(node.type) if node else None
             color = QtGui.QColor(themes.category_color(spec.category) if spec else t.error)
             rect = QtCore.QRectF(ox + x * scale, oy + y * scale, CARD_W * scale, CARD_H * scale)
+            p.setPen(QtGui.QPen(QtGui.QColor(t.node_border), 1))
             p.setBrush(QtGui.QColor(t.node))
-            p.drawRoundedRect(rect, 4 * scale + 1, 4 * scale + 1)
+            p.drawRoundedRect(rect, 4, 4)
+            p.setPen(QtCore.Qt.PenStyle.NoPen)
             p.setBrush(color)
-            p.drawRoundedRect(QtCore.QRectF(rect.left(), rect.top(), max(2.0, 10 * scale), rect.height()), 2, 2)
-            if scale > 0.45 and node is not None:
+            p.drawRoundedRect(QtCore.QRectF(rect.left(), rect.top(), max(3.0, 6 * scale), rect.height()), 2, 2)
+            if scale >= self.MIN_SCALE and node is not None:
                 p.setPen(QtGui.QColor(t.text))
-                p.drawText(rect.adjusted(14 * scale, 0, 0, 0), QtCore.Qt.AlignmentFlag.AlignVCenter, node.label)
-                p.setPen(QtCore.Qt.PenStyle.NoPen)
+                text_rect = rect.adjusted(10 * scale + 4, 0, -3, 0)
+                text = p.fontMetrics().elidedText(node.label, QtCore.Qt.TextElideMode.ElideRight,
+                                                  int(text_rect.width()))
+                p.drawText(text_rect, QtCore.Qt.AlignmentFlag.AlignVCenter, text)
+
+
+class PreviewArea(QtWidgets.QScrollArea):
+    """Scrolls a tall preview; a short one is centred."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.preview = GraphPreview()
+        self.setWidget(self.preview)
+        self.setWidgetResizable(True)
+        self.setMinimumSize(300, 260)
+
+    def set_graph(self, graph: Graph | None) -> None:
+        vp = self.viewport().size()
+        self.preview.set_graph(graph, vp.width(), vp.height())
+        self.verticalScrollBar().setValue(0)
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if self.preview.graph is not None:
+            self.preview.set_graph(self.preview.graph, self.viewport().width(), self.viewport().height())
 
 
 class TemplateBrowser(QtWidgets.QDialog):
@@ -95,7 +134,8 @@ class TemplateBrowser(QtWidgets.QDialog):
         self.list = QtWidgets.QListWidget()
         self.list.setObjectName("template_list")
         self.list.setMinimumWidth(220)
-        self.preview = GraphPreview()
+        self.preview_area = PreviewArea()
+        self.preview = self.preview_area.preview
         self.title = QtWidgets.QLabel()
         self.title.setProperty("role", "heading")
         self.description = QtWidgets.QLabel()
@@ -113,7 +153,7 @@ class TemplateBrowser(QtWidgets.QDialog):
         right.addWidget(self.title)
         right.addWidget(self.description)
         right.addWidget(self.details)
-        right.addWidget(self.preview, 1)
+        right.addWidget(self.preview_area, 1)
         split = QtWidgets.QHBoxLayout()
         split.addWidget(self.list)
         split.addLayout(right, 1)
@@ -153,9 +193,9 @@ class TemplateBrowser(QtWidgets.QDialog):
             text += f"\nProblem: {info.error}"
         self.details.setText(text)
         try:
-            self.preview.set_graph(engine.load_graph(info.path))
+            self.preview_area.set_graph(engine.load_graph(info.path))
         except engine.GraphFileError:
-            self.preview.set_graph(None)
+            self.preview_area.set_graph(None)
 
     def _open(self) -> None:
         row = self.list.currentRow()

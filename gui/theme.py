@@ -104,11 +104,11 @@ QToolButton:hover {{ background: {t.panel}; border-color: {t.border}; }}
 QToolButton:pressed, QToolButton:checked {{ background: {t.border}; }}
 QStatusBar {{ background: {t.window}; border-top: 1px solid {t.border}; color: {t.dim}; }}
 QStatusBar QLabel {{ padding: 0 8px; }}
-QLineEdit, QSpinBox, QDoubleSpinBox, QComboBox, QPlainTextEdit, QTextEdit {{
+QLineEdit, QComboBox, QPlainTextEdit, QTextEdit {{
     background: {t.base}; border: 1px solid {t.border}; border-radius: 4px; padding: 3px 5px;
     selection-background-color: {t.accent}; }}
-QLineEdit:focus, QSpinBox:focus, QComboBox:focus, QPlainTextEdit:focus {{ border-color: {t.accent}; }}
-QLineEdit[invalid="true"], QSpinBox[invalid="true"] {{ border-color: {t.error}; }}
+QLineEdit:focus, QComboBox:focus, QPlainTextEdit:focus {{ border-color: {t.accent}; }}
+QLineEdit[invalid="true"] {{ border-color: {t.error}; }}
 QPushButton {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 5px; padding: 5px 12px; }}
 QPushButton:hover {{ border-color: {t.accent}; }}
 QPushButton:default {{ border-color: {t.accent}; }}

@@ -309,10 +309,10 @@ def test_fixes_are_offered_on_the_node_and_in_its_menu(window):
 
 def test_code_summary_and_preflight(window):
     w = window
-    w.docks["code"].raise_()
+    w.views.setCurrentWidget(w.code)
     QTest.qWait(200)
     assert "class LeNet5(nn.Module)" in w.code.text.toPlainText()
-    w.docks["summary"].raise_()
+    w.views.setCurrentWidget(w.summary)
     QTest.qWait(200)
     assert w.summary.table.rowCount() == 16
     assert w.summary.table.item(1, 0).text() == "conv1" and w.summary.table.item(1, 3).text() == "156"
@@ -359,7 +359,7 @@ def test_theme_switch_and_dock_layout_are_remembered(window, tmp_path):
     w = window
     w.actions_["theme"].trigger()
     assert w.canvas.theme.name == "light"
-    w.docks["summary"].raise_()
+    w.docks["preflight"].hide()
     w.docks["palette"].hide()
     w.close()
     w2 = MainWindow(w.settings, tmp_path / "autosave2")

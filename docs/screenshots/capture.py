@@ -49,8 +49,6 @@ def main(names: list[str]) -> None:
     w.start()
     w.set_device(DeviceInfo("cpu", "Intel(R) Xeon(R) CPU", 16 << 30, "torch 2.13.0"))
     settle(app, 800)
-    w.canvas.fit()
-    settle(app)
     screens = {}
 
     def main_screen():
@@ -76,17 +74,17 @@ def main(names: list[str]) -> None:
     screens["errors"] = error_screen
 
     def code_screen():
-        w.docks["code"].raise_()
+        w.views.setCurrentWidget(w.code)
         settle(app)
         grab("code")
-        w.docks["problems"].raise_()
+        w.views.setCurrentIndex(0)
     screens["code"] = code_screen
 
     def summary_screen():
-        w.docks["summary"].raise_()
+        w.views.setCurrentWidget(w.summary)
         settle(app)
         grab("summary")
-        w.docks["problems"].raise_()
+        w.views.setCurrentIndex(0)
     screens["summary"] = summary_screen
 
     def light_screen():
