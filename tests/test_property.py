@@ -26,6 +26,8 @@ import engine
 from engine import Edge, GraphError, infer_shapes
 from engine.compiler import build
 
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel lengths")
+
 BATCH = 2
 LABEL_BASES = ["x", "x1", "self", "forward", "torch", "F", "nn", "out", "a b", "1st", "class", "layer"]
 ELEMENTWISE = ["ReLU", "Tanh", "Sigmoid", "Softmax", "Dropout"]
