@@ -35,6 +35,10 @@ ACTIONS = {
     "delete": ("&Delete", "delete", [K(QtCore.Qt.Key.Key_Delete), K(QtCore.Qt.Key.Key_Backspace)], True,
                "Delete the selected nodes and wires"),
     "select_all": ("Select &All", "select-all", [SK.SelectAll], True, "Select every node"),
+    "group": ("&Group into Composite…", "group", [K("Ctrl+G")], True,
+              "Move the selected layers into a new reusable composite block"),
+    "expand": ("E&xpand Composite", "expand", [K("Ctrl+Shift+G")], True,
+               "Replace the selected composite or block by the layers it stands for"),
     "add_node": ("&Add Node…", "add", [K("Ctrl+K")], False, "Add a node by name (Tab on the canvas)"),
     "fit": ("Zoom to &Fit", "fit", [K("F"), K("Ctrl+0")], True, "Show the whole network"),
     "zoom_in": ("Zoom &In", "zoom-in", [SK.ZoomIn, K("Ctrl+=")], False, "Zoom in"),
@@ -85,7 +89,7 @@ def build(window: "MainWindow") -> dict[str, QtGui.QAction]:
     file_menu.addAction(acts["quit"])
     edit = menubar.addMenu("&Edit")
     for name in ("undo", "redo", None, "cut", "copy", "paste", "duplicate", "delete", None, "select_all",
-                 "add_node"):
+                 "add_node", None, "group", "expand"):
         edit.addAction(acts[name]) if name else edit.addSeparator()
     view = window.view_menu = menubar.addMenu("&View")
     for name in ("fit", "zoom_in", "zoom_out", "layout", None, "theme"):

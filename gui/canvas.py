@@ -93,7 +93,7 @@ class Canvas(QtCore.QObject):
     selection_changed = QtCore.Signal(list)  # engine node ids
     message = QtCore.Signal(str)             # refusals and notes, for the status bar
     node_activated = QtCore.Signal(str)      # double click: show its properties
-    fixes_requested = QtCore.Signal(str)     # a node's context menu asked for its fixes
+    group_requested = QtCore.Signal()        # a context menu asked to group the selection
 
     def __init__(self, document: Document, parent=None):
         super().__init__(parent)
@@ -500,6 +500,47 @@ class Canvas(QtCore.QObject):
         self._edit("Automatic layout", lambda g: autolayout.apply(g, target))
         self.fit()
 
+    def free_composite_name(self, base: str = "Block") -> str:
+        g = self.doc.graph
+        taken = set(getattr(g, "composites", {})) | {spec.type for spec in g.registry}
+        i, name = 1, base
+        while name in taken:
+            i += 1
+            name = f"{base}{i}"
+        return name
+
+    def group_selected(self, name: str) -> str | None:
+        """Move the selected layers into a new composite called ``name`` (engine.composites.collapse)."""
+        from engine import composites
+
+        ids = self.selected_ids()
+        if not ids:
+            self.refuse("Select the layers to group into a composite first")
+            return None
+        new = self._edit(f"Group {len(ids)} nodes into {name}", lambda g: composites.collapse(g, ids, name))
+        if new:
+            self.select([new])
+        return new
+
+    def expand_selected(self) -> list[str]:
+        """Replace each selected composite or block by the nodes it stands for."""
+        from engine import composites
+
+        ids = [nid for nid in self.selected_ids() if self.doc.graph.definition(nid) is not None]
+        if not ids:
+            self.refuse("Select a composite or block node to expand")
+            return []
+
+        def fn(g):
+            out = []
+            for nid in ids:
+                out += composites.expand(g, nid)
+            return out
+        new = self._edit("Expand composite", fn) or []
+        if new:
+            self.select(new)
+        return new
+
     def apply_fix(self, fix) -> list[str]:
         added = self._edit(fix.title, fix.apply)
         if added:
@@ -640,6 +681,9 @@ class Canvas(QtCore.QObject):
         if menu.actions():
             menu.addSeparator()
         menu.addAction(themes.icon("properties"), "Properties", lambda: self.node_activated.emit(nid))
+        if self.doc.graph.definition(nid) is not None:
+            menu.addAction(themes.icon("expand"), "Expand Composite", self.expand_selected)
+        menu.addAction(themes.icon("group"), "Group into Composite…", self.group_requested.emit)
         menu.addAction(themes.icon("duplicate"), "Duplicate", self.duplicate_selected)
         menu.addAction(themes.icon("copy"), "Copy", self.copy_selected)
         menu.addAction(themes.icon("delete"), "Delete", self.delete_selected)

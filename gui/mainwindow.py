@@ -125,6 +125,9 @@ class MainWindow(QtWidgets.QMainWindow):
         a["duplicate"].triggered.connect(c.duplicate_selected)
         a["delete"].triggered.connect(c.delete_selected)
         a["select_all"].triggered.connect(c.select_all)
+        a["group"].triggered.connect(self.group_selection)
+        a["expand"].triggered.connect(c.expand_selected)
+        c.group_requested.connect(self.group_selection)
         a["add_node"].triggered.connect(lambda: c.open_search(c.viewer.rect().center()))
         a["fit"].triggered.connect(c.fit)
         a["zoom_in"].triggered.connect(lambda: c.zoom(200))
@@ -216,6 +219,19 @@ class MainWindow(QtWidgets.QMainWindow):
         box.exec()
         return made.get(box.clickedButton(), "Cancel")
 
+    def ask_text(self, title: str, label: str, default: str) -> str:
+        text, ok = QtWidgets.QInputDialog.getText(self, f"{title} — {APP}", label, text=default)
+        return text.strip() if ok else ""
+
+    def group_selection(self) -> None:
+        if not self.canvas.selected_ids():
+            self.canvas.refuse("Select the layers to group into a composite first")
+            return
+        name = self.ask_text("Group into composite", "Name of the new composite block:",
+                             self.canvas.free_composite_name())
+        if name:
+            self.canvas.group_selected(name)
+
     def report(self, title: str, text: str) -> None:
         self.flash(text.splitlines()[0])
         QtWidgets.QMessageBox.warning(self, f"{title} — {APP}", text)
@@ -267,7 +283,9 @@ class MainWindow(QtWidgets.QMainWindow):
         del blocker
         action_table.retint(self.actions_)
         for name, dock in self.docks.items():
-            dock.toggleViewAction().setIcon(themes.icon({"palette": "palette"}.get(name, name)))
+            dock.toggleViewAction().setIcon(themes.icon(name))
+        for i, name in enumerate(("node", "code", "summary")):
+            self.views.setTabIcon(i, themes.icon(name))
         self.canvas.apply_theme(theme)
         self.code.highlighter.set_theme(theme)
         for panel in (self.problems, self.statusBar(), self.preflight):

@@ -34,7 +34,8 @@ class Palette(QtWidgets.QWidget):
         self.filter = QtWidgets.QLineEdit(self)
         self.filter.setPlaceholderText("Search layers…")
         self.filter.setClearButtonEnabled(True)
-        self.filter.addAction(themes.icon("search"), QtWidgets.QLineEdit.ActionPosition.LeadingPosition)
+        self._search_icon = self.filter.addAction(themes.icon("search"),
+                                                  QtWidgets.QLineEdit.ActionPosition.LeadingPosition)
         self.tree = _Tree(self)
         self.tree.setHeaderHidden(True)
         self.tree.setDragEnabled(True)
@@ -53,6 +54,7 @@ class Palette(QtWidgets.QWidget):
         self.rebuild()
 
     def rebuild(self) -> None:
+        self._search_icon.setIcon(themes.icon("search"))
         self.tree.clear()
         for category, specs in self.registry.by_category().items():
             head = QtWidgets.QTreeWidgetItem(self.tree, [category])

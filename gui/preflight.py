@@ -41,6 +41,7 @@ class PreflightPanel(QtWidgets.QScrollArea):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.doc: Document | None = None
         self.device: DeviceInfo | None = None
         self.batch = QtWidgets.QSpinBox()
@@ -58,8 +59,13 @@ class PreflightPanel(QtWidgets.QScrollArea):
             label = QtWidgets.QLabel("-")
             label.setObjectName(f"pf_{key}")
             label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setWordWrap(True)
             self.values[key] = label
             form.addRow(title, label)
+        self.partial = QtWidgets.QLabel("So far: the network has errors, so these count only what is known.")
+        self.partial.setProperty("role", "warning")
+        self.partial.setWordWrap(True)
+        self.partial.hide()
         self.device_label = QtWidgets.QLabel("Looking for a GPU…")
         self.device_label.setProperty("role", "dim")
         self.device_label.setWordWrap(True)
@@ -79,6 +85,7 @@ class PreflightPanel(QtWidgets.QScrollArea):
         layout.setContentsMargins(10, 10, 10, 10)
         layout.setSpacing(8)
         layout.addLayout(form)
+        layout.addWidget(self.partial)
         layout.addWidget(self.device_label)
         layout.addWidget(self.bar)
         layout.addWidget(self.verdict)
@@ -108,8 +115,8 @@ class PreflightPanel(QtWidgets.QScrollArea):
             return
         inf = self.doc.inference
         fig = self.figures()
-        partial = "" if inf.ok else " (so far: the network has errors)"
-        self.values["params"].setText(f"{fig['params']:,} ({themes.format_bytes(fig['weights_bytes'])}){partial}")
+        self.partial.setVisible(not inf.ok)
+        self.values["params"].setText(f"{fig['params']:,} ({themes.format_bytes(fig['weights_bytes'])})")
         self.values["flops"].setText(themes.format_count(fig["flops"]))
         self.values["activations"].setText(themes.format_bytes(fig["activation_bytes"]))
         self.values["training"].setText(themes.format_bytes(fig["training_bytes"]))

@@ -36,7 +36,8 @@ class NodeSearch(QtWidgets.QFrame):
         self.edit = QtWidgets.QLineEdit(self)
         self.edit.setPlaceholderText("Add a node: type its name…")
         self.edit.setClearButtonEnabled(True)
-        self.edit.addAction(themes.icon("search"), QtWidgets.QLineEdit.ActionPosition.LeadingPosition)
+        self._search_icon = self.edit.addAction(themes.icon("search"),
+                                                QtWidgets.QLineEdit.ActionPosition.LeadingPosition)
         self.list = QtWidgets.QListWidget(self)
         self.list.setUniformItemSizes(True)
         self.list.setMinimumHeight(220)
@@ -65,6 +66,7 @@ class NodeSearch(QtWidgets.QFrame):
         self.edit.setFocus()
 
     def refresh(self, text: str = "") -> None:
+        self._search_icon.setIcon(themes.icon("search"))
         self.list.clear()
         for spec in matches(self.registry, self.edit.text()):
             item = QtWidgets.QListWidgetItem(themes.dot_icon(themes.category_color(spec.category)),

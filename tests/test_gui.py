@@ -380,3 +380,26 @@ def test_compat_fixes_let_nodegraphqt_widgets_build(qtbot):
         qtbot.addWidget(box)
         assert box.buttonSymbols() == QtWidgets.QAbstractSpinBox.ButtonSymbols.NoButtons
     TabSearchCompleter()
+
+
+def test_group_into_a_composite_and_expand_it_again(window):
+    w = window
+    g = w.doc.graph
+    w.ask_text = lambda title, label, default: "Stem"
+    w.canvas.select(["conv1", "tanh1", "pool1"])
+    w.canvas.viewer.setFocus()
+    QTest.keyClick(w.canvas.viewer, QtCore.Qt.Key.Key_G, QtCore.Qt.KeyboardModifier.ControlModifier)
+    (block,) = w.canvas.selected_ids()
+    assert g.nodes[block].type == "Composite" and "Stem" in g.composites
+    assert w.doc.inference.ok and w.doc.inference.total_params == 61_706
+    assert str(w.doc.inference.shape(block)) == "(N, 6, 14, 14)"
+    scene_matches_document(w)
+    w.actions_["undo"].trigger()
+    assert "Stem" not in g.composites and "conv1" in g.nodes
+    w.actions_["redo"].trigger()
+    assert "Stem" in g.composites
+    w.canvas.select([block])
+    menu = w.canvas.node_menu(block)
+    [a for a in menu.actions() if a.text() == "Expand Composite"][0].trigger()
+    assert block not in g.nodes and len(g.nodes) == 16 and w.doc.inference.ok
+    scene_matches_document(w)

@@ -64,7 +64,7 @@ def main(names: list[str]) -> None:
         w.canvas.request_wires([], [])
         from engine import Edge
         w.doc.edit("wire", lambda gr: gr.connect("pool2", "out", "fc1", "in"))
-        w.canvas.select(["ce_loss"])
+        w.canvas.select(["ce_loss"], center=True)
         w.docks["problems"].raise_()
         settle(app)
         grab("errors")
