@@ -95,5 +95,5 @@ def place_missing(graph: Graph) -> None:
         return
     bottom = max(y for _x, y in graph.layout.values()) + ROW
     left = min(x for x, _y in graph.layout.values())
-    for i, (nid, (x, y)) in enumerate(arrange(graph, missing).items()):
+    for nid, (x, y) in arrange(graph, missing).items():
         graph.layout[nid] = (left + x, bottom + y)

@@ -403,3 +403,47 @@ def test_group_into_a_composite_and_expand_it_again(window):
     [a for a in menu.actions() if a.text() == "Expand Composite"][0].trigger()
     assert block not in g.nodes and len(g.nodes) == 16 and w.doc.inference.ok
     scene_matches_document(w)
+
+
+def test_moving_renaming_and_unplugging_on_the_canvas_are_undoable(window):
+    w = window
+    c, g, vp = w.canvas, w.doc.graph, w.canvas.viewer.viewport()
+    item = c.node_item("conv1")
+    p = c.viewer.mapFromScene(item.sceneBoundingRect().center() + QtCore.QPointF(30, 8))
+    QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, p)
+    for i in range(1, 6):
+        QTest.mouseMove(vp, p + QtCore.QPoint(20 * i, 10 * i))
+    QTest.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                       p + QtCore.QPoint(100, 50))
+    x, y = g.layout["conv1"]
+    assert x > 50 and y > 120 and tuple(item.xy_pos) == (x, y)
+    assert w.doc.undo_stack.undoText() == "Move 1 node(s)"
+    # rename by editing the title on the card; F and Backspace type text instead of acting on the canvas
+    title = item._text_item
+    title.set_editable(True)
+    title.setFocus()
+    QTest.keyClick(c.viewer, QtCore.Qt.Key.Key_End)
+    QTest.keyClicks(c.viewer, "f")
+    QTest.keyClick(c.viewer, QtCore.Qt.Key.Key_Backspace)
+    QTest.keyClicks(c.viewer, "_a")
+    QTest.keyClick(c.viewer, QtCore.Qt.Key.Key_Return)
+    assert g.nodes["conv1"].label == "conv1_a" and len(g.nodes) == 16
+    # a label that is taken is refused and the card shows the old one again
+    c._renamed(item.id, "tanh1")
+    assert g.nodes["conv1"].label == "conv1_a" and item.name == "conv1_a"
+    assert "already used" in c.last_refusal
+    # drag the wire end off fc1's input into empty canvas: unplugged
+    c.viewer.centerOn(c.node_item("fc1"))
+    port = c.port_item("fc1", "in", False)
+    a = view_pos(w, port)
+    QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, a)
+    QTest.mouseMove(vp, a + QtCore.QPoint(150, 20))
+    QTest.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                       a + QtCore.QPoint(300, 40))
+    assert Edge("flatten", "out", "fc1", "in") not in g.edges
+    scene_matches_document(w)
+    for _ in range(3):
+        w.actions_["undo"].trigger()
+    assert Edge("flatten", "out", "fc1", "in") in g.edges
+    assert g.nodes["conv1"].label == "conv1" and g.layout["conv1"] == (0.0, 90.0)
+    scene_matches_document(w)
