@@ -4,6 +4,11 @@ it brought (engine/nodes/pooling.py).
 Parameter counts are checked against the published reference implementations (torchvision's for AlexNet,
 VGG-16, ResNet and GoogLeNet); LeNet-5 and ResNet-18 are also checked output for output against
 hand-written PyTorch with the compiled model's weights loaded into it.
+
+The sequence, generative and metric-learning templates (LSTM classifier, bidirectional GRU tagger,
+seq2seq with attention, DCGAN, VAE, Siamese triplet network) are each checked against a hand-written
+PyTorch equivalent: the same parameter count, the same outputs with the same weights, and their networks
+(encoder/decoder, generator/discriminator, embedding) exposed by name.
 """
 
 from __future__ import annotations
@@ -43,6 +48,48 @@ REFERENCE_PARAMS = {
 INPUT_SHAPES = {"lenet5": (1, 32, 32), "mlp": (2,), "alexnet": (3, 224, 224), "vgg16": (3, 224, 224),
                 "resnet18": (3, 224, 224), "resnet50": (3, 224, 224), "googlenet": (3, 224, 224)}
 CLASSES = {"mlp": 3, "lenet5": 10}
+
+# The other templates, by hand: each Linear is in*out + out, each LSTM/GRU gates*H*(F + H) + 2*gates*H,
+# each convolution (transposed too) Cin*Cout*k*k without bias, each batch norm 2*C. The hand-written
+# modules below hold the same numbers (checked in test_new_template_equals_hand_written_pytorch).
+NEW_PARAMS = {
+    # Embedding 58x32 + LSTM 4*128*(32+128) + 2*4*128 + Linear 128*58 + 58
+    "lstm_classifier": 58 * 32 + 4 * 128 * 160 + 2 * 4 * 128 + 128 * 58 + 58,  # 92,282
+    # Embedding 5000x64 + two GRU directions of 3*64*(64+64) + 2*3*64 + Linear 128*18 + 18
+    "bigru_tagger": 5000 * 64 + 2 * (3 * 64 * 128 + 2 * 3 * 64) + 128 * 18 + 18,  # 372,242
+    # encoder: Embedding 58x32 + GRU 3*64*(32+64) + 2*3*64; decoder: Embedding 12x32 + the same GRU
+    # + combine 128*64 + 64 + classify 64*11 + 11 (the attention has no weights)
+    "seq2seq_attention": 58 * 32 + 2 * (3 * 64 * 96 + 2 * 3 * 64) + 12 * 32 + 128 * 64 + 64 + 64 * 11 + 11,  # 48,843
+    # generator: 100*2048 + BN 256 + 128*64*16 + BN 128 + 64*32*16 + BN 64 + 32*1*16;
+    # discriminator (counted once, shared): 1*32*16 + 32*64*16 + BN 128 + 64*128*16 + BN 256 + 128*1*16
+    "dcgan": (100 * 2048 + 256 + 128 * 64 * 16 + 128 + 64 * 32 * 16 + 64 + 32 * 16)
+    + (32 * 16 + 32 * 64 * 16 + 128 + 64 * 128 * 16 + 256 + 128 * 16),  # 369,600 + 166,784 = 536,384
+    # fc1 784*400+400, fc21 and fc22 400*20+20, fc3 20*400+400, fc4 400*784+784
+    "vae": 784 * 400 + 400 + 2 * (400 * 20 + 20) + 20 * 400 + 400 + 400 * 784 + 784,  # 652,824
+    # conv1 1*32*25+32, conv2 32*64*25+64, fc1 1024*256+256, fc2 256*64+64 (one set for the three branches)
+    "siamese_triplet": 25 * 32 + 32 + 32 * 64 * 25 + 64 + 1024 * 256 + 256 + 256 * 64 + 64,  # 330,944
+}
+# Each Input and Target: shape without the batch axis, dtype, and for ids the number of distinct ids.
+NEW_INPUTS = {
+    "lstm_classifier": {"text": ((32,), "int64", 58)},
+    "bigru_tagger": {"tokens": ((40,), "int64", 5000)},
+    "seq2seq_attention": {"source": ((30,), "int64", 58), "decoder_input": ((10,), "int64", 12)},
+    "dcgan": {"z": ((100,), "float32", None), "real": ((1, 32, 32), "float32", None)},
+    "vae": {"image": ((1, 28, 28), "float32", None)},
+    "siamese_triplet": {role: ((1, 28, 28), "float32", None) for role in ("anchor", "positive", "negative")},
+}
+NEW_TARGETS = {
+    "lstm_classifier": {"label": ((), "int64", 58)},
+    "bigru_tagger": {"tags": ((40,), "int64", 18)},
+    "seq2seq_attention": {"target": ((10,), "int64", 11)},
+    "dcgan": {}, "vae": {"target_image": ((1, 28, 28), "float32", None)}, "siamese_triplet": {},
+}
+NEW_NETWORKS = {"lstm_classifier": set(), "bigru_tagger": set(), "seq2seq_attention": {"encoder", "decoder"},
+                "dcgan": {"generator", "discriminator"}, "vae": {"encoder", "decoder"},
+                "siamese_triplet": {"embedding"}}
+ALL_PARAMS = {**REFERENCE_PARAMS, **NEW_PARAMS}
+ALL_INPUT_SHAPES = {**{name: (shape,) for name, shape in INPUT_SHAPES.items()},
+                    **{name: tuple(s for s, _, _ in ins.values()) for name, ins in NEW_INPUTS.items()}}
 
 
 def _build_script():
@@ -160,7 +207,7 @@ def test_build_script_reproduces_the_committed_files_byte_for_byte(tmp_path):
 
 
 def test_every_reference_network_is_a_template():
-    assert set(templates.template_names()) == set(REFERENCE_PARAMS)
+    assert set(templates.template_names()) == set(ALL_PARAMS)
     assert templates.templates_dir() == Path(engine.__file__).parent.parent / "templates"
 
 
@@ -327,15 +374,312 @@ def test_resnet18_equals_hand_written_pytorch():
             assert torch.equal(model(x), reference(x)), mode
 
 
+# =========================================================================== sequence, generative, metric learning
+
+def _random(shape, dtype, high, gen, batch=3):
+    if dtype == "int64":
+        return torch.randint(0, high, (batch, *shape), generator=gen)
+    if high is None and shape == (1, 28, 28):  # images and image targets: values in [0, 1]
+        return torch.rand(batch, *shape, generator=gen)
+    return torch.randn(batch, *shape, generator=gen)
+
+
+def _assert_laid_out(graph: engine.Graph, where: str) -> None:
+    """Every node placed, no two on one spot, data flowing down the canvas."""
+    assert set(graph.layout) == set(graph.nodes), where
+    assert len(set(graph.layout.values())) == len(graph.nodes), where
+    for e in graph.edges:
+        assert graph.layout[e.dst][1] > graph.layout[e.src][1], f"{where}: wire {e} points up the canvas"
+
+
+@pytest.mark.parametrize("name", sorted(NEW_PARAMS))
+def test_new_template_is_valid_laid_out_and_described(name):
+    graph = templates.load_template(name)
+    inf = engine.infer_shapes(graph)
+    assert inf.problems == [], [str(p) for p in inf.problems]  # no errors and no warnings
+    assert inf.total_params == NEW_PARAMS[name]
+    assert graph.name.strip() and f"{NEW_PARAMS[name]:,} parameters" in graph.description
+    _assert_laid_out(graph, name)
+    for sub_name, sub in graph.composites.items():  # each network is clean on its own, too
+        assert engine.infer_shapes(sub).problems == [], (name, sub_name)
+        assert sub.description.strip()
+        _assert_laid_out(sub, f"{name}/{sub_name}")
+    inputs = {graph.nodes[nid].label: inf.shape(nid) for nid in inf.ids_with_role("input")}
+    assert {k: (v.shape[1:], v.dtype) for k, v in inputs.items()} == \
+        {k: (s, d) for k, (s, d, _) in NEW_INPUTS[name].items()}
+    targets = {graph.nodes[nid].label: inf.shape(nid) for nid in inf.ids_with_role("target")}
+    assert {k: (v.shape[1:], v.dtype) for k, v in targets.items()} == \
+        {k: (s, d) for k, (s, d, _) in NEW_TARGETS[name].items()}
+    assert inf.ids_with_role("loss")  # each trains on its own loss nodes
+    from engine.training import TrainingConfig
+
+    config = TrainingConfig.from_graph(graph)  # the stored training defaults are valid settings
+    assert graph.training and config.epochs >= 1 and config.optimizer.name == "adam"
+
+
+@pytest.mark.parametrize("name", sorted(NEW_PARAMS))
+def test_new_template_compiles_runs_forward_and_backward(name):
+    compiled = build(templates.load_template(name), seed=0)
+    model = compiled.model.train()
+    assert sum(p.numel() for p in model.parameters()) == NEW_PARAMS[name]
+    assert set(compiled.networks) == NEW_NETWORKS[name]
+    for net in compiled.networks.values():
+        assert any(net is m for m in model.children())
+    gen = torch.Generator().manual_seed(0)
+    xs = [_random(*NEW_INPUTS[name][label], gen) for _, label in compiled.plan.inputs]
+    ys = [_random(*NEW_TARGETS[name][label], gen) for _, label in compiled.plan.targets]
+    outputs = model(*xs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    assert all(torch.isfinite(o).all() for o in outputs)
+    loss = compiled.loss(*outputs, *ys)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    missing = [k for k, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def test_training_defaults_fit_the_built_in_data():
+    from engine.training import Trainer, load_dataset
+
+    # the classifier trains in today's supervised mode on the 'shakespeare' windows as saved
+    trainer = Trainer(templates.load_template("lstm_classifier"))
+    assert trainer.task == "classification" and trainer.num_classes == 58
+    # the others' data sets give exactly what their Inputs and Targets take
+    dates = load_dataset("dates")
+    assert dates.sample_shape == (30,) and dates.y.shape[1:] == (10,)
+    assert len(dates.meta["input_vocab"]) == 58 and dates.num_classes == 11  # the start token is id 11
+    for name, label in [("dcgan", "real"), ("vae", "image"), ("siamese_triplet", "anchor")]:
+        data = templates.load_template(name).training["data"]
+        ds = load_dataset(data["dataset"], data["options"])
+        assert ds.sample_shape == NEW_INPUTS[name][label][0], name
+    assert templates.load_template("seq2seq_attention").training["data"]["dataset"] == "dates"
+    assert templates.load_template("bigru_tagger").training["data"]["dataset"].endswith(".npz")
+
+
+class LSTMClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(58, 32)
+        self.lstm = nn.LSTM(32, 128, batch_first=True)
+        self.fc = nn.Linear(128, 58)
+
+    def forward(self, text):
+        _, (h, _) = self.lstm(self.embed(text))  # h: (layers, N, 128)
+        return self.fc(h[-1])
+
+
+class BiGRUTagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5000, 64, padding_idx=0)
+        self.bigru = nn.GRU(64, 64, batch_first=True, bidirectional=True)
+        self.tag = nn.Linear(128, 18)
+
+    def forward(self, tokens):
+        out, _ = self.bigru(self.embed(tokens))  # (N, T, 128)
+        return self.tag(out).permute(0, 2, 1)  # (N, tags, T), as cross-entropy wants
+
+
+class DateEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(58, 32, padding_idx=0)
+        self.gru = nn.GRU(32, 64, batch_first=True)
+
+    def forward(self, source):
+        states, h = self.gru(self.embed(source))
+        return states, h  # (N, 30, 64), (1, N, 64)
+
+
+class DateDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(12, 32)
+        self.gru = nn.GRU(32, 64, batch_first=True)
+        self.combine = nn.Linear(128, 64)
+        self.classify = nn.Linear(64, 11)
+
+    def forward(self, tokens, h, memory):
+        out, _ = self.gru(self.embed(tokens), h)  # (N, 10, 64), started from the encoder's state
+        weights = torch.softmax(out @ memory.transpose(1, 2) / 64 ** 0.5, dim=-1)  # (N, 10, 30)
+        context = weights @ memory  # (N, 10, 64)
+        return self.classify(torch.tanh(self.combine(torch.cat([out, context], dim=2))))
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.decoder = DateEncoder(), DateDecoder()
+
+    def forward(self, source, decoder_input):
+        states, h = self.encoder(source)
+        return self.decoder(decoder_input, h, states).permute(0, 2, 1)
+
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.project = nn.Linear(100, 128 * 4 * 4, bias=False)
+        self.bn0 = nn.BatchNorm2d(128)
+        self.deconv1 = nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.deconv2 = nn.ConvTranspose2d(64, 32, 4, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(32)
+        self.deconv3 = nn.ConvTranspose2d(32, 1, 4, 2, 1, bias=False)
+
+    def forward(self, z):
+        x = F.relu(self.bn0(self.project(z).view(-1, 128, 4, 4)))  # (N, 128, 4, 4)
+        x = F.relu(self.bn1(self.deconv1(x)))  # (N, 64, 8, 8)
+        x = F.relu(self.bn2(self.deconv2(x)))  # (N, 32, 16, 16)
+        return torch.tanh(self.deconv3(x))  # (N, 1, 32, 32)
+
+
+class Discriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 4, 2, 1, bias=False)
+        self.conv2 = nn.Conv2d(32, 64, 4, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(64)
+        self.conv3 = nn.Conv2d(64, 128, 4, 2, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(128)
+        self.conv4 = nn.Conv2d(128, 1, 4, 1, 0, bias=False)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.conv1(x), 0.2)  # (N, 32, 16, 16)
+        x = F.leaky_relu(self.bn2(self.conv2(x)), 0.2)  # (N, 64, 8, 8)
+        x = F.leaky_relu(self.bn3(self.conv3(x)), 0.2)  # (N, 128, 4, 4)
+        return self.conv4(x).flatten(1)  # (N, 1)
+
+
+class VAE(nn.Module):
+    """The PyTorch examples' MNIST VAE (decode returns logits; the example applies the sigmoid there)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 400)
+        self.fc21 = nn.Linear(400, 20)
+        self.fc22 = nn.Linear(400, 20)
+        self.fc3 = nn.Linear(20, 400)
+        self.fc4 = nn.Linear(400, 784)
+
+    def forward(self, x):
+        h1 = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h1), self.fc22(h1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.fc4(F.relu(self.fc3(z))).view(-1, 1, 28, 28), mu, logvar
+
+
+class EmbeddingNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 5)
+        self.conv2 = nn.Conv2d(32, 64, 5)
+        self.fc1 = nn.Linear(64 * 4 * 4, 256)
+        self.fc2 = nn.Linear(256, 64)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (N, 32, 12, 12)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # (N, 64, 4, 4)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+@pytest.mark.parametrize("name, reference", [("lstm_classifier", LSTMClassifier), ("bigru_tagger", BiGRUTagger),
+                                             ("seq2seq_attention", Seq2Seq)])
+def test_sequence_templates_equal_hand_written_pytorch(name, reference):
+    compiled = build(templates.load_template(name), seed=5)
+    ref = reference()
+    assert sum(p.numel() for p in ref.parameters()) == NEW_PARAMS[name]
+    ref.load_state_dict(compiled.model.state_dict())  # strict: the labels are the attribute names
+    gen = torch.Generator().manual_seed(2)
+    xs = [_random(*NEW_INPUTS[name][label], gen, batch=4) for _, label in compiled.plan.inputs]
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.model(*xs), ref(*xs), rtol=1e-5, atol=1e-6)
+    if name == "seq2seq_attention":  # each network also runs alone, as the exporter and trainer use it
+        encoder, decoder = compiled.networks["encoder"], compiled.networks["decoder"]
+        with torch.no_grad():
+            states, state = encoder(xs[0])
+            ref_states, h = ref.encoder(xs[0])
+            torch.testing.assert_close(states, ref_states)
+            torch.testing.assert_close(state, h.transpose(0, 1))  # batch first: (N, 1, 64)
+            torch.testing.assert_close(decoder(xs[1], state, states), ref.decoder(xs[1], h, ref_states))
+
+
+def test_dcgan_equals_hand_written_generator_and_shared_discriminator():
+    compiled = build(templates.load_template("dcgan"), seed=1)
+    gen_net, disc_net = compiled.networks["generator"], compiled.networks["discriminator"]
+    G, D = Generator(), Discriminator()
+    assert sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters()) == NEW_PARAMS["dcgan"]
+    G.load_state_dict(gen_net.state_dict())
+    D.load_state_dict(disc_net.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    z, real = torch.randn(4, 100, generator=gen), torch.rand(4, 1, 32, 32, generator=gen) * 2 - 1
+    for mode in ("train", "eval"):  # batch statistics, then running statistics
+        for m in (compiled.model, G, D):
+            getattr(m, mode)()
+        with torch.no_grad():
+            fake, score_fake, score_real = compiled.model(z, real)
+            torch.testing.assert_close(fake, G(z), rtol=1e-5, atol=1e-6)
+            assert fake.shape == (4, 1, 32, 32) and fake.abs().max() <= 1
+            torch.testing.assert_close(score_fake, D(fake), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(score_real, D(real), rtol=1e-5, atol=1e-6)  # the same weights
+    # one set of discriminator weights: the real branch's node has none of its own
+    assert not any(k.startswith("discriminator_real") for k in compiled.model.state_dict())
+    terms = compiled.loss.terms(fake, score_fake, score_real)  # the loss takes every output
+    bce = F.binary_cross_entropy_with_logits
+    torch.testing.assert_close(terms["d_loss"], bce(score_real, torch.ones_like(score_real))
+                               + bce(score_fake, torch.zeros_like(score_fake)))
+    torch.testing.assert_close(terms["g_loss"], bce(score_fake, torch.ones_like(score_fake)))
+
+
+def test_vae_equals_the_pytorch_example_and_its_loss():
+    compiled = build(templates.load_template("vae"), seed=2)
+    ref = VAE()
+    assert sum(p.numel() for p in ref.parameters()) == NEW_PARAMS["vae"]
+    # labels follow the example (fc1, fc21, fc22 in the encoder; fc3, fc4 in the decoder)
+    ref.load_state_dict({k.split(".", 1)[1]: v for k, v in compiled.model.state_dict().items()})
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    for mode in ("eval", "train"):  # z = mu; then one draw of eps from the same seed
+        compiled.model.train(mode == "train")
+        ref.train(mode == "train")
+        with torch.no_grad():
+            torch.manual_seed(7)
+            recon, kl = compiled.model(x)
+            torch.manual_seed(7)
+            want, mu, logvar = ref(x)
+        torch.testing.assert_close(recon, want, rtol=1e-5, atol=1e-5)
+        kld = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+        torch.testing.assert_close(kl, kld, rtol=1e-5, atol=1e-5)
+        # the example's loss_function: BCE(sigmoid(logits), x, sum) + KLD summed over the batch
+        example = F.binary_cross_entropy(torch.sigmoid(want), x, reduction="sum") + kld.sum()
+        torch.testing.assert_close(compiled.loss(recon, kl, x), example, rtol=1e-4, atol=1e-3)
+    z = torch.randn(2, 20)  # the decoder alone turns a latent code into an image (sampling from the prior)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.networks["decoder"](z), ref.fc4(F.relu(ref.fc3(z))).view(-1, 1, 28, 28))
+
+
+def test_siamese_branches_share_one_embedding_network():
+    compiled = build(templates.load_template("siamese_triplet"), seed=4)
+    ref = EmbeddingNet()
+    assert sum(p.numel() for p in ref.parameters()) == NEW_PARAMS["siamese_triplet"]
+    ref.load_state_dict(compiled.networks["embedding"].state_dict())
+    gen = torch.Generator().manual_seed(5)
+    a, p, n = (torch.rand(3, 1, 28, 28, generator=gen) for _ in range(3))
+    with torch.no_grad():
+        outs = compiled.model(a, p, n)
+        for got, x in zip(outs, (a, p, n)):
+            torch.testing.assert_close(got, ref(x))
+        torch.testing.assert_close(compiled.loss(*outs), F.triplet_margin_loss(ref(a), ref(p), ref(n), margin=1.0))
+
+
 # =========================================================================== engine.templates API
 
 def test_list_templates_reports_titles_shapes_and_counts():
     infos = {i.name: i for i in templates.list_templates()}
-    assert set(infos) == set(REFERENCE_PARAMS)
+    assert set(infos) == set(ALL_PARAMS)
     for name, info in infos.items():
         assert info.error is None
-        assert info.params == REFERENCE_PARAMS[name]
-        assert info.input_shapes == (INPUT_SHAPES[name],)
+        assert info.params == ALL_PARAMS[name]
+        assert info.input_shapes == ALL_INPUT_SHAPES[name]
         assert info.title == engine.load_graph(info.path).name and info.description
     assert infos["resnet18"].title == "ResNet-18"
 
@@ -377,10 +721,10 @@ def test_cli_templates_lists_names_shapes_and_parameter_counts():
     run = subprocess.run([sys.executable, "-m", "engine", "templates"], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     lines = {line.split()[0]: line for line in run.stdout.splitlines()[2:]}
-    assert set(lines) == set(REFERENCE_PARAMS)
+    assert set(lines) == set(ALL_PARAMS)
     for name, line in lines.items():
-        assert f"{REFERENCE_PARAMS[name]:,}" in line
-        assert "[" + ", ".join(map(str, INPUT_SHAPES[name])) + "]" in line
+        assert f"{ALL_PARAMS[name]:,}" in line
+        assert ", ".join("[" + ", ".join(map(str, shape)) + "]" for shape in ALL_INPUT_SHAPES[name]) in line
 
 
 def test_cli_templates_json_show_and_copy(tmp_path, capsys):
@@ -407,9 +751,9 @@ def test_cli_templates_json_show_and_copy(tmp_path, capsys):
     assert "no template named 'nosuchnet'" in err and "alexnet" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+@pytest.mark.parametrize("name", sorted(ALL_PARAMS))
 def test_cli_summary_of_each_template(name, capsys):
     assert cli_main(["summary", str(TEMPLATES / f"{name}.dcnet")]) == 0
     out = capsys.readouterr().out
-    assert f"total parameters: {REFERENCE_PARAMS[name]:,}" in out
+    assert f"total parameters: {ALL_PARAMS[name]:,}" in out
     assert "error" not in out and "warning" not in out

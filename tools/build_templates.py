@@ -43,15 +43,32 @@ class Canvas:
         return (col * COL, row * ROW)
 
     def add(self, type_name: str, label: str, params: dict | None = None, *, at: tuple[float, float],
-            src: str | None = None, port: str = "in") -> str:
+            src: str | None = None, port: str = "in", src_port: str = "out") -> str:
         """Add a node at grid cell ``at``, wired from ``src`` (a node id) when given. Returns its id."""
         node = self.graph.add_node(type_name, label, params, pos=self.pos(*at))
         if src is not None:
-            self.graph.connect(src, "out", node.id, port)
+            self.graph.connect(src, src_port, node.id, port)
         return node.id
 
-    def wire(self, src: str, dst: str, port: str = "in") -> None:
-        self.graph.connect(src, "out", dst, port)
+    def wire(self, src: str, dst: str, port: str = "in", src_port: str = "out") -> None:
+        self.graph.connect(src, src_port, dst, port)
+
+    def define(self, name: str, description: str) -> "Canvas":
+        """A composite (a network of its own, e.g. a GAN's generator) stored in this graph's file: draw
+        its inside on the returned canvas; Composite nodes with ``{"definition": name}`` instantiate it."""
+        sub = Canvas(name, description)
+        sub.graph.composites = self.graph.composites
+        self.graph.composites[name] = sub.graph
+        return sub
+
+    def training(self, **settings) -> None:
+        """Training defaults saved in the file (``graph.training``), as nested sections, e.g.
+        ``training(data={"dataset": "digits"}, epochs=20)``. Only what is given is stored (the trainer
+        fills in its defaults for the rest); it is validated by the trainer's own configuration."""
+        from engine.training.config import TrainingConfig
+
+        TrainingConfig.from_dict(settings)  # raises ConfigError naming a bad setting
+        self.graph.training = settings
 
     def chain(self, src: str | None, layers: list[tuple], col: float, row: float) -> tuple[str, float]:
         """Add ``(type, label[, params])`` layers one under another from ``row``, each wired to the one
@@ -339,11 +356,281 @@ def googlenet() -> engine.Graph:
     return c.graph
 
 
+# --------------------------------------------------------------------------- sequence models
+
+SHAKESPEARE_VOCAB = 58  # distinct characters of the built-in corpus (engine.training.datasets.shakespeare)
+DATE_IN_VOCAB = 58  # characters of the built-in 'dates' inputs, id 0 = padding
+DATE_OUT_VOCAB = 11  # '0'-'9' and '-' of an ISO date
+DATE_START = DATE_OUT_VOCAB  # the decoder's start token: one id past the output characters
+
+
+def lstm_classifier() -> engine.Graph:
+    c = Canvas("LSTM text classifier", "A many-to-one recurrent classifier: an embedding per character, an LSTM "
+               "whose last hidden state summarises the sequence, and a linear layer of class scores. Made for "
+               "the built-in 'shakespeare' data: read 32 characters of Coriolanus and classify which of the 58 "
+               "characters comes next (char-RNN as a classifier). For your own text classes, set the Input's "
+               "length, num_embeddings to the vocabulary size and fc's out_features to the number of classes. "
+               "92,282 parameters.")
+    x = c.add("Input", "text", {"shape": [32], "dtype": "int64"}, at=(0, 0))
+    last, row = c.chain(x, [
+        ("Embedding", "embed", {"num_embeddings": SHAKESPEARE_VOCAB, "embedding_dim": 32}),
+        ("LSTM", "lstm", {"hidden_size": 128, "output": "last"}),
+        ("Linear", "fc", {"out_features": SHAKESPEARE_VOCAB}),
+    ], col=0, row=1)
+    c.classifier_loss(last, 0, row)
+    # Adam at 2e-3 and gradients clipped at norm 5, as Karpathy's char-rnn trains.
+    c.training(data={"dataset": "shakespeare", "options": {"window": 32}}, epochs=10, batch_size=64,
+               optimizer={"name": "adam", "lr": 0.002}, regularization={"grad_clip": 5.0})
+    return c.graph
+
+
+def bigru_tagger() -> engine.Graph:
+    c = Canvas("Bidirectional GRU tagger", "A sequence tagger, e.g. part-of-speech tagging: one class per token, "
+               "read from a bidirectional GRU so that each tag sees the words before and after it. Scores come "
+               "out as (N, T, tags) and are permuted to (N, tags, T), the layout cross-entropy takes. Set for "
+               "sentences of 40 token ids (0 = padding) from a 5,000-word vocabulary and 18 tags (the 17 "
+               "Universal POS tags plus 0 for padding; padded positions count in the loss). The built-in data "
+               "has no tagging task: train it on your own .npz file holding x (n, 40) token ids and y (n, 40) "
+               "tag ids, both int64 (training.data.dataset names the file). 372,242 parameters.")
+    x = c.add("Input", "tokens", {"shape": [40], "dtype": "int64"}, at=(0, 0))
+    last, row = c.chain(x, [
+        ("Embedding", "embed", {"num_embeddings": 5000, "embedding_dim": 64, "padding_idx": 0}),
+        ("GRU", "bigru", {"hidden_size": 64, "bidirectional": True}),
+        ("Linear", "tag", {"out_features": 18}),
+        ("Permute", "classes_first", {"dims": [2, 1]}),
+    ], col=0, row=1)
+    out = c.add("Output", "tag_scores", at=(0, row), src=last)
+    target = c.add("Target", "tags", {"shape": [40], "dtype": "int64"}, at=(1, row))
+    loss = c.add("CrossEntropyLoss", "ce_loss", at=(0.5, row + 1))
+    c.wire(out, loss, "pred")
+    c.wire(target, loss, "target")
+    c.training(data={"dataset": "tags.npz"}, epochs=10, batch_size=32, optimizer={"name": "adam", "lr": 0.001},
+               regularization={"grad_clip": 5.0})
+    return c.graph
+
+
+def seq2seq_attention() -> engine.Graph:
+    c = Canvas("Seq2seq with attention", "An encoder-decoder with attention for the built-in 'dates' task: "
+               "translate a human-written date ('Tuesday, May 3, 1987', 30 character ids, 0 = padding) into ISO "
+               "form ('1987-05-03', 10 characters of '0123456789-'). The encoder GRU reads the source; its final "
+               "state starts the decoder GRU (h0). Training uses teacher forcing: the decoder reads the target "
+               "shifted right, the start token 11 then the first 9 target characters, and at every step attends "
+               "over the encoder states (Luong et al. 2015: dot-product attention after the recurrent layer, "
+               "scaled; context and decoder state combined by a tanh layer) before scoring the next character. "
+               "Encoder and decoder are separate networks, exported and trained by name. 48,843 parameters.")
+    enc = c.define("encoder", "Source characters -> embedding -> GRU: every step's state (the attention's memory) "
+                   "and the final state (the decoder's start).")
+    src = enc.add("Input", "source", {"shape": [30], "dtype": "int64"}, at=(0, 0))
+    gru, _ = enc.chain(src, [
+        ("Embedding", "embed", {"num_embeddings": DATE_IN_VOCAB, "embedding_dim": 32, "padding_idx": 0}),
+        ("GRU", "gru", {"hidden_size": 64, "return_state": True}),
+    ], col=0, row=1)
+    enc.add("Output", "states", at=(0, 3), src=gru)
+    enc.add("Output", "state", at=(1, 3), src=gru, src_port="h_n")
+
+    dec = c.define("decoder", "Shifted target characters -> embedding -> GRU started from the encoder's state; "
+                   "scaled dot-product attention of each decoder state over the encoder states; [state, "
+                   "context] -> tanh layer -> character scores (N, 10, 11).")
+    tokens = dec.add("Input", "tokens", {"shape": [10], "dtype": "int64"}, at=(0, 0))
+    state = dec.add("Input", "state", {"shape": [1, 64]}, at=(1, 1))
+    memory = dec.add("Input", "memory", {"shape": [30, 64]}, at=(2, 2))
+    emb = dec.add("Embedding", "embed", {"num_embeddings": DATE_OUT_VOCAB + 1, "embedding_dim": 32},
+                  at=(0, 1), src=tokens)
+    gru = dec.add("GRU", "gru", {"hidden_size": 64}, at=(0, 2), src=emb)
+    dec.wire(state, gru, "h0")
+    attn = dec.add("ScaledDotProductAttention", "attention", at=(1, 3), src=gru, port="query")
+    dec.wire(memory, attn, "key")
+    dec.wire(memory, attn, "value")
+    cat = dec.add("Concat", "concat", {"inputs": 2, "dim": 2}, at=(0, 4), src=gru, port="in1")
+    dec.wire(attn, cat, "in2")
+    last, _ = dec.chain(cat, [
+        ("Linear", "combine", {"out_features": 64}),
+        ("Tanh", "tanh"),
+        ("Linear", "classify", {"out_features": DATE_OUT_VOCAB}),
+        ("Output", "scores"),
+    ], col=0, row=5)
+
+    source = c.add("Input", "source", {"shape": [30], "dtype": "int64"}, at=(0, 0))
+    shifted = c.add("Input", "decoder_input", {"shape": [10], "dtype": "int64"}, at=(1, 0))
+    encoder = c.add("Composite", "encoder", {"definition": "encoder"}, at=(0, 1), src=source, port="source")
+    decoder = c.add("Composite", "decoder", {"definition": "decoder"}, at=(1, 2), src=shifted, port="tokens")
+    c.wire(encoder, decoder, "state", src_port="state")
+    c.wire(encoder, decoder, "memory", src_port="states")
+    last = c.add("Permute", "classes_first", {"dims": [2, 1]}, at=(1, 3), src=decoder, src_port="scores")
+    out = c.add("Output", "logits", at=(1, 4), src=last)
+    target = c.add("Target", "target", {"shape": [10], "dtype": "int64"}, at=(2, 4))
+    loss = c.add("CrossEntropyLoss", "ce_loss", at=(1.5, 5))
+    c.wire(out, loss, "pred")
+    c.wire(target, loss, "target")
+    c.training(data={"dataset": "dates"}, epochs=10, batch_size=64, optimizer={"name": "adam", "lr": 0.001},
+               regularization={"grad_clip": 5.0})
+    return c.graph
+
+
+# --------------------------------------------------------------------------- generative and metric learning
+
+def dcgan() -> engine.Graph:
+    c = Canvas("DCGAN", "Radford et al. 2015 at 32x32 grey levels (the built-in digits, resized): the generator "
+               "projects a 100-d noise vector to 128x4x4 and doubles the size three times with 4x4 stride-2 "
+               "transposed convolutions (batch norm and ReLU between, tanh at the end, no biases, as the "
+               "PyTorch DCGAN tutorial); the discriminator mirrors it with stride-2 convolutions, LeakyReLU "
+               "0.2 and batch norm (none on its first layer) down to one logit. The discriminator scores "
+               "generated and real images with the same weights. Real images are scaled to [-1, 1] to match "
+               "the tanh. Adam at 2e-4 with beta1 0.5, as the paper. 536,384 parameters.")
+    gen = c.define("generator", "z (N, 100) -> projection to 128x4x4 -> transposed convolutions 4 -> 8 -> 16 -> "
+                   "32 -> tanh image (N, 1, 32, 32).")
+    z = gen.add("Input", "z", {"shape": [100]}, at=(0, 0))
+    gen.chain(z, [
+        ("Linear", "project", {"out_features": 128 * 4 * 4, "bias": False}),
+        ("Reshape", "reshape", {"shape": [128, 4, 4]}),
+        ("BatchNorm2d", "bn0"),
+        ("ReLU", "relu0"),
+        ("ConvTranspose2d", "deconv1", {"out_channels": 64, "kernel_size": 4, "stride": 2, "padding": 1,
+                                        "bias": False}),
+        ("BatchNorm2d", "bn1"),
+        ("ReLU", "relu1"),
+        ("ConvTranspose2d", "deconv2", {"out_channels": 32, "kernel_size": 4, "stride": 2, "padding": 1,
+                                        "bias": False}),
+        ("BatchNorm2d", "bn2"),
+        ("ReLU", "relu2"),
+        ("ConvTranspose2d", "deconv3", {"out_channels": 1, "kernel_size": 4, "stride": 2, "padding": 1,
+                                        "bias": False}),
+        ("Tanh", "tanh"),
+        ("Output", "image"),
+    ], col=0, row=1)
+    disc = c.define("discriminator", "image (N, 1, 32, 32) -> strided convolutions 32 -> 16 -> 8 -> 4 -> 1 with "
+                    "LeakyReLU 0.2 -> one logit (N, 1): real or generated.")
+    image = disc.add("Input", "image", {"shape": [1, 32, 32]}, at=(0, 0))
+    down = {"kernel_size": 4, "stride": 2, "padding": 1, "bias": False}
+    disc.chain(image, [
+        ("Conv2d", "conv1", {"out_channels": 32, **down}),
+        ("LeakyReLU", "lrelu1", {"negative_slope": 0.2}),
+        ("Conv2d", "conv2", {"out_channels": 64, **down}),
+        ("BatchNorm2d", "bn2"),
+        ("LeakyReLU", "lrelu2", {"negative_slope": 0.2}),
+        ("Conv2d", "conv3", {"out_channels": 128, **down}),
+        ("BatchNorm2d", "bn3"),
+        ("LeakyReLU", "lrelu3", {"negative_slope": 0.2}),
+        ("Conv2d", "conv4", {"out_channels": 1, "kernel_size": 4, "stride": 1, "padding": 0, "bias": False}),
+        ("Flatten", "flatten"),
+        ("Output", "score"),
+    ], col=0, row=1)
+
+    z = c.add("Input", "z", {"shape": [100]}, at=(0, 0))
+    real = c.add("Input", "real", {"shape": [1, 32, 32]}, at=(1, 0))
+    g = c.add("Composite", "generator", {"definition": "generator"}, at=(0, 1), src=z, port="z")
+    fake = c.add("Output", "fake", at=(-1, 2), src=g, src_port="image")
+    d_fake = c.add("Composite", "discriminator", {"definition": "discriminator"}, at=(0, 2), src=g,
+                   port="image", src_port="image")
+    d_real = c.add("Composite", "discriminator_real", {"definition": "discriminator"}, at=(1, 2), src=real,
+                   port="image")
+    c.graph.set_shares(d_real, d_fake)
+    s_fake = c.add("Output", "score_fake", at=(0, 3), src=d_fake, src_port="score")
+    s_real = c.add("Output", "score_real", at=(1, 3), src=d_real, src_port="score")
+    d_loss = c.add("GANLoss", "d_loss", {"side": "discriminator"}, at=(0.5, 4), src=s_fake, port="fake")
+    c.wire(s_real, d_loss, "real")
+    c.add("GANLoss", "g_loss", {"side": "generator"}, at=(-0.5, 4), src=s_fake, port="fake")
+    c.training(data={"dataset": "digits", "options": {"size": 32}}, epochs=50, batch_size=64,
+               optimizer={"name": "adam", "lr": 0.0002, "beta1": 0.5})
+    return c.graph
+
+
+def vae() -> engine.Graph:
+    c = Canvas("Variational autoencoder", "Kingma and Welling 2013, as the PyTorch examples' MNIST VAE: a "
+               "784-400 encoder giving the mean and log-variance of a 20-d latent code, the reparameterization "
+               "z = mu + eps * sigma (z = mu in eval mode), and a 20-400-784 decoder giving pixel logits. The "
+               "loss is the negative ELBO summed over the batch: binary cross-entropy of the reconstruction "
+               "against the input image (the Target is the input itself) plus the KL divergence of the code "
+               "from N(0, I). For the built-in digits resized to 28x28 (or MNIST files). Encoder and decoder "
+               "are separate networks, exported by name. 652,824 parameters.")
+    enc = c.define("encoder", "image (N, 1, 28, 28) -> 400 ReLU units -> mu and logvar (N, 20).")
+    image = enc.add("Input", "image", {"shape": [1, 28, 28]}, at=(0.5, 0))
+    hidden, _ = enc.chain(image, [
+        ("Flatten", "flatten"),
+        ("Linear", "fc1", {"out_features": 400}),
+        ("ReLU", "relu1"),
+    ], col=0.5, row=1)
+    enc.chain(hidden, [("Linear", "fc21", {"out_features": 20}), ("Output", "mu")], col=0, row=4)
+    enc.chain(hidden, [("Linear", "fc22", {"out_features": 20}), ("Output", "logvar")], col=1, row=4)
+    dec = c.define("decoder", "z (N, 20) -> 400 ReLU units -> 784 pixel logits, shaped (N, 1, 28, 28).")
+    z = dec.add("Input", "z", {"shape": [20]}, at=(0, 0))
+    dec.chain(z, [
+        ("Linear", "fc3", {"out_features": 400}),
+        ("ReLU", "relu3"),
+        ("Linear", "fc4", {"out_features": 784}),
+        ("Reshape", "reshape", {"shape": [1, 28, 28]}),
+        ("Output", "logits"),
+    ], col=0, row=1)
+
+    x = c.add("Input", "image", {"shape": [1, 28, 28]}, at=(0.5, 0))
+    encoder = c.add("Composite", "encoder", {"definition": "encoder"}, at=(0.5, 1), src=x, port="image")
+    sample = c.add("Reparameterize", "sample", at=(0.5, 2), src=encoder, port="mu", src_port="mu")
+    c.wire(encoder, sample, "logvar", src_port="logvar")
+    decoder = c.add("Composite", "decoder", {"definition": "decoder"}, at=(0, 3), src=sample, port="z",
+                    src_port="z")
+    recon = c.add("Output", "reconstruction", at=(0, 4), src=decoder, src_port="logits")
+    kl = c.add("Output", "kl", at=(1, 4), src=sample, src_port="kl")
+    target = c.add("Target", "target_image", {"shape": [1, 28, 28], "dtype": "float32"}, at=(-1, 4))
+    loss = c.add("BCEWithLogitsLoss", "reconstruction_loss", {"reduction": "sum"}, at=(-0.5, 5), src=recon,
+                 port="pred")
+    c.wire(target, loss, "target")
+    c.add("TermLoss", "kl_loss", {"reduction": "sum"}, at=(1, 5), src=kl, port="term")
+    c.training(data={"dataset": "digits", "options": {"size": 28}}, epochs=20, batch_size=128,
+               optimizer={"name": "adam", "lr": 0.001})
+    return c.graph
+
+
+def siamese_triplet() -> engine.Graph:
+    c = Canvas("Siamese network with triplet loss", "Metric learning as in FaceNet (Schroff et al. 2015): one "
+               "embedding network applied, with the same weights, to an anchor, a positive (same class) and a "
+               "negative (another class); the triplet margin loss pulls the anchor towards the positive and at "
+               "least the margin further from the negative. The embedding network is LeNet-like: two 5x5 "
+               "convolutions with max pooling, then 256 ReLU units and a 64-d embedding. For 28x28 digits "
+               "(the built-in digits resized, or MNIST files), triplets drawn from the class labels. "
+               "330,944 parameters.")
+    emb = c.define("embedding", "image (N, 1, 28, 28) -> conv 5x5 -> pool -> conv 5x5 -> pool -> 256 -> "
+                   "embedding (N, 64).")
+    image = emb.add("Input", "image", {"shape": [1, 28, 28]}, at=(0, 0))
+    emb.chain(image, [
+        ("Conv2d", "conv1", {"out_channels": 32, "kernel_size": 5}),
+        ("ReLU", "relu1"),
+        ("MaxPool2d", "pool1", {"kernel_size": 2}),
+        ("Conv2d", "conv2", {"out_channels": 64, "kernel_size": 5}),
+        ("ReLU", "relu2"),
+        ("MaxPool2d", "pool2", {"kernel_size": 2}),
+        ("Flatten", "flatten"),
+        ("Linear", "fc1", {"out_features": 256}),
+        ("ReLU", "relu3"),
+        ("Linear", "fc2", {"out_features": 64}),
+        ("Output", "embedding"),
+    ], col=0, row=1)
+
+    loss = None
+    owner = None
+    for col, role in enumerate(("anchor", "positive", "negative")):
+        x = c.add("Input", role, {"shape": [1, 28, 28]}, at=(col, 0))
+        label = "embedding" if owner is None else f"embedding_{role}"
+        net = c.add("Composite", label, {"definition": "embedding"}, at=(col, 1), src=x, port="image")
+        if owner is None:
+            owner = net
+        else:
+            c.graph.set_shares(net, owner)
+        out = c.add("Output", f"{role}_embedding", at=(col, 2), src=net, src_port="embedding")
+        if loss is None:
+            loss = c.add("TripletMarginLoss", "triplet_loss", {"margin": 1.0}, at=(1, 3))
+        c.wire(out, loss, role)
+    c.training(data={"dataset": "digits", "options": {"size": 28}}, epochs=10, batch_size=64,
+               optimizer={"name": "adam", "lr": 0.001})
+    return c.graph
+
+
 # --------------------------------------------------------------------------- the set, and writing it
 
 TEMPLATES: dict[str, Callable[[], engine.Graph]] = {
     "mlp": mlp, "lenet5": lenet5, "alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18,
-    "resnet50": resnet50, "googlenet": googlenet,
+    "resnet50": resnet50, "googlenet": googlenet, "lstm_classifier": lstm_classifier,
+    "bigru_tagger": bigru_tagger, "seq2seq_attention": seq2seq_attention, "dcgan": dcgan, "vae": vae,
+    "siamese_triplet": siamese_triplet,
 }
 
 
