@@ -4,6 +4,7 @@ becomes code."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 
 import pytest
@@ -131,10 +132,12 @@ def test_clashing_labels_get_legal_unique_names():
     assert torch.equal(y2, t1)
 
 
-def test_labels_and_names_from_a_file_never_become_code(tmp_path):
+def test_labels_and_names_from_a_file_never_become_code(tmp_path, monkeypatch):
     """Labels with quotes, triple quotes, newlines and python code end up only as data."""
+    calls = []
+    monkeypatch.setattr(os, "system", lambda cmd: calls.append(cmd) or 0)
     sentinel = tmp_path / "pwned"
-    payload = f"__import__('pathlib').Path({str(sentinel)!r}).touch()"
+    payload = f"__import__('pathlib').Path({str(sentinel)!r}).touch(); __import__('os').system('x')"
     g = mlp()
     g.name = f'evil """ {payload}\n{payload}'
     g.description = f'"""\n{payload}\n"""\\'
@@ -163,7 +166,7 @@ def test_labels_and_names_from_a_file_never_become_code(tmp_path):
     loss_cls()(out, torch.tensor([0, 2])).backward()
     comp = build(g)
     comp.model(torch.randn(2, 4))
-    assert not sentinel.exists()
+    assert not sentinel.exists() and calls == []
     assert ns["__doc__"].startswith(f'evil """ {payload}')  # the text survives, as text
 
 
