@@ -28,10 +28,12 @@ INT_LIMIT = 2**31 - 1
 
 
 # --------------------------------------------------------------------------- text <-> values
-def format_value(value: Any) -> str:
-    """A param value as the user types it: 5, 3, 5 / same / 1, 28, 28 / 0.001."""
+def format_value(value: Any, collapse: bool = False) -> str:
+    """A param value as the user types it: 5, 3, 5 / same / 1, 28, 28 / 0.001. With ``collapse`` (kernel
+    sizes, strides) equal values are written once, as the engine accepts them."""
     if isinstance(value, (list, tuple)):
-        if len(value) > 1 and all(v == value[0] for v in value) and all(isinstance(v, int) for v in value):
+        if collapse and len(value) > 1 and all(v == value[0] for v in value) \
+                and all(isinstance(v, int) for v in value):
             return str(value[0])
         return ", ".join(str(v) for v in value)
     if isinstance(value, float):
@@ -137,13 +139,13 @@ class ParamField(QtCore.QObject):
 
     def _line_done(self) -> None:
         text = self.widget.text()
-        if text == format_value(self._shown):
+        if text == self._format(self._shown):
             return
         if self.kind == "float":
             value = parse_number(text)
         elif self.kind in ("ints", "padding"):
             value = parse_list(text, keep_scalar=True)
-        elif self.kind == "shape":
+        elif self.kind == "shape" or self.kind.endswith("list"):
             value = parse_list(text, keep_scalar=False)
         elif self.kind == "text":
             value = text
@@ -169,8 +171,11 @@ class ParamField(QtCore.QObject):
             if i >= 0:
                 w.setCurrentIndex(i)
         else:
-            w.setText(format_value(value))
+            w.setText(self._format(value))
         del blocker
+
+    def _format(self, value: Any) -> str:
+        return format_value(value, collapse=self.kind in ("ints", "padding"))
 
 
 # --------------------------------------------------------------------------- the panel

@@ -213,6 +213,15 @@ def test_float_params_keep_their_precision(window):
     QTest.keyClicks(field.widget, "small")
     QTest.keyClick(field.widget, QtCore.Qt.Key.Key_Return)
     assert "expected a number, got 'small'" in w.properties.errors["eps"].text()
+    # a list param is typed as a list and stored as one
+    nid = w.canvas.add_node("Reshape")
+    field = w.properties.fields["shape"]
+    field.widget.setFocus()
+    field.widget.selectAll()
+    QTest.keyClicks(field.widget, "4, 4, -1")
+    QTest.keyClick(field.widget, QtCore.Qt.Key.Key_Return)
+    assert w.doc.graph.nodes[nid].params["shape"] == [4, 4, -1]
+    assert field.widget.text() == "4, 4, -1"
 
 
 # ------------------------------------------------------------------------------------------ undo, clipboard
