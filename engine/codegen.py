@@ -13,6 +13,7 @@ Nothing the graph file contains can become code.
 from __future__ import annotations
 
 import functools
+import keyword
 import re
 from dataclasses import dataclass, field
 
@@ -77,7 +78,10 @@ class Plan:
 
 
 def make_plan(graph: Graph, inf: Inference, class_name: str | None = None) -> Plan:
-    plan = Plan(class_name or class_name_for(graph.name))
+    if class_name is None or not (class_name.isascii() and class_name.isidentifier()) \
+            or keyword.iskeyword(class_name):
+        class_name = class_name_for(class_name or graph.name)
+    plan = Plan(class_name)
     reg = graph.registry
     attr_names = _Names(_module_attrs())
     arg_names = _Names({"self"})

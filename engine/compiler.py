@@ -22,6 +22,10 @@ from .graph import Graph
 from .inference import Inference, require_valid
 
 
+class CompileError(RuntimeError):
+    """A valid graph whose module could not be built (usually: its weights do not fit in memory)."""
+
+
 @dataclass
 class Compiled:
     """Everything compiling a graph gives: the model, its loss (None without loss nodes), the source
@@ -69,12 +73,16 @@ def build(graph: Graph, seed: int | None = 0, class_name: str | None = None) -> 
     source = _generate(graph, inf, plan)
     module = _load_source(source, plan.class_name)
     model_cls = getattr(module, plan.class_name)
-    if seed is None:
-        model = model_cls()
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+    try:
+        if seed is None:
             model = model_cls()
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = model_cls()
+    except (RuntimeError, MemoryError) as exc:  # e.g. not enough memory for the weights
+        raise CompileError(f"building '{graph.name}' ({inf.total_params:,} parameters, "
+                           f"{inf.total_params * 4 / 2**30:.2f} GiB as float32) failed: {exc}") from exc
     loss_cls = getattr(module, f"{plan.class_name}Loss", None)
     loss = loss_cls() if loss_cls is not None and plan.losses else None
     networks = {graph.nodes[nid].label: getattr(model, plan.attrs[nid]) for nid in plan.owned

@@ -17,6 +17,17 @@ class ParamError(ValueError):
     """A parameter value that does not fit its descriptor. The message names no node: callers add it."""
 
 
+# No size, count or axis anywhere in a network comes near this; anything above it is a typo, and
+# PyTorch itself cannot take it (it needs a C int64, and memory).
+MAX_INT = 2**31 - 1
+
+
+def _check_magnitude(value: int) -> None:
+    if abs(value) > MAX_INT:
+        raise ParamError(f"{str(value)[:12]}{'...' if len(str(value)) > 12 else ''} is far too large "
+                         f"(at most {MAX_INT})")
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, str):
         return f"{value!r} (text)"
@@ -67,6 +78,7 @@ class Int(Param):
             value = int(value)
         if not _is_int(value):
             raise ParamError(f"expected a whole number, got {_describe(value)}")
+        _check_magnitude(value)
         if value in self.special:
             return value
         if self.min is not None and value < self.min:
@@ -162,6 +174,7 @@ class Ints(Param):
         if len(value) != self.n:
             raise ParamError(f"expected {self.n} values, got {len(value)}")
         for v in value:
+            _check_magnitude(v)
             if v < self.min:
                 raise ParamError(f"every value must be at least {self.min}, got {list(value)}")
         return tuple(value)
@@ -203,6 +216,7 @@ class IntList(Param):
         if len(value) > self.max_len:
             raise ParamError(f"expected at most {self.max_len} values, got {len(value)}")
         for v in value:
+            _check_magnitude(v)
             if v < self.min and v not in self.special:
                 raise ParamError(f"every value must be at least {self.min}{self._special_hint()}, got {list(value)}")
         return tuple(value)
@@ -229,6 +243,7 @@ class Shape(Param):
         out = []
         for v in value:
             if _is_int(v):
+                _check_magnitude(v)
                 if v < 1:
                     raise ParamError(f"sizes must be at least 1, got {list(value)}")
                 out.append(v)

@@ -157,9 +157,6 @@ def test_codegen_to_an_unwritable_place_exits_2(files, tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: codegen --class-name is used as written, so a name that is "
-                                       "not a Python identifier ('my net') makes a file with a SyntaxError "
-                                       "and exit 0, instead of a message (or a cleaned name)")
 def test_codegen_refuses_or_cleans_a_class_name_that_is_not_an_identifier(files, tmp_path, capsys):
     target = tmp_path / "out.py"
     code = main(["codegen", files["good"], "-o", str(target), "--class-name", "my net"])

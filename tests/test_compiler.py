@@ -289,9 +289,6 @@ def test_train_and_eval_modes_behave_like_torch():
     assert not torch.equal(a, model(x))
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: size params such as Linear out_features and Conv2d "
-                                       "out_channels have no upper bound, so 10**400 (or 2**63) passes "
-                                       "validation and compiling raises torch's TypeError, not GraphError")
 def test_a_size_too_large_for_torch_is_refused_by_validation():
     g = mlp()
     g.node("hidden").params["out_features"] = 10 ** 400
