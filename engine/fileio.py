@@ -304,12 +304,13 @@ def save_graph(graph: Graph, path: str | os.PathLike) -> None:
     write_atomic(path, dumps(graph))
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write text (UTF-8, '\\n' line ends) or bytes so that the target is the old file or the new one."""
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         if target.exists():

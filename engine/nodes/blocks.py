@@ -57,17 +57,25 @@ def _residual(p, composites):
         ("BatchNorm2d", "bn1", None), ("ReLU", "relu1", None),
         ("Conv2d", "conv2", {"out_channels": c, "kernel_size": 3, "padding": 1, "bias": False}),
         ("BatchNorm2d", "bn2", None)])
+    _residual_join(b, x, main, p, c, "relu2")
+    return b.g
+
+
+def _residual_join(b, x, main, p, channels, relu_label):
+    """The end of every residual block: the shortcut (identity, or a 1x1 conv + BN projection when the
+    block changes width or stride), the sum with the main branch, then ReLU."""
     shortcut = x
+    bottom = b.y
     if p["projection"]:
         b.y = 160
         shortcut = b.chain(x, [
-            ("Conv2d", "downsample_conv", {"out_channels": c, "kernel_size": 1, "stride": s, "bias": False}),
+            ("Conv2d", "downsample_conv",
+             {"out_channels": channels, "kernel_size": 1, "stride": p["stride"], "bias": False}),
             ("BatchNorm2d", "downsample_bn", None)], x=260)
-    b.y = 480
+    b.y = bottom
     add = b.node("Add", "add", None, main, "in1")
     b.g.connect(shortcut.id, "out", add.id, "in2")
-    b.chain(add, [("ReLU", "relu2", None), ("Output", "out", None)])
-    return b.g
+    b.chain(add, [("ReLU", relu_label, None), ("Output", "out", None)])
 
 
 ResidualBlock = NodeSpec(
@@ -105,16 +113,7 @@ def _bottleneck(p, composites):
         ("BatchNorm2d", "bn2", None), ("ReLU", "relu2", None),
         ("Conv2d", "conv3", {"out_channels": c, "kernel_size": 1, "bias": False}),
         ("BatchNorm2d", "bn3", None)])
-    shortcut = x
-    if p["projection"]:
-        b.y = 160
-        shortcut = b.chain(x, [
-            ("Conv2d", "downsample_conv", {"out_channels": c, "kernel_size": 1, "stride": s, "bias": False}),
-            ("BatchNorm2d", "downsample_bn", None)], x=260)
-    b.y = 720
-    add = b.node("Add", "add", None, main, "in1")
-    b.g.connect(shortcut.id, "out", add.id, "in2")
-    b.chain(add, [("ReLU", "relu3", None), ("Output", "out", None)])
+    _residual_join(b, x, main, p, c, "relu3")
     return b.g
 
 
