@@ -58,3 +58,14 @@ def test_describe_lists_every_setting_for_a_form():
     assert items["epochs"]["min"] == 1 and items["epochs"]["default"] == 10
     assert "early_stopping.patience" in items and items["human_error"]["default"] is None
     assert all(d["doc"] for d in items.values())
+
+
+def test_registering_the_train_command_stays_light():
+    """`deepcanvas validate` registers `train` too: that must import neither torch nor Qt."""
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.cli; engine.cli.build_parser(); import engine.training; "
+            "print('torch' in sys.modules, any(m.startswith('PySide6') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr

@@ -16,18 +16,33 @@ range test, largest batch), ``cli`` (``deepcanvas train``).
 
 from __future__ import annotations
 
-from .config import ConfigError, TrainingConfig, describe, set_training_defaults
-from .data import DataError, Dataset, default_ratios, split_dataset
-from .datasets import BUILTINS, builtin_names, load_dataset
-from .doctor import Diagnosis, diagnose, format_diagnosis
-from .modes import MODES, SetupError, SupervisedMode, TrainingMode, select_mode
-from .trainer import (Callback, CheckpointWritten, EpochEnd, EpochMetrics, RunFailed, RunResult, RunStarted,
-                      Samples, StateChanged, StepMetrics, Trainer, load_checkpoint_file, resolve_device, train)
+import importlib
 
-__all__ = [
-    "TrainingConfig", "ConfigError", "describe", "set_training_defaults", "Dataset", "DataError",
-    "default_ratios", "split_dataset", "BUILTINS", "builtin_names", "load_dataset", "Diagnosis", "diagnose",
-    "format_diagnosis", "MODES", "SetupError", "SupervisedMode", "TrainingMode", "select_mode", "Callback",
-    "CheckpointWritten", "EpochEnd", "EpochMetrics", "RunFailed", "RunResult", "RunStarted", "Samples",
-    "StateChanged", "StepMetrics", "Trainer", "load_checkpoint_file", "resolve_device", "train",
-]
+# Names are imported on first use, so `deepcanvas validate` (which registers `train` through
+# engine.training.cli) never pays for torch.
+_EXPORTS = {
+    "config": ["ConfigError", "TrainingConfig", "describe", "set_training_defaults"],
+    "data": ["DataError", "Dataset", "default_ratios", "split_dataset"],
+    "datasets": ["BUILTINS", "builtin_names", "load_dataset"],
+    "doctor": ["Diagnosis", "diagnose", "format_diagnosis"],
+    "modes": ["MODES", "SetupError", "SupervisedMode", "TrainingMode", "select_mode"],
+    "trainer": ["Callback", "CheckpointWritten", "EpochEnd", "EpochMetrics", "RunFailed", "RunResult", "RunStarted",
+                "Samples", "StateChanged", "StepMetrics", "Trainer", "load_checkpoint_file", "resolve_device",
+                "train"],
+    "finders": ["find_lr", "find_max_batch"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -90,9 +90,9 @@ def _overrides(args) -> dict:
 class _Progress:
     """A progress line on a terminal (one line per epoch otherwise)."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
         self.width = 24
 
     def line(self, text: str) -> None:

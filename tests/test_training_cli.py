@@ -1,0 +1,113 @@
+"""`deepcanvas train` and `deepcanvas datasets`, including the LeNet-5 acceptance run."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import engine
+import graphs
+from engine.cli import main
+from engine.training import set_training_defaults
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The training defaults the templates carry (templates/lenet5.dcnet and templates/mlp.dcnet).
+LENET5_DEFAULTS = dict(data__dataset="digits", epochs=30, batch_size=64, optimizer__name="adam", optimizer__lr=0.002,
+                       schedule__name="cosine", augmentation__rotation=10.0, augmentation__crop_padding=2)
+MLP_DEFAULTS = dict(data__dataset="spirals", epochs=100, batch_size=64, optimizer__name="adam", optimizer__lr=0.01)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def template(name: str, defaults: dict, fallback, tmp_path: Path) -> Path:
+    """The template with its saved training defaults (added here while the template has none)."""
+    path = ROOT / "templates" / f"{name}.dcnet"
+    graph = engine.load_graph(path) if path.exists() else fallback()
+    if not graph.training:
+        set_training_defaults(graph, **defaults)
+    out = tmp_path / f"{name}.dcnet"
+    engine.save_graph(graph, out)
+    return out
+
+
+def mlp_graph():
+    g = graphs.mlp(in_features=2, hidden=64, classes=3)
+    return g
+
+
+def test_lenet5_template_reaches_97_percent_on_the_digits(tmp_path, capsys):
+    """The acceptance command: `deepcanvas train templates/lenet5.dcnet --dataset digits --out DIR`."""
+    graph_file = template("lenet5", LENET5_DEFAULTS, graphs.lenet5, tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", str(graph_file), "--dataset", "digits", "--out", str(run), "--quiet"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert report["status"] == "finished"
+    assert report["test_accuracy"] >= 0.97, report["test_accuracy"]
+    assert report["test"]["examples"] == 359
+
+
+def test_train_writes_the_run_folder(tmp_path, capsys):
+    graph_file = template("mlp", MLP_DEFAULTS, mlp_graph, tmp_path)
+    run = tmp_path / "run"
+    code = main(["train", str(graph_file), "--out", str(run), "--epochs", "3", "--option", "noise=0.3",
+                 "--set", "schedule.name=step", "--set", "schedule.step_size=2", "--human-error", "0.02"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "test accuracy:" in out.out and "avoidable bias" in out.out and "epoch 3/3" in out.err
+    for name in ("metrics.jsonl", "best.pt", "final.pt", "report.json", "run.json", "graph.dcnet"):
+        assert (run / name).is_file(), name
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [line for line in lines if line["type"] == "epoch"]
+    steps = [line for line in lines if line["type"] == "step"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and epochs[-1]["lr"] == pytest.approx(0.001)
+    assert [s["step"] for s in steps] == list(range(1, len(steps) + 1)) and lines[-1]["type"] == "end"
+    report = json.loads((run / "report.json").read_text())
+    assert 0 <= report["test_accuracy"] <= 1 and report["doctor"]["human_error"] == 0.02
+    record = json.loads((run / "run.json").read_text())
+    assert len(record["graph_file_sha256"]) == 64 and record["seed"] == 0
+    assert record["split"]["sizes"]["train"] == 900 and record["dataset"]["options"] == {"noise": 0.3}
+    assert {"python", "torch", "numpy", "deepcanvas"} <= set(record["versions"]) and "cpu" in record["device"]
+    used = engine.load_graph(run / "graph.dcnet")
+    assert used.training["epochs"] == 3 and used.training["data"]["options"] == {"noise": 0.3}
+    # The weights only need weights_only loading; a later command continues the run.
+    assert "fc1.weight" in torch.load(run / "best.pt", weights_only=True)["model"]
+    assert main(["train", str(run / "graph.dcnet"), "--out", str(run), "--epochs", "5",
+                 "--resume", str(run / "final.pt"), "--quiet"]) == 0
+    again = json.loads((run / "report.json").read_text())
+    assert again["run"]["epochs"] == 5 and len(again["run"]["history"]) == 5
+
+
+def test_bad_input_is_named_with_exit_code_2(tmp_path, capsys):
+    graph_file = template("mlp", MLP_DEFAULTS, mlp_graph, tmp_path)
+    cases = [
+        (["--dataset", "mnist"], "unknown data set 'mnist'"),
+        (["--set", "optimizer.lr=-1"], "training.optimizer.lr: must be above 0"),
+        (["--set", "optimiser.lr=1"], "training.optimiser.lr: no such setting"),
+        (["--option", "noise"], "--option 'noise': expected KEY=VALUE"),
+        (["--dataset", "digits"], "gives samples shaped (1, 8, 8) but Input 'point' expects (2,)"),
+        (["--device", "tpu"], "training.device: expected one of auto, cpu, cuda, mps"),
+    ]
+    for extra, message in cases:
+        assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), *extra]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    assert main(["train", str(tmp_path / "missing.dcnet"), "--out", str(tmp_path / "r")]) == 2
+    assert "the file does not exist" in capsys.readouterr().err
+
+
+def test_find_lr_and_dataset_list(tmp_path, capsys):
+    graph_file = template("mlp", MLP_DEFAULTS, mlp_graph, tmp_path)
+    assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), "--find-lr"]) == 0
+    assert "suggested learning rate" in capsys.readouterr().out
+    assert main(["datasets"]) == 0
+    listing = capsys.readouterr().out
+    assert "digits" in listing and "shakespeare" in listing and "noise=0.2" in listing
+    assert main(["datasets", "--json"]) == 0
+    assert {d["name"] for d in json.loads(capsys.readouterr().out)} >= {"digits", "spirals", "dates"}

@@ -1,0 +1,68 @@
+"""Evaluation metrics against hand computation, error analysis, and the bias/variance doctor."""
+
+import numpy as np
+import pytest
+import torch
+
+from engine.training import diagnose, format_diagnosis
+from engine.training.metrics import error_analysis, evaluate, per_class_report
+
+
+def test_precision_recall_f1_by_hand():
+    # rows: true class, columns: predicted
+    m = np.array([[5, 1, 0],
+                  [2, 3, 1],
+                  [0, 0, 0]])  # class 2 never occurs but is predicted once, so the macro average counts it
+    r = per_class_report(m)
+    p0, r0 = 5 / 7, 5 / 6
+    p1, r1 = 3 / 4, 3 / 6
+    assert r["per_class"][0] == pytest.approx({"precision": p0, "recall": r0, "f1": 2 * p0 * r0 / (p0 + r0),
+                                               "support": 6})
+    assert r["per_class"][1]["f1"] == pytest.approx(2 * p1 * r1 / (p1 + r1))
+    assert r["per_class"][2] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert r["macro"]["precision"] == pytest.approx((p0 + p1 + 0.0) / 3)  # class 2 is predicted once: counted
+    assert r["confusion_matrix"] == m.tolist()
+
+
+def test_evaluate_classification_and_regression():
+    scores = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
+    labels = torch.tensor([0, 1, 1, 1, 0])
+
+    def predict(xb, yb):
+        return torch.nn.functional.cross_entropy(xb, yb), xb
+
+    out = evaluate(predict, scores, labels, "classification", 2, batch_size=2, confusion=True)
+    assert out["accuracy"] == pytest.approx(0.8) and out["error"] == pytest.approx(0.2)
+    assert out["loss"] == pytest.approx(torch.nn.functional.cross_entropy(scores, labels).item(), rel=1e-6)
+    assert out["confusion_matrix"] == [[2, 0], [1, 2]]
+    pred = torch.tensor([[1.0], [2.0], [4.0]])
+    truth = torch.tensor([[1.5], [2.0], [1.0]])
+    reg = evaluate(lambda xb, yb: (((xb - yb) ** 2).mean(), xb), pred, truth, "regression", batch_size=2)
+    assert reg["mse"] == pytest.approx((0.25 + 0 + 9) / 3) and reg["mae"] == pytest.approx(3.5 / 3)
+
+
+def test_error_analysis_lists_the_most_confident_mistakes_first():
+    scores = torch.tensor([[0.0, 5.0], [0.0, 1.0], [4.0, 0.0], [0.0, 3.0]])
+    labels = torch.tensor([0, 0, 0, 1])
+    mistakes = error_analysis(lambda xb, yb: (None, xb), scores, labels, np.array([10, 11, 12, 13]), ["cat", "dog"])
+    assert [m.index for m in mistakes] == [10, 11]
+    assert mistakes[0].true_label == "cat" and mistakes[0].predicted_label == "dog"
+    assert mistakes[0].confidence > mistakes[1].confidence
+
+
+def test_doctor_names_the_dominant_problem_and_the_recipe():
+    bias = diagnose(train_error=0.15, dev_error=0.16, human_error=0.01)
+    assert bias.problem == "bias" and bias.avoidable_bias == pytest.approx(0.14) and bias.variance == pytest.approx(0.01)
+    assert any("bigger network" in r for r in bias.remedies) and any("train longer" in r for r in bias.remedies)
+    variance = diagnose(train_error=0.01, dev_error=0.11, human_error=0.005)
+    assert variance.problem == "variance" and variance.variance == pytest.approx(0.10)
+    assert any("more training data" in r for r in variance.remedies)
+    assert any("regularization" in r for r in variance.remedies)
+    fine = diagnose(0.012, 0.015, human_error=0.01)
+    assert fine.problem == "none" and not fine.remedies
+    assumed = diagnose(0.05, 0.06)
+    assert assumed.human_error == 0 and "0% assumed" in assumed.notes[0]
+    overfit_dev = diagnose(0.02, 0.03, human_error=0.01, test_error=0.09)
+    assert any("bigger dev set" in n for n in overfit_dev.notes)
+    text = format_diagnosis(variance)
+    assert "avoidable bias 0.5%, variance 10.0%" in text and "high variance" in text
