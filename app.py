@@ -23,6 +23,22 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
+def _install_error_hook(window) -> None:
+    """An unexpected error in an event handler is reported in the window (and on stderr) instead of
+    passing silently; the document is already restored by ``Document.edit`` and the app stays up."""
+    import traceback
+
+    from PySide6 import QtWidgets
+
+    def hook(kind, value, tb):
+        traceback.print_exception(kind, value, tb)
+        QtWidgets.QMessageBox.critical(window, "DeepCanvas: internal error",
+                                       f"Something went wrong inside DeepCanvas ({kind.__name__}: {value}). "
+                                       "Your network is unchanged; please report this with the details printed "
+                                       "in the terminal.")
+    sys.excepthook = hook
+
+
 def main(argv=None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
@@ -42,6 +58,7 @@ def main(argv=None) -> int:
     if args.theme:
         settings.setValue("view/theme", args.theme)
     window = MainWindow(settings)
+    _install_error_hook(window)
     window.show()
     if os.environ.get("DEEPCANVAS_STARTUP_TIMING"):
         print(f"window shown after {time.perf_counter() - T0:.2f} s", file=sys.stderr)

@@ -94,6 +94,7 @@ class Canvas(QtCore.QObject):
     message = QtCore.Signal(str)             # refusals and notes, for the status bar
     node_activated = QtCore.Signal(str)      # double click: show its properties
     group_requested = QtCore.Signal()        # a context menu asked to group the selection
+    file_dropped = QtCore.Signal(str)        # a .dcnet file dropped on the canvas
 
     def __init__(self, document: Document, parent=None):
         super().__init__(parent)
@@ -615,6 +616,10 @@ class Canvas(QtCore.QObject):
         self.sync()
 
     def _dropped(self, mimedata, pos) -> None:
+        files = [u.toLocalFile() for u in mimedata.urls() if u.isLocalFile()] if mimedata.hasUrls() else []
+        if files:
+            self.file_dropped.emit(files[0])
+            return
         if mimedata.hasFormat(NODE_MIME):
             names = bytes(mimedata.data(NODE_MIME)).decode().split()
         elif mimedata.hasText() and mimedata.text().strip() in self.doc.graph.registry:

@@ -159,6 +159,9 @@ class Document(QtCore.QObject):
             restore(self.graph, before)
             reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise Refused(reason) from None
+        except BaseException:  # a bug: leave the document as it was, and let the error be seen
+            restore(self.graph, before)
+            raise
         after = snapshot(self.graph)
         if after != before:
             self.undo_stack.push(SnapshotCommand(self, text, before, after))

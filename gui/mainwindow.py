@@ -128,6 +128,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a["group"].triggered.connect(self.group_selection)
         a["expand"].triggered.connect(c.expand_selected)
         c.group_requested.connect(self.group_selection)
+        c.file_dropped.connect(lambda path: f.open(path))
         a["add_node"].triggered.connect(lambda: c.open_search(c.viewer.rect().center()))
         a["fit"].triggered.connect(c.fit)
         a["zoom_in"].triggered.connect(lambda: c.zoom(200))

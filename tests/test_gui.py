@@ -456,3 +456,33 @@ def test_moving_renaming_and_unplugging_on_the_canvas_are_undoable(window):
     assert Edge("flatten", "out", "fc1", "in") in g.edges
     assert g.nodes["conv1"].label == "conv1" and g.layout["conv1"] == (0.0, 90.0)
     scene_matches_document(w)
+
+
+def test_dropping_a_file_on_the_canvas_opens_it(window, tmp_path):
+    from engine.templates import template_path
+    w = window
+    data = QtCore.QMimeData()
+    data.setUrls([QtCore.QUrl.fromLocalFile(str(template_path("mlp")))])
+    vp = w.canvas.viewer.viewport()
+    enter = QtGui.QDragEnterEvent(vp.rect().center(), QtCore.Qt.DropAction.CopyAction, data,
+                                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    QtWidgets.QApplication.sendEvent(vp, enter)
+    assert enter.isAccepted()
+    drop = QtGui.QDropEvent(QtCore.QPointF(vp.rect().center()), QtCore.Qt.DropAction.CopyAction, data,
+                            QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    QtWidgets.QApplication.sendEvent(vp, drop)
+    assert w.doc.path == template_path("mlp") and w.doc.graph.name == "MLP classifier"
+    scene_matches_document(w)
+
+
+def test_a_failing_edit_leaves_the_document_unchanged(window):
+    from gui.document import snapshot
+    w = window
+    before = snapshot(w.doc.graph)
+
+    def buggy(g):
+        g.remove_node("conv1")
+        raise RuntimeError("bug")
+    with pytest.raises(RuntimeError):
+        w.doc.edit("buggy", buggy)
+    assert snapshot(w.doc.graph) == before and w.doc.undo_stack.count() == 0
