@@ -8,8 +8,15 @@ reproduces them byte for byte, so change a template here and rerun the script::
     .venv/bin/python tools/build_templates.py --out DIR   # write somewhere else
 
 Every network follows its published form and the reference PyTorch implementation (torchvision for
-AlexNet, VGG, ResNet and GoogLeNet); labels mirror torchvision's module names where there is one
-('layer1.0.conv1' becomes the attribute ``layer1_0_conv1``), so weights map across by name.
+AlexNet, VGG, ResNet and GoogLeNet; the PyTorch examples for the VAE and the DCGAN tutorial's layers);
+labels mirror torchvision's module names where there is one ('layer1.0.conv1' becomes the attribute
+``layer1_0_conv1``), so weights map across by name.
+
+Models of several networks (seq2seq's encoder and decoder, a GAN's generator and discriminator, a VAE's
+encoder and decoder, a Siamese embedding) draw each network as a composite stored in the file
+(``Canvas.define``), so the compiler exposes it by name (``Compiled.networks``) and it exports alone.
+A network applied twice (the discriminator on real and generated images) is one node whose twin
+shares its weights. Each template also stores its training defaults (``Canvas.training``).
 
 Layout: nodes sit on a grid of columns and rows; data flows top to bottom, parallel branches sit side
 by side. ``Canvas.pos`` is the one place that turns a grid cell into canvas coordinates.
