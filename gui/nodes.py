@@ -95,7 +95,7 @@ class CardItem(NodeItem):
     def _draw_node_vertical(self):
         for text in [*self._input_items.values(), *self._output_items.values()]:
             text.setVisible(False)
-        self._width, self._height = self.calc_size()
+        self._width, self._height = self._calc_size_vertical()
         self._set_text_color(self.text_color)
         self.setToolTip(self.card_tooltip)
         self._text_item.setPos(12.0, 3.0)
@@ -108,13 +108,9 @@ class CardItem(NodeItem):
 
     def draw_node(self):
         # NodeGraphQt redraws a node for every property it sets while building it; a card is drawn
-        # once it is in the scene (``post_init``) and when its content changes.
+        # once it is in the scene (NodeGraphQt's ``post_init`` calls this) and when its content changes.
         if self.scene() is not None:
             self._draw_node_vertical()
-
-    def post_init(self, viewer=None, pos=None):
-        super().post_init(viewer, pos)
-        self._draw_node_vertical()
 
     def align_icon(self, h_offset=0.0, v_offset=0.0):
         pass
