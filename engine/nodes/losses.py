@@ -4,7 +4,7 @@ nodes in one graph are summed, each times its weight."""
 
 from __future__ import annotations
 
-from ..params import Bool, Choice, Float
+from ..params import Bool, Choice, Float, Int
 from ..spec import LOSS, NodeSpec, PortSpec
 from ._common import Cost, ShapeError, TensorInfo, expect_float, numel
 
@@ -60,6 +60,8 @@ def _ce_infer(p, ins):
 
 def _ce_forward(p, args, mod):
     extra = {"label_smoothing": p["label_smoothing"]} if p["label_smoothing"] else {}
+    if p["ignore_index"] != -100:
+        extra["ignore_index"] = p["ignore_index"]
     return f"F.cross_entropy({args[0]}, {args[1]}{_kw(p, **extra)})"
 
 
@@ -69,7 +71,8 @@ CrossEntropyLoss = NodeSpec(
     inputs=(PortSpec("pred", "raw class scores (logits), no softmax"), PortSpec("target", "class ids")),
     outputs=(),
     params=(_weight(), _reduction(),
-            Float("label_smoothing", 0.0, min=0.0, max=1.0, doc="mix this much of a uniform target in")),
+            Float("label_smoothing", 0.0, min=0.0, max=1.0, doc="mix this much of a uniform target in"),
+            Int("ignore_index", -100, doc="a class id that does not count (padding in a tagger); -100 = none")),
     infer=_ce_infer, forward=_ce_forward,
     cost=lambda p, ins, outs: Cost(0, 4 * numel(ins["pred"].shape)), label_prefix="ce",
 )
