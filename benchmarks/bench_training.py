@@ -5,9 +5,9 @@
 1. Time per epoch, ours / hand-written, for LeNet-5 on the 32x32 digits and an MLP on spirals: the
    same model class, the same initial weights, the same data tensors on the device, the same optimizer
    (Adam), the same batch size; each epoch is the training pass plus a dev-set evaluation, as any course
-   loop does. Target: at most 1.05x on the CPU. Interleaved rounds (the order alternates), the median of
-   the per-round ratios, so machine noise hits both sides alike; on the CPU with one thread the clock is
-   the thread's CPU time, which other processes on a shared machine barely disturb.
+   loop does. Target: at most 1.05x on the CPU. Interleaved rounds (the order alternates); the ratio of
+   each side's best round (noise only adds time), with the median of per-round ratios beside it. On the
+   CPU with one thread the clock is the thread's CPU time, which other processes disturb less.
 2. Subscriber overhead: the trainer with a deliberately slow subscriber (every hook sleeps 5 ms) against
    the trainer with none. Target: at most 1.03x, which the trainer's event budget guarantees.
 
@@ -146,10 +146,12 @@ def bench_loop(name, epochs, rounds, device):
         ratios.append(ours / hand)
         ours_t.append(ours)
         hand_t.append(hand)
-    ratio = statistics.median(ratios)
-    print(f"{name:<15} {tr.steps_per_epoch:>5} steps/epoch  ours {statistics.median(ours_t) * 1e3:8.2f} ms/epoch  "
-          f"hand-written {statistics.median(hand_t) * 1e3:8.2f} ms/epoch  ratio {ratio:.3f} "
-          f"{'OK' if ratio <= 1.05 else 'OVER 1.05'}")
+    # Noise from other processes only ever adds time, so the best round of each side is the cleanest
+    # measurement; the median of the per-round ratios is printed beside it.
+    ratio = min(ours_t) / min(hand_t)
+    print(f"{name:<15} {tr.steps_per_epoch:>5} steps/epoch  ours {min(ours_t) * 1e3:8.2f} ms/epoch  "
+          f"hand-written {min(hand_t) * 1e3:8.2f} ms/epoch  ratio {ratio:.3f} "
+          f"{'OK' if ratio <= 1.05 else 'OVER 1.05'}  (median of per-round ratios {statistics.median(ratios):.3f})")
     return ratio
 
 
@@ -180,7 +182,7 @@ class SlowSubscriber(Callback):
 def bench_subscriber(name, epochs, rounds, device):
     build, dataset = CASES[name]
     graph = build()
-    ratios, calls = [], 0
+    ratios, calls, bases, slows = [], 0, [], []
     for r in range(rounds):
         sub = SlowSubscriber()
         if r % 2 == 0:
@@ -190,11 +192,14 @@ def bench_subscriber(name, epochs, rounds, device):
             slow, tr = time_ours(graph, dataset, epochs, device, [sub])
             base, _ = time_ours(graph, dataset, epochs, device)
         ratios.append(slow / base)
+        bases.append(base)
+        slows.append(slow)
         calls = sub.calls
         assert sub.steps_seen == tr.step, "coalesced step events must carry every step"
-    ratio = statistics.median(ratios)
+    ratio = min(slows) / min(bases)
     print(f"{name:<15} slow subscriber (5 ms per call): {calls} calls for {tr.step} steps and {epochs} epochs; "
-          f"every step's loss delivered; time ratio {ratio:.3f} {'OK' if ratio <= 1.03 else 'OVER 1.03'}")
+          f"every step's loss delivered; time ratio {ratio:.3f} {'OK' if ratio <= 1.03 else 'OVER 1.03'} "
+          f"(median of per-round ratios {statistics.median(ratios):.3f})")
     return ratio
 
 

@@ -59,9 +59,10 @@ def find_lr(trainer, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 
     stopped = False
     ratio = end_lr / start_lr
     with torch.random.fork_rng(devices=[trainer.device] if trainer.device.type == "cuda" else []):
-        gen = torch.Generator(device=train.x.device)
+        where = trainer._perm_device
+        gen = torch.Generator(device=where)
         gen.manual_seed(trainer.config.seed + 7)
-        perm = torch.randperm(len(train), device=train.x.device, generator=gen)
+        perm = torch.randperm(len(train), device=where, generator=gen).to(train.x.device)
         model.train()
         pos = 0
         for i in range(steps):
@@ -69,7 +70,7 @@ def find_lr(trainer, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if pos + bs > len(perm):
-                perm = torch.randperm(len(train), device=train.x.device, generator=gen)
+                perm = torch.randperm(len(train), device=where, generator=gen).to(train.x.device)
                 pos = 0
             idx = perm[pos:pos + bs]
             pos += bs

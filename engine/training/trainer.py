@@ -407,7 +407,10 @@ class Trainer:
         self._pause_req = threading.Event()
         self._stop_req = threading.Event()
         self._wake = threading.Event()
-        self._gen = torch.Generator(device=self.splits["train"].x.device)
+        # Shuffling happens where the data is (CPU or CUDA; MPS draws on the CPU and moves the order).
+        data_device = self.splits["train"].x.device
+        self._perm_device = data_device if data_device.type in ("cpu", "cuda") else torch.device("cpu")
+        self._gen = torch.Generator(device=self._perm_device)
         self._gen.manual_seed(cfg.seed + 1)
         self._elements_per_example = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
         self._layer_params = self._collect_layer_params()
@@ -578,7 +581,7 @@ class Trainer:
             perm, start = pos["perm"].to(tr.x.device), int(pos["batch"])
             self._ep = dict(pos["accumulators"])
         else:
-            perm = torch.randperm(n, device=tr.x.device, generator=self._gen)
+            perm = torch.randperm(n, device=self._perm_device, generator=self._gen).to(tr.x.device)
             start = 0
             self._ep = {"loss": 0.0, "seen": 0, "correct": 0, "elements": 0}
         steps = self.steps_per_epoch
@@ -927,9 +930,13 @@ class Trainer:
         if self.task != CLASSIFICATION:
             return []
         part = self.splits[split]
+        was_training = self.model.training
         self.model.eval()
-        mistakes = error_analysis(self._predict, part.x, part.y, part.indices, self.dataset.classes, limit,
-                                  self.config.eval_batch_size, self._to_device if self._host_data else None)
+        try:
+            mistakes = error_analysis(self._predict, part.x, part.y, part.indices, self.dataset.classes, limit,
+                                      self.config.eval_batch_size, self._to_device if self._host_data else None)
+        finally:
+            self.model.train(was_training)
         return [m.to_json() for m in mistakes]
 
     def report(self, human_error: float | None = None, mistakes: int = 20) -> dict:
