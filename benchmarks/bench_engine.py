@@ -21,73 +21,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import engine  # noqa: E402
 from engine.compiler import build  # noqa: E402
 
 
-# --------------------------------------------------------------------------- hand-written references
-class LeNet5(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
-        self.pool1 = nn.AvgPool2d(2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.pool2 = nn.AvgPool2d(2)
-        self.fc1 = nn.Linear(400, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = self.pool1(torch.tanh(self.conv1(x)))
-        x = self.pool2(torch.tanh(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        x = torch.tanh(self.fc1(x))
-        x = torch.tanh(self.fc2(x))
-        return self.fc3(x)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + identity)
-
-
-class ResNet18(nn.Module):
-    """torchvision's resnet18, written out."""
-
-    def __init__(self, num_classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        layers, cin = [], 64
-        for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
-            layers.append(nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
-            cin = cout
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(512, num_classes)
-
-    def forward(self, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-        x = self.layers(x)
-        return self.fc(torch.flatten(x.mean(dim=(2, 3)), 1))
+from reference_models import GoogLeNet, LeNet5, ResNet18, ResNet50  # noqa: E402  (hand-written references)
 
 
 # --------------------------------------------------------------------------- graphs
@@ -108,17 +51,18 @@ def lenet_graph() -> engine.Graph:
     return g
 
 
-def resnet18_graph() -> engine.Graph | None:
-    path = ROOT / "templates" / "resnet18.dcnet"
+def template_at(name: str, shape: list[int], classes: int) -> engine.Graph | None:
+    """A template with only its Input shape and number of classes changed (CIFAR-size figures)."""
+    path = ROOT / "templates" / f"{name}.dcnet"
     if not path.exists():
         return None
     g = engine.load_graph(path)
     inp = next(n for n in g.nodes.values() if n.type == "Input")
-    g.set_param(inp.id, "shape", [3, 32, 32])
+    g.set_param(inp.id, "shape", shape)
     inf = engine.infer_shapes(g)
     out = next(n for n in g.nodes.values() if n.type == "Output")
     head = inf.nodes[out.id].sources["in"][0]
-    g.set_param(head, "out_features", 10)
+    g.set_param(head, "out_features", classes)
     return g
 
 
@@ -231,21 +175,27 @@ def main():
     lenet = lenet_graph()
     ratio("LeNet-5", lenet, LeNet5(), (1, 32, 32), 16, device, rounds, steps * 3)
     ratio("LeNet-5", lenet, LeNet5(), (1, 32, 32), 256, device, rounds, steps)
-    resnet = resnet18_graph()
-    if resnet is None:
-        print("ResNet-18: templates/resnet18.dcnet not found; skipped")
-    else:
-        ratio("ResNet-18 (32x32, 10 classes)", resnet, ResNet18(), (3, 32, 32), 8, device, rounds, steps)
-        ratio("ResNet-18 (32x32, 10 classes)", resnet, ResNet18(), (3, 32, 32), 128 if device.type == "cpu" else 512,
-              device, rounds, max(2, steps // 3))
+    cnns = [("ResNet-18", "resnet18", ResNet18), ("ResNet-50", "resnet50", ResNet50),
+            ("GoogLeNet", "googlenet", GoogLeNet)]
+    big = 64 if device.type == "cpu" else 512
+    graphs = {}
+    for title, name, ref in cnns:
+        g = template_at(name, [3, 32, 32], 10)
+        if g is None:
+            print(f"{title}: templates/{name}.dcnet not found; skipped")
+            continue
+        graphs[title] = g
+        label = f"{title} (32x32, 10 classes)"
+        ratio(label, g, ref(10), (3, 32, 32), 8, device, rounds, steps)
+        ratio(label, g, ref(10), (3, 32, 32), big, device, rounds, max(2, steps // 3))
     if device.type == "cuda":
         ratio("LeNet-5", lenet, LeNet5(), (1, 32, 32), 512, device, rounds, steps, amp=True, channels_last=True)
-        if resnet is not None:
-            ratio("ResNet-18", resnet, ResNet18(), (3, 32, 32), 512, device, rounds, steps, amp=True,
-                  channels_last=True)
-        for name, g, shape in [("LeNet-5", lenet, (1, 32, 32)), ("ResNet-18", resnet, (3, 32, 32))]:
-            if g is not None:
-                print(f"torch.compile graph breaks, {name}: {graph_breaks(g, shape, device)}")
+        for title, name, ref in cnns:
+            if title in graphs:
+                ratio(title, graphs[title], ref(10), (3, 32, 32), 512, device, rounds, steps, amp=True,
+                      channels_last=True)
+        for title, g, shape in [("LeNet-5", lenet, (1, 32, 32))] + [(t, g, (3, 32, 32)) for t, g in graphs.items()]:
+            print(f"torch.compile graph breaks, {title}: {graph_breaks(g, shape, device)}")
 
 
 if __name__ == "__main__":
