@@ -94,6 +94,7 @@ def test_bad_input_is_named_with_exit_code_2(tmp_path, capsys):
         (["--option", "noise"], "--option 'noise': expected KEY=VALUE"),
         (["--dataset", "digits"], "gives samples shaped (1, 8, 8) but Input 'point' expects (2,)"),
         (["--device", "tpu"], "training.device: expected one of auto, cpu, cuda, mps"),
+        (["--resume", str(tmp_path / "nope.pt")], "nope.pt: no such checkpoint"),
     ]
     for extra, message in cases:
         assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), *extra]) == 2, extra

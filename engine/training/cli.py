@@ -203,6 +203,8 @@ def cmd_train(args) -> int:
         config = TrainingConfig.from_graph(graph).with_overrides(_overrides(args))
     except (ConfigError, ValueError) as exc:
         return fail(f"{args.file}: {exc}")
+    if args.resume is not None and not Path(args.resume).is_file():
+        return fail(f"{args.resume}: no such checkpoint (give the final.pt or last.pt of an earlier run)")
     run_dir = Path(args.out)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -148,7 +148,8 @@ class TrainingConfig:
     channels_last: bool = _flag(False, "channels-last memory layout for convolutions (GPU)")
     seed: int = _num(0, lo=0, whole=True, doc="fixes initial weights, data split, shuffling and dropout")
     mode: str = _choice("auto", MODES, "training mode; auto picks it from the graph's loss nodes")
-    log_every: int = _num(10, lo=1, whole=True, doc="steps between reads of the metrics from the device")
+    log_every: int = _num(25, lo=1, whole=True, doc="steps between reads of the metrics from the device (also "
+                          "read at least twice a second); every step's loss is reported either way")
     eval_batch_size: int = _num(1024, lo=1, whole=True, doc="examples per forward pass when evaluating")
     checkpoint_seconds: float = _num(60.0, lo=0.0, doc="seconds between resumable checkpoints (last.pt) "
                                      "while training; 0 writes them only when the run ends")

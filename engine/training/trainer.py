@@ -8,7 +8,7 @@ and checkpoints that load with ``weights_only=True``.
 
 How it stays fast: small data sets live on the device whole and batches are gathered there; the loss of
 every step (and its count of right answers) stays on the device and is read once every ``log_every``
-steps, in one transfer, so no step waits for the device. Progress events (steps, epochs, samples) are
+steps (or half a second), in one transfer, so no step waits for the device. Progress events (steps, epochs, samples) are
 coalesced and only dispatched while the time spent in subscribers stays under 3% of the run's time: a
 slow subscriber sees fewer, fuller events (every step's loss is still in them), and training does not
 slow down. Lifecycle events (start, checkpoint, pause, end, failure) are always delivered.
@@ -49,6 +49,7 @@ from .optimizers import Schedule, make_optimizer
 # lifecycle events and the final delivery of what is pending, both of which are always made.
 PROGRESS_BUDGET = 0.02
 MIN_EVENT_INTERVAL = 0.02  # seconds; nobody needs progress faster than 50 Hz
+FLUSH_SECONDS = 0.5  # slow steps: read the metrics at least this often, whatever log_every says
 BEST_WRITE_INTERVAL = 10.0  # seconds between writes of best.pt while training (always written at the end)
 CHECKPOINT_FORMAT = "deepcanvas.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -273,9 +274,15 @@ def device_description(device: torch.device) -> str:
 def network_hash(graph: Graph) -> str:
     """SHA-256 of the network alone (nodes, params, wires): layout and training settings excluded, so a
     checkpoint stays loadable after the canvas is tidied or the epochs raised."""
-    doc = {"nodes": [[n.id, n.type, n.params] for n in graph.nodes.values()],
-           "edges": sorted(str(e) for e in graph.edges)}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    def network(g) -> dict:
+        doc = {"nodes": [[n.id, n.type, n.params] for n in g.nodes.values()],
+               "edges": sorted(str(e) for e in g.edges)}
+        composites = getattr(g, "composites", None) or {}  # networks stored inside the file, by name
+        if composites and g is graph:
+            doc["composites"] = {name: network(sub) for name, sub in sorted(composites.items())}
+        return doc
+
+    return hashlib.sha256(json.dumps(network(graph), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -470,6 +477,11 @@ class Trainer:
         self._dispatch.callbacks.append(callback)
 
     @property
+    def event_seconds(self) -> float:
+        """Seconds this run has spent delivering events to subscribers (the budget keeps it near 2%)."""
+        return getattr(self, "_spent", 0.0)
+
+    @property
     def callback_errors(self) -> list[str]:
         return list(self._dispatch.errors)
 
@@ -588,13 +600,17 @@ class Trainer:
         self.model.train()
         classify = self.task == CLASSIFICATION
         step_fn = self.mode.train_step
-        # Per-step values stay on the device as 0-d tensors until the flush reads them all at once.
+        # Per-step values stay on the device until the flush reads them all at once. Small class scores
+        # are kept as they are and scored together at the flush (fewer tiny ops per step); large ones
+        # (e.g. per-pixel scores) are scored at once so they are not held.
         losses: list[torch.Tensor] = []
-        hits: list[torch.Tensor] = []
+        hits: list[torch.Tensor] = []  # right answers per step, or (scores, labels) pairs to score later
         x_all, y_all = tr.x, tr.y
         augment, channels_last, host = self.augment, self.channels_last, self._host_data
         sizes: list[int] = []
         k = 0
+        clock = time.perf_counter
+        next_flush = clock() + FLUSH_SECONDS
         for i in range(start, steps):
             idx = perm[i * bs:(i + 1) * bs]
             xb, yb = x_all[idx], y_all[idx]
@@ -613,13 +629,17 @@ class Trainer:
                 loss, pred = step_fn(self, xb, yb)
             losses.append(loss.detach())
             if classify:
-                hits.append((pred.argmax(1) == yb).sum())
+                if pred.numel() <= 65536:
+                    hits.append((pred.detach(), yb))
+                else:
+                    hits.append((pred.argmax(1) == yb).sum())
             sizes.append(len(idx))
             k += 1
             self.step += 1
-            if k == log_every or i == steps - 1:
+            if k == log_every or i == steps - 1 or clock() >= next_flush:
                 self._flush(epoch, losses, hits, sizes)
                 k, losses, hits, sizes = 0, [], [], []
+                next_flush = clock() + FLUSH_SECONDS
             if self._interrupt.is_set():
                 if k:
                     self._flush(epoch, losses, hits, sizes)
@@ -629,14 +649,19 @@ class Trainer:
                 self.model.train()
         return False
 
-    def _flush(self, epoch: int, loss_t: list[torch.Tensor], hit_t: list[torch.Tensor], sizes: list[int]) -> None:
+    def _flush(self, epoch: int, loss_t: list[torch.Tensor], hit_t: list, sizes: list[int]) -> None:
         """Read the last steps' losses from the device (one transfer), check them, account for them."""
         k = len(loss_t)
+        values = torch.stack(loss_t).double()
         if hit_t:
-            both = torch.stack([torch.stack(loss_t).double(), torch.stack(hit_t).double()]).tolist()
-            losses, hit_counts = both
-        else:
-            losses, hit_counts = torch.stack(loss_t).double().tolist(), []
+            pairs = [h for h in hit_t if isinstance(h, tuple)]
+            counts = [h for h in hit_t if not isinstance(h, tuple)]
+            if pairs:  # one model, so the scores differ only in batch size: score them in one go
+                scores = torch.cat([p for p, _ in pairs])
+                counts.append((scores.argmax(1) == torch.cat([y for _, y in pairs])).sum())
+            values = torch.cat([values, torch.stack(counts).sum().double().reshape(1)])
+        everything = values.tolist()
+        losses, hit_counts = everything[:k], everything[k:]
         first = self.step - k + 1
         for j, v in enumerate(losses):
             if not math.isfinite(v):
