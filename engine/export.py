@@ -317,6 +317,7 @@ class _Job:
         self.batch_name = BATCH_AXIS_NAME if BATCH_AXIS_NAME not in symbols else BATCH_AXIS_NAME + "_"
         self.lines = _LineMap(graph, inf, compiled)
         self.origins: dict[str, str] = {}
+        self.isolate = True  # on a failure without a location, export layer by layer to find it
 
     # ---------------------------------------------------------------- inputs
     def sizes(self, which: int | None) -> tuple[int, dict[str, int]]:
@@ -378,15 +379,13 @@ class _Job:
             dyn[name] = spec
         with _quiet() as log:
             try:
-                ep = torch.export.export(self.model, args, dynamic_shapes=dyn or None, strict=False)
+                # torch.onnx runs torch.export itself, keeping ops that ONNX has whole (LSTM, GRU) whole
+                program = torch.onnx.export(self.model, args, None, dynamo=True, verbose=False, optimize=False,
+                                            dynamic_shapes=dyn or None, input_names=self.input_names,
+                                            output_names=self.output_names, opset_version=self.opset,
+                                            external_data=False)
             except Exception as exc:
-                raise self._failure(exc, "torch.export could not trace the model", log) from None
-            try:
-                program = torch.onnx.export(ep, (), None, dynamo=True, verbose=False, optimize=False,
-                                            input_names=self.input_names, output_names=self.output_names,
-                                            opset_version=self.opset, external_data=False)
-            except Exception as exc:
-                raise self._failure(exc, "the operation has no ONNX translation", log, ep=ep) from None
+                raise self._failure(exc, _stage_of(exc), log, dynamic_shapes=dyn or None) from None
         return program.model_proto
 
     def _export_legacy(self, args):
@@ -430,13 +429,31 @@ class _Job:
                     want = self.batch_name if axis == 0 else t.shape[axis]
                     if isinstance(want, str) and want != dim.dim_param:
                         rename.setdefault(dim.dim_param, want)
-        if not rename:
-            return
-        pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b")
-        for vi in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
-            for dim in vi.type.tensor_type.shape.dim:
-                if dim.HasField("dim_param"):
-                    dim.dim_param = pattern.sub(lambda m: rename[m.group(1)], dim.dim_param)
+        if rename:
+            pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b")
+            for vi in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
+                for dim in vi.type.tensor_type.shape.dim:
+                    if dim.HasField("dim_param"):
+                        dim.dim_param = pattern.sub(lambda m: rename[m.group(1)], dim.dim_param)
+        # The outputs' declared shapes come from the graph's own shape inference: an exporter may write the
+        # traced size of a run-time axis (T = 5) where the axis is dynamic.
+        for vi, t in zip(proto.graph.output, self.output_infos):
+            dims = vi.type.tensor_type.shape.dim
+            if len(dims) != len(t.shape):
+                continue
+            for axis, (dim, want) in enumerate(zip(dims, t.shape)):
+                if want == BATCH and self.batch is None:
+                    dim.dim_param = self.batch_name
+                elif want == BATCH:
+                    dim.dim_value = self.batch
+                elif isinstance(want, int):
+                    dim.dim_value = want
+                elif want in self.symbols:
+                    dim.dim_param = want
+                else:
+                    dim.dim_param = f"{vi.name}_dim{axis}"
+        if self.symbols:  # intermediate shapes may carry the traced size of a run-time axis too
+            del proto.graph.value_info[:]
 
     def _metadata(self, proto) -> None:
         import torch
@@ -523,14 +540,23 @@ class _Job:
         return out
 
     # ---------------------------------------------------------------- failures
-    def _failure(self, exc: BaseException, what: str, log, ep=None, stage: str = "export") -> ExportError:
+    def _failure(self, exc: BaseException, what: str, log, dynamic_shapes=None, stage: str = "export") -> ExportError:
         reason = _reason(exc)
         nid = self.lines.find_in_exception(exc)
-        if nid is None and ep is not None:
-            nid = self.lines.find_in_program(exc, ep)
+        if nid is None and self.exporter == "dynamo" and stage == "export" and re.search(r"%\w+ : ", str(exc)):
+            # a translation error names the torch.export node: trace again to read that node's source line
+            import torch
+            try:
+                batch, axes = self.sizes(None)
+                with _quiet():
+                    ep = torch.export.export(self.model, tuple(self.inputs(batch, axes, seed=12345)),
+                                             dynamic_shapes=dynamic_shapes, strict=False)
+                nid = self.lines.find_in_program(exc, ep)
+            except Exception:
+                pass
         if nid is None and stage != "export":
             nid = self.lines.find_in_origins(str(exc), self.origins)
-        if nid is None and stage == "export":
+        if nid is None and stage == "export" and self.isolate:
             found = _isolate(self)
             if found is not None:
                 nid, reason = found
@@ -634,6 +660,7 @@ def _isolate(job: _Job, budget_s: float = 60.0) -> tuple[str, str] | None:
             continue
         try:
             sub_job = _Job(g, sub_inf, sub, sub.model.eval(), job.opset, job.batch, job.exporter, job.threads)
+            sub_job.isolate = False
             batch, axes = sub_job.sizes(None)
             args = tuple(sub_job.inputs(batch, axes, seed=1))
             with _quiet():
@@ -646,6 +673,13 @@ def _isolate(job: _Job, budget_s: float = 60.0) -> tuple[str, str] | None:
         except Exception as exc:
             return nid, _reason(exc)
     return None
+
+
+def _stage_of(exc: BaseException) -> str:
+    text = str(exc)
+    if "ONNX model" in text or "translat" in text or "ONNX function" in text:
+        return "the operation has no ONNX translation"
+    return "torch.export could not trace the model"
 
 
 def _reason(exc: BaseException) -> str:

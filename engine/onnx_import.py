@@ -135,7 +135,7 @@ def import_onnx(path: str | os.PathLike, *, tolerance: float = TOLERANCE, verify
     except Exception as exc:
         raise OnnxImportError(p, [f"not a readable ONNX file ({_first_line(exc)})"]) from None
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(p))  # from the file: no copy of the weights through Python
     except Exception as exc:
         raise OnnxImportError(p, [f"onnx.checker rejects the file: {_first_line(exc)}"]) from None
     builder = _Builder(model, p)
@@ -491,16 +491,18 @@ def _gemm(b: _Builder, i: int, node) -> None:
         raise _Unsupported("transA=1 (a transposed input) has no Linear equivalent")
     w = b.c(node.input[1], "the weight matrix")
     alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
-    weight = (w if int(_attr(node, "transB", 0)) else w.T) * alpha
+    weight = w if int(_attr(node, "transB", 0)) else w.T
+    if alpha != 1.0:
+        weight = weight * alpha
     bias = None
     if len(node.input) > 2 and node.input[2]:
         c = b.c(node.input[2], "the bias")
         if c.size not in (1, weight.shape[0]) or (c.ndim == 2 and c.shape[0] != 1):
             raise _Unsupported(f"bias of shape {list(c.shape)} is not one value per output feature")
-        bias = np.broadcast_to(c.reshape(-1), (weight.shape[0],)) * beta
+        bias = np.broadcast_to(c.reshape(-1), (weight.shape[0],)) * beta if beta != 1.0 or c.size == 1 else c.reshape(-1)
         if node.input[2] in b.synthesized and not np.any(bias):
             bias = None
-    _linear_from(b, node, x, np.ascontiguousarray(weight), None if bias is None else np.ascontiguousarray(bias))
+    _linear_from(b, node, x, weight, bias)
 
 
 def _matmul(b: _Builder, i: int, node) -> None:

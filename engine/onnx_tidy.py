@@ -34,6 +34,8 @@ _RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUnifo
                "Multinomial", "Dropout"}
 _OPTIONAL_BIAS = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
 _METADATA_PREFIXES = ("pkg.torch.", "namespace")
+_INT_TYPES = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
+_SHAPE_OPS = {"Shape", "Reshape", "Identity", "Cast", "Concat", "Gather", "Squeeze", "Unsqueeze", "Slice"}
 
 
 @dataclass
@@ -185,6 +187,9 @@ def tidy(model: onnx.ModelProto, strip_metadata: bool = True, inplace: bool = Fa
     def sym(name: str) -> _Sym | None:
         if name in syms:
             return syms[name]
+        init = lazy_inits.get(name)
+        if init is not None and name not in consts and (len(init.dims) > 1 or init.data_type not in _INT_TYPES):
+            return None  # a weight, not a size vector: do not unpack it
         value = const(name) if is_const(name) else None
         if value is not None and value.dtype.kind in "iu" and value.ndim <= 1:
             return _Sym(value.tolist()) if value.ndim == 1 else _Sym([int(value)], scalar=True)
@@ -227,7 +232,7 @@ def tidy(model: onnx.ModelProto, strip_metadata: bool = True, inplace: bool = Fa
                             consts[name] = np.asarray(value)
                     result.folded += 1
                     continue
-        if foldable and _shape_arith(node, types, sym, syms):
+        if foldable and node.op_type in _SHAPE_OPS and _shape_arith(node, types, sym, syms):
             out = node.output[0]
             if syms[out].known:
                 consts[out] = syms.pop(out).array()
@@ -293,7 +298,7 @@ def tidy(model: onnx.ModelProto, strip_metadata: bool = True, inplace: bool = Fa
     have = {init.name for init in g.initializer} | {i.name for i in g.input}
     for name, value in consts.items():
         if name in needed and name not in have:
-            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+            g.initializer.append(numpy_helper.from_array(value if value.flags.c_contiguous else value.copy(order="C"), name))
             have.add(name)
             result.synthesized.add(name)
     # value_info for tensors that became initializers or vanished would only confuse readers
