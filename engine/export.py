@@ -121,6 +121,7 @@ class ExportReport:
     file_bytes: int = 0
     nodes: int = 0
     folded: int = 0
+    note: str = ""  # e.g. why the legacy exporter was used
 
     @property
     def max_diff(self) -> float:
@@ -134,6 +135,7 @@ class ExportReport:
         what = f"{self.graph_name}" + (f" ({self.part})" if self.part else "")
         lines = [f"exported {what} to {self.path} ({_size(self.file_bytes)}, {self.nodes} ONNX nodes) in "
                  f"{self.seconds_export:.1f} s with the {self.exporter} exporter, opset {self.opset}",
+                 *([f"  note: {self.note}"] if self.note else []),
                  f"  weights: {self.weights}",
                  f"  batch axis: {self.batch}"]
         for kind, items in (("input", self.inputs), ("output", self.outputs)):
@@ -151,7 +153,7 @@ class ExportReport:
     def to_json(self) -> dict:
         d = {k: getattr(self, k) for k in ("path", "graph_name", "part", "exporter", "opset", "batch", "inputs",
                                             "outputs", "weights", "tolerance", "seconds_export", "seconds_verify",
-                                            "file_bytes", "nodes", "folded", "max_diff", "ok")}
+                                            "file_bytes", "nodes", "folded", "note", "max_diff", "ok")}
         d["checks"] = [{"batch": c.batch, "axes": c.axes, "max_abs_diff": c.diffs} for c in self.checks]
         return d
 
@@ -200,7 +202,7 @@ def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, g
     out = Path(out)
     if not out.parent.exists():
         raise ExportError(f"cannot write {out}: the folder {out.parent} does not exist", stage="write")
-    exporter = choose_exporter(exporter, opset)
+    requested, exporter = exporter, choose_exporter(exporter, opset)
     batch = _check_batch(batch)
     inf = require_valid(graph)
     compiled = build(graph, seed)
@@ -215,6 +217,7 @@ def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, g
         load_into(model, compiled.plan.attrs, _part_state(state, graph), source)
 
     job = _Job(graph, inf, compiled, model, opset, batch, exporter, threads)
+    job.fallback = requested == "auto"
     t0 = time.perf_counter()
     proto, folded = job.export()
     seconds_export = time.perf_counter() - t0
@@ -228,7 +231,7 @@ def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, g
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc.strerror or exc}", stage="write") from None
     return ExportReport(
-        path=str(out), graph_name=graph.name, part=part, exporter=exporter, opset=opset,
+        path=str(out), graph_name=graph.name, part=part, exporter=job.exporter, note=job.note, opset=opset,
         batch="dynamic" if batch is None else batch, inputs=job.io_description(proto.graph.input),
         outputs=job.io_description(proto.graph.output), weights=source, checks=checks, tolerance=tolerance,
         seconds_export=seconds_export, seconds_verify=seconds_verify, file_bytes=len(data),
@@ -241,12 +244,13 @@ def to_onnx(graph: Graph, *, model=None, opset: int = DEFAULT_OPSET, batch: str 
     in their own way. ``model`` is a compiled model with weights already loaded, else a fresh one."""
     from .compiler import build
 
-    exporter = choose_exporter(exporter, opset)
+    requested, exporter = exporter, choose_exporter(exporter, opset)
     inf = require_valid(graph)
     compiled = build(graph, seed)
     if model is not None:
         compiled.model = model
     job = _Job(graph, inf, compiled, compiled.model.eval(), opset, _check_batch(batch), exporter, 2)
+    job.fallback = requested == "auto"
     return job.export()[0]
 
 
@@ -318,6 +322,8 @@ class _Job:
         self.lines = _LineMap(graph, inf, compiled)
         self.origins: dict[str, str] = {}
         self.isolate = True  # on a failure without a location, export layer by layer to find it
+        self.fallback = False  # exporter "auto": if dynamo cannot translate an op, try the legacy exporter
+        self.note = ""
 
     # ---------------------------------------------------------------- inputs
     def sizes(self, which: int | None) -> tuple[int, dict[str, int]]:
@@ -348,7 +354,27 @@ class _Job:
 
         batch, axes = self.sizes(None)
         args = tuple(self.inputs(batch, axes, seed=12345))
-        proto = self._export_dynamo(args) if self.exporter == "dynamo" else self._export_legacy(args)
+        if self.exporter == "legacy":
+            proto = self._export_legacy(args)
+        elif not self.fallback:
+            proto = self._export_dynamo(args)
+        else:
+            self.isolate = False  # a failure here is answered by the legacy exporter, not by a search
+            try:
+                proto = self._export_dynamo(args)
+            except ExportError as first:
+                if "translation" not in str(first):
+                    raise
+                self.isolate = True
+                try:
+                    self.exporter = "legacy"
+                    proto = self._export_legacy(args)
+                except ExportError:
+                    self.exporter = "dynamo"
+                    raise first from None
+                where = f" at {first.node_type} '{first.label}'" if first.node else ""
+                self.note = (f"the dynamo exporter could not translate the model{where} ({first.reason}); "
+                             "the legacy exporter was used instead")
         try:
             result = tidy(proto, inplace=True)
         except Exception as exc:  # a bug of ours, but say so plainly rather than with a traceback
@@ -572,18 +598,34 @@ class _Job:
 
 # ----------------------------------------------------------------------------- naming the node at fault
 class _LineMap:
-    """Maps a line of the generated forward() to the node it computes (codegen writes one line per
-    node, in the compiler's order, right after ``def forward``)."""
+    """Maps a line of the generated source to the node it belongs to. Codegen writes one line per node
+    in the model's forward(), in the compiler's order, right after ``def forward``; a composite block
+    is a class of its own, so a line inside it belongs to the node that builds that class."""
 
     def __init__(self, graph: Graph, inf: Inference, compiled):
         reg = graph.registry
         self.model_nodes = [nid for nid in inf.order if reg[graph.nodes[nid].type].role == LAYER]
         self.pattern = re.compile(r"<deepcanvas " + re.escape(compiled.plan.class_name) +
                                   r" [0-9a-f]+>(?:\", line |:)(\d+)")
+        main = compiled.plan.class_name
+        by_attr = {a: nid for nid, a in compiled.plan.attrs.items()}
         lines = compiled.source.splitlines()
+        self.spans: list[tuple[int, int, str]] = []  # (first line, last line, class name), 1-based
+        starts = [(i + 1, m.group(1)) for i, line in enumerate(lines) if (m := re.match(r"class (\w+)\(", line))]
+        for k, (first, name) in enumerate(starts):
+            self.spans.append((first, starts[k + 1][0] - 1 if k + 1 < len(starts) else len(lines), name))
+        # which attributes of which class build each class: self.<attr> = <Class>(...)
+        self.built_by: dict[str, list[tuple[str, str]]] = {}
+        for first, last, owner in self.spans:
+            for line in lines[first - 1:last]:
+                m = re.match(r"\s+self\.(\w+) = (\w+)\(", line)
+                if m:
+                    self.built_by.setdefault(m.group(2), []).append((owner, m.group(1)))
+        self.main, self.by_attr = main, by_attr
         self.first = None
-        for i, line in enumerate(lines):
-            if line.startswith("    def forward("):
+        span = next(((a, b) for a, b, n in self.spans if n == main), (1, len(lines)))
+        for i in range(span[0] - 1, span[1]):
+            if lines[i].startswith("    def forward("):
                 body = lines[i + 1:i + 1 + len(self.model_nodes)]
                 if (len(body) == len(self.model_nodes) and i + 1 + len(body) < len(lines)
                         and lines[i + 1 + len(body)].strip().startswith("return")):
@@ -591,10 +633,22 @@ class _LineMap:
                 break
 
     def node_at(self, lineno: int) -> str | None:
-        if self.first is None:
-            return None
-        k = lineno - self.first
-        return self.model_nodes[k] if 0 <= k < len(self.model_nodes) else None
+        cls = next((n for a, b, n in self.spans if a <= lineno <= b), self.main)
+        if cls == self.main:
+            if self.first is None:
+                return None
+            k = lineno - self.first
+            return self.model_nodes[k] if 0 <= k < len(self.model_nodes) else None
+        seen, todo = set(), [cls]
+        while todo:  # climb from the block's class to the model's attribute that builds it
+            c = todo.pop(0)
+            for owner, attr_name in self.built_by.get(c, []):
+                if owner == self.main and attr_name in self.by_attr:
+                    return self.by_attr[attr_name]
+                if owner not in seen:
+                    seen.add(owner)
+                    todo.append(owner)
+        return None
 
     def _last(self, text: str) -> str | None:
         found = None
@@ -643,7 +697,8 @@ def _isolate(job: _Job, budget_s: float = 60.0) -> tuple[str, str] | None:
         if key in seen:
             continue
         seen.add(key)
-        g = Graph(f"{node.label} alone", registry=job.graph.registry)
+        g = job.graph.copy()  # keeps what the document holds besides nodes (composite definitions)
+        g.name, g.nodes, g.edges, g.layout = f"{node.label} alone", {}, [], {}
         try:
             g.add_node(node.type, node.label, dict(node.params), node_id=nid)
             for port, t in info.inputs.items():
