@@ -198,7 +198,7 @@ class _Builder:
         self.static_batch: int | None = None
         self.absorbed: set[int] = set()  # indices of ONNX nodes merged into an earlier node
         self.depth: dict[str, int] = {}
-        self.weight_labels: dict[str, str] = {}
+        self.owners: dict[tuple, str] = {}  # (type, initializer names, params) -> node id owning them
 
     @staticmethod
     def _graph_name(model, path: Path) -> str:
@@ -355,8 +355,20 @@ class _Builder:
             outs = spec.infer(clean, ins) if spec.infer else {}
         except ShapeError as exc:
             raise _Unsupported(f"as {type_name}: {exc}") from None
-        node = self.graph.add_node(type_name, self._label(onnx_node, spec, weights, label),
-                                   {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()})
+        stored = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+        # The same initializers read by a second node of the same kind: shared weights (a Siamese twin, a
+        # GAN's discriminator on real and fake images); the second node uses the first one's.
+        key = None
+        if weights:
+            names = tuple(n for n in onnx_node.input if n in self.consts)
+            key = (type_name, names, repr(sorted(stored.items())))
+        owner = self.owners.get(key) if key else None
+        node = self.graph.add_node(type_name, self._label(onnx_node, spec, weights, label), stored)
+        if owner is not None:
+            self.graph.set_shares(node.id, owner)
+            weights = None
+        elif key is not None:
+            self.owners[key] = node.id
         for port, v in zip(ports, inputs):
             self.graph.connect(v.node, v.port, node.id, port)
         self.depth[node.id] = 1 + max((self.depth.get(v.node, 0) for v in inputs), default=0)
