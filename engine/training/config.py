@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..params import _describe  # one wording for 'what arrived' in every message
+
 
 class ConfigError(ValueError):
     """A training configuration that cannot be used. ``problems`` names each field and what is wrong."""
@@ -232,16 +234,6 @@ def describe() -> list[dict]:
 
 
 # --------------------------------------------------------------------------- validation
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return f"{value!r} (text)"
-    if isinstance(value, bool):
-        return f"{value!r} (a boolean)"
-    if value is None:
-        return "nothing (null)"
-    return repr(value)
-
-
 def _build(cls, raw: Any, where: str, problems: list[str]):
     if raw is None:
         raw = {}
