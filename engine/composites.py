@@ -162,3 +162,76 @@ def _free_label(g: Graph, base: str) -> str:
 def _place(sub: Graph, nid: str, near, dy: float) -> None:
     if near is not None:
         sub.layout[nid] = (near[0], near[1] + dy)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Editing a composite's inside: every instance follows the definition.
+
+def graphs_with(graph: Graph) -> list[Graph]:
+    """The top graph and every composite definition of its file (where instances can live)."""
+    return [graph, *graph.composites.values()]
+
+
+def instances(graph: Graph, name: str) -> list[tuple[Graph, str]]:
+    """Every node that instantiates the user composite ``name``, as (the graph holding it, node id): the
+    top graph's first, in document order, then those inside other definitions."""
+    return [(g, nid) for g in graphs_with(graph) for nid, n in g.nodes.items()
+            if n.type == "Composite" and n.params.get("definition") == name]
+
+
+def port_labels(sub: Graph) -> dict[str, tuple[str, str]]:
+    """A definition's ports as {node id: (Input or Output, label)}: what ``sync_instances`` compares."""
+    return {nid: (n.type, n.label) for nid, n in sub.nodes.items() if n.type in ("Input", "Output")}
+
+
+def sync_instances(graph: Graph, name: str, before: dict[str, tuple[str, str]]) -> list[Edge]:
+    """Keep every instance's wires in step after the inside of composite ``name`` was edited. ``before``
+    is ``port_labels`` of the definition before the edit: a port whose Input or Output node was renamed
+    keeps its wires under the new name; wires on a port that no longer exists are removed and returned
+    (so an editor can say so). The definition must exist."""
+    sub = graph.composites[name]
+    after = port_labels(sub)
+    renamed = {(kind, old): after[nid][1] for nid, (kind, old) in before.items()
+               if nid in after and after[nid][0] == kind and after[nid][1] != old}
+    ins = {label for kind, label in after.values() if kind == "Input"}
+    outs = {label for kind, label in after.values() if kind == "Output"}
+    dropped: list[Edge] = []
+    for g, nid in instances(graph, name):
+        kept = []
+        for e in g.edges:
+            if e.dst == nid:
+                port = renamed.get(("Input", e.dst_port), e.dst_port)
+                e = Edge(e.src, e.src_port, e.dst, port)
+                if port not in ins:
+                    dropped.append(e)
+                    continue
+            if e.src == nid:
+                port = renamed.get(("Output", e.src_port), e.src_port)
+                e = Edge(e.src, port, e.dst, e.dst_port)
+                if port not in outs:
+                    dropped.append(e)
+                    continue
+            kept.append(e)
+        g.edges = kept
+    return dropped
+
+
+def rename_definition(graph: Graph, old: str, new: str) -> int:
+    """Rename the user composite ``old`` to ``new``; every instance (in the top graph and inside other
+    definitions) follows. Returns the number of instances renamed."""
+    if old not in graph.composites:
+        raise GraphEditError(f"this file defines no composite '{old}'")
+    new = new.strip()
+    if not new:
+        raise GraphEditError("a composite needs a name")
+    if new == old:
+        return 0
+    if new in graph.composites or new in graph.registry:
+        raise GraphEditError(f"the name '{new}' is already used by a composite or node type")
+    found = instances(graph, old)
+    sub = graph.composites.pop(old)
+    sub.name = new
+    graph.composites[new] = sub
+    for g, nid in found:
+        g.nodes[nid].params["definition"] = new
+    return len(found)

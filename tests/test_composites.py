@@ -331,3 +331,36 @@ def test_gru_cell_from_gates_computes_torch_gru_cell():
         cell.candidate_h.bias.copy_(ref.bias_hh[rows])
     x, h = torch.randn(3, 4), torch.randn(3, 6)
     assert torch.allclose(compiled.model(x, h), ref(x, h), atol=1e-6)
+
+
+def test_instances_follow_an_edit_of_their_definition():
+    """Renaming a composite's Input or Output moves every instance's wires; a removed port's wires go."""
+    from engine.composites import instances, port_labels, rename_definition, sync_instances
+    from engine.templates import template_path
+
+    g = engine.load_graph(template_path("siamese_triplet"))
+    found = instances(g, "embedding")
+    assert [nid for _, nid in found] == ["embedding", "embedding_positive", "embedding_negative"]
+    sub = g.composites["embedding"]
+    (inp,) = [n for n in sub.nodes.values() if n.type == "Input"]
+    (out,) = [n for n in sub.nodes.values() if n.type == "Output"]
+    before = port_labels(sub)
+    sub.set_label(inp.id, "pixels")
+    sub.set_label(out.id, "vector")
+    assert sync_instances(g, "embedding", before) == []
+    for _, nid in found:
+        assert [e.dst_port for e in g.edges_into(nid)] == ["pixels"]
+        assert {e.src_port for e in g.edges_from(nid)} == {"vector"}
+    assert engine.infer_shapes(g).ok
+    before = port_labels(sub)
+    sub.remove_node(out.id)
+    dropped = sync_instances(g, "embedding", before)
+    assert len(dropped) == 3 and all(e.src_port == "vector" for e in dropped)
+    assert not any(e.src in {i for _, i in found} for e in g.edges)
+    assert all(g.edges_into(nid) for _, nid in found)  # the inputs stay wired
+    # renaming the definition renames every instance's reference, and refuses a taken name
+    assert rename_definition(g, "embedding", "tower") == 3
+    assert "tower" in g.composites and g.composites["tower"].name == "tower"
+    assert all(g.nodes[nid].params["definition"] == "tower" for _, nid in found)
+    with pytest.raises(engine.GraphEditError, match="already used"):
+        rename_definition(g, "tower", "Conv2d")
