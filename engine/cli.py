@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.export",
     "engine.onnx_import",
     "engine.training.cli",
+    "engine.optlab",
 )
 
 
