@@ -38,6 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
+from . import onnx_recurrent as rnn
 from .graph import Graph
 from .nodes import REGISTRY
 from .params import ParamError
@@ -199,6 +200,8 @@ class _Builder:
         self.absorbed: set[int] = set()  # indices of ONNX nodes merged into an earlier node
         self.depth: dict[str, int] = {}
         self.owners: dict[tuple, str] = {}  # (type, initializer names, params) -> node id owning them
+        self.views: dict[str, rnn.View] = {}  # tensors in a layout no node has (see engine.onnx_recurrent)
+        self.zeros: set[str] = set()  # tensors of zeros made at run time (a recurrent op's initial state)
 
     @staticmethod
     def _graph_name(model, path: Path) -> str:
@@ -232,16 +235,20 @@ class _Builder:
                 readers[name].append(i)
         self.readers = readers
         self.outputs_of_graph = {o.name for o in g.output}
+        shape_only = _shape_only(g, readers, self.outputs_of_graph)
         for i, node in enumerate(g.node):
-            if i in self.absorbed:
+            if i in self.absorbed or i in shape_only or self._zeros(node):
                 continue
             label = f"'{node.name or node.output[0]}' ({node.op_type})"
+            in_views = [n for n in node.input if n in self.views]
             converter = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            if in_views and node.op_type in VIEW_OPS:
+                converter = VIEW_OPS[node.op_type]
             if converter is None:
                 self.problems.append(f"{label}: no DeepCanvas node type for the ONNX op "
                                      f"{node.domain + '.' if node.domain else ''}{node.op_type}")
                 continue
-            missing = [n for n in node.input if n and n not in self.values and n not in self.consts]
+            missing = [n for n in node.input if n and not self.known(n)]
             if missing:
                 if self.problems:
                     self.blocked += 1
@@ -251,7 +258,7 @@ class _Builder:
             try:
                 converter(self, i, node)
                 self.converted[node.op_type] += 1
-            except _Unsupported as exc:
+            except (_Unsupported, rnn.Unsupported) as exc:
                 self.problems.append(f"{label}: {exc}")
         self._outputs(g)
         if self.problems:
@@ -299,6 +306,12 @@ class _Builder:
     def _outputs(self, g) -> None:
         for vo in g.output:
             value = self.values.get(vo.name)
+            if value is None and vo.name in self.views:
+                try:
+                    value = self.x(vo.name)
+                except (_Unsupported, rnn.Unsupported) as exc:
+                    self.problems.append(f"output '{vo.name}': {exc}")
+                    continue
             if value is None:
                 if vo.name in self.consts:
                     self.problems.append(f"output '{vo.name}': is a constant; an Output node needs a tensor that "
@@ -309,10 +322,22 @@ class _Builder:
             self.depth[node.id] = self.depth.get(value.node, 0) + 1
 
     # ---------------------------------------------------------------- helpers for converters
+    def known(self, name: str) -> bool:
+        return name in self.values or name in self.consts or name in self.views or name in self.zeros
+
     def x(self, name: str) -> _Value:
         """A computed tensor input (not a constant)."""
         if name in self.values:
             return self.values[name]
+        if name in self.views:
+            view = self.views[name]
+            if view.resolved():
+                return rnn.base_value(self, view)
+            raise _Unsupported(f"reads '{name}', laid out as {rnn.info_of(view)} with the batch axis not first (a "
+                               "recurrent op's time-major layout); no node takes that")
+        if name in self.zeros:
+            raise _Unsupported(f"reads '{name}', zeros made at run time; only a recurrent node's initial state may "
+                               "be that")
         if name in self.consts:
             raise _Unsupported(f"takes the constant '{name}' where DeepCanvas nodes take a computed tensor")
         raise _Unsupported(f"reads '{name}', which nothing produces")
@@ -327,6 +352,35 @@ class _Builder:
             return self.consts[name]
         raise _Unsupported(f"{what} '{name}' is computed at run time; DeepCanvas needs it fixed in the file")
 
+    def _zeros(self, node) -> bool:
+        """Note a node that makes zeros at run time (an exporter's initial state); True when it does."""
+        from onnx import numpy_helper
+
+        op, ins = node.op_type, [n for n in node.input if n]
+        if not node.output or node.domain not in ("", "ai.onnx"):
+            return False
+        if op == "ConstantOfShape":
+            value = _attr(node, "value")
+            zero = value is None or not np.any(numpy_helper.to_array(value))
+        elif op == "Expand":
+            zero = ins[0] in self.consts and not np.any(self.consts[ins[0]])
+        elif op in ("Slice", "Reshape", "Identity", "Transpose", "Squeeze", "Unsqueeze", "Cast", "Gather"):
+            zero = bool(ins) and ins[0] in self.zeros
+        elif op == "Concat":
+            zero = bool(ins) and all(n in self.zeros for n in ins)
+        else:
+            return False
+        if zero:
+            self.zeros.add(node.output[0])
+        return zero
+
+    def set_view(self, name: str, view: "rnn.View") -> None:
+        """Keep a rearranged tensor as a View, or as the value itself once the layout is undone."""
+        if view.resolved():
+            self.values[name] = rnn.base_value(self, view)
+        else:
+            self.views[name] = view
+
     def sole_reader(self, index: int, name: str):
         """The one ONNX node that reads ``name`` (and its index), when exactly one does and ``name`` is not
         a graph output."""
@@ -336,7 +390,7 @@ class _Builder:
         return None, None
 
     def add(self, onnx_node, type_name: str, params: dict, inputs: list[_Value], weights: dict | None = None,
-            outputs: list[str] | None = None, label: str | None = None) -> None:
+            outputs: list[str] | None = None, label: str | None = None) -> dict:
         """Add a node of ``type_name``, wire ``inputs`` to its input ports in order, infer its outputs
         and bind them to the ONNX output names."""
         spec: NodeSpec = REGISTRY[type_name]
@@ -347,9 +401,10 @@ class _Builder:
                 clean[desc.name] = desc.coerce(value)
             except ParamError as exc:
                 raise _Unsupported(f"{type_name} cannot take {desc.name}={value!r}: {exc}") from None
-        ports = [p.name for p in spec.input_ports(clean)]
-        if len(ports) != len(inputs):
-            raise _Unsupported(f"{type_name} takes {len(ports)} input(s), the op has {len(inputs)}")
+        all_ports = spec.input_ports(clean)
+        if len(inputs) > len(all_ports) or any(not p.optional for p in all_ports[len(inputs):]):
+            raise _Unsupported(f"{type_name} takes {len(all_ports)} input(s), the op has {len(inputs)}")
+        ports = [p.name for p in all_ports[:len(inputs)]]
         ins = {port: v.info for port, v in zip(ports, inputs)}
         try:
             outs = spec.infer(clean, ins) if spec.infer else {}
@@ -373,12 +428,14 @@ class _Builder:
             self.graph.connect(v.node, v.port, node.id, port)
         self.depth[node.id] = 1 + max((self.depth.get(v.node, 0) for v in inputs), default=0)
         names = outputs if outputs is not None else [o for o in onnx_node.output]
-        for port, name in zip([p.name for p in spec.outputs], names):
-            if name and port in outs:
-                self.values[name] = _Value(node.id, port, outs[port])
+        made = {port: _Value(node.id, port, t) for port, t in outs.items()}
+        for port, name in zip([p.name for p in spec.output_ports(clean)], names):
+            if name and port in made:
+                self.values[name] = made[port]
         if weights:
             self.weights[node.id] = {k: np.asarray(v, dtype=np.float32) if np.asarray(v).dtype.kind == "f"
                                      else np.asarray(v) for k, v in weights.items()}
+        return made
 
     def alias(self, onnx_node, value: _Value, output_index: int = 0) -> None:
         self.values[onnx_node.output[output_index]] = value
@@ -391,6 +448,8 @@ class _Builder:
                 if m and name in self.consts and name not in self.synthesized:
                     base = m.group(1)
                     break
+        if base is None:
+            base = _name_label(onnx_node.name)
         if base is None:
             return self.graph.unique_label(spec.prefix)
         return self._unique_label(base)
@@ -770,9 +829,9 @@ def _squeeze_like(b: _Builder, i: int, node) -> None:
 def _transpose(b: _Builder, i: int, node) -> None:
     x = b.x(node.input[0])
     perm = _ints(_attr(node, "perm", list(reversed(range(x.info.rank)))))
-    if perm[0] != 0:
-        raise _Unsupported(f"perm={perm} moves the batch axis; only permutations that keep it first have an "
-                           "equivalent (Permute)")
+    if perm[0] != 0:  # time-major for a recurrent op, perhaps: an error only if a node must read it so
+        b.set_view(node.output[0], rnn.view_of_value(x, perm))
+        return
     if perm == list(range(len(perm))):
         b.alias(node, x)
         return
@@ -805,9 +864,128 @@ def _gather(b: _Builder, i: int, node) -> None:
           {"weight": table}, label=_weight_label(node.input[0]))
 
 
+def _name_label(name: str) -> str | None:
+    """A label from an ONNX node name when it reads like one a person gave ('dense1', '/encoder/fc/Gemm'
+    gives 'encoder.fc'), not like an exporter's counter ('node_conv2d_3', 'Conv_12')."""
+    if not name:
+        return None
+    if name.startswith("/"):
+        parts = [p for p in name.split("/") if p][:-1]  # the last part is the op
+        return ".".join(parts) or None
+    if name.startswith("node_") or re.fullmatch(r"[A-Z][A-Za-z]*(_\d+)?", name) or not re.fullmatch(r"[\w.\-]+", name):
+        return None
+    return name
+
+
 def _weight_label(name: str) -> str | None:
     m = re.match(r"^(.+?)[._](weight|kernel|W)$", name or "")
     return m.group(1) if m else None
+
+
+def _recurrent(b: _Builder, i: int, node) -> None:
+    layout = int(_attr(node, "layout", 0))
+    name = node.input[0]
+    if name in b.views and layout == 0 and b.views[name].is_time_major_input():
+        source = rnn.base_value(b, b.views[name])
+    elif name in b.values and layout == 1:
+        source = b.values[name]
+    else:
+        raise _Unsupported("its input is not a batch-first sequence (N, T, features) seen time-major")
+    if source.info.rank != 3:
+        raise _Unsupported(f"expects a sequence (N, T, features), got {source.info}")
+    rnn.convert(b, node, source, layout)
+
+
+def _axes_of(b: _Builder, node, index: int = 1) -> list[int] | None:
+    axes = _attr(node, "axes")
+    if axes is None and len(node.input) > index and node.input[index]:
+        axes = b.c(node.input[index], "the axes").reshape(-1).tolist()
+    return None if axes is None else [int(a) for a in axes]
+
+
+def _view_op(b: _Builder, i: int, node) -> None:
+    """Transpose, Squeeze, Unsqueeze, Reshape, Gather, Slice, Concat, Identity of a rearranged tensor."""
+    op = node.op_type
+    if op == "Concat":
+        if not all(n in b.views for n in node.input):
+            raise _Unsupported("joins a recurrent op's time-major output with other tensors")
+        b.set_view(node.output[0], rnn.concat([b.views[n] for n in node.input], int(_attr(node, "axis"))))
+        return
+    view = b.views[node.input[0]]
+    if any(n in b.views for n in node.input[1:]):
+        raise _Unsupported("uses a recurrent op's output as a shape or an index")
+    if op == "Identity":
+        new = view
+    elif op == "Transpose":
+        new = rnn.transpose(view, _ints(_attr(node, "perm", list(reversed(range(len(view.axes)))))))
+    elif op == "Squeeze":
+        new = rnn.squeeze(view, _axes_of(b, node))
+    elif op == "Unsqueeze":
+        new = rnn.unsqueeze(view, _axes_of(b, node))
+    elif op == "Reshape":
+        new = rnn.reshape(view, [int(v) for v in b.c(node.input[1], "the target shape").reshape(-1)],
+                          bool(int(_attr(node, "allowzero", 0))))
+    elif op == "Gather":
+        index = b.c(node.input[1], "the index")
+        if index.ndim != 0:
+            raise _Unsupported("gathers several entries of a recurrent output")
+        k = int(index)
+        new = rnn.select(view, int(_attr(node, "axis", 0)), k if k >= 0 else _axis_len(view, node) + k,
+                         (k if k >= 0 else _axis_len(view, node) + k) + 1, keep_axis=False)
+    elif op == "Slice":
+        starts, ends = (b.c(n, "the slice bounds").reshape(-1) for n in node.input[1:3])
+        axes = b.c(node.input[3], "the axes").reshape(-1) if len(node.input) > 3 and node.input[3] else [0]
+        steps = b.c(node.input[4], "the steps").reshape(-1) if len(node.input) > 4 and node.input[4] else [1]
+        if len(starts) != 1 or int(steps[0]) != 1:
+            raise _Unsupported("a strided or multi-axis slice of a recurrent output has no equivalent")
+        n = _axis_len(view, node, int(axes[0]))
+        lo, hi = int(starts[0]), int(ends[0])
+        lo = max(lo + n, 0) if lo < 0 else min(lo, n)
+        hi = max(hi + n, 0) if hi < 0 else min(hi, n)
+        new = rnn.select(view, int(axes[0]), lo, hi, keep_axis=True)
+    else:  # pragma: no cover - VIEW_OPS lists only the ops above
+        raise _Unsupported("has no equivalent for a rearranged tensor")
+    b.set_view(node.output[0], new)
+
+
+def _axis_len(view, node, axis: int | None = None) -> int:
+    axis = int(_attr(node, "axis", 0)) if axis is None else axis
+    if view.parts:
+        return sum(p.size(p.axes[0]) for p in view.parts) if axis == 0 else 1 << 40
+    size = view.size(view.axes[axis % len(view.axes)])
+    return size if isinstance(size, int) else 1 << 40
+
+
+VIEW_OPS = {op: _view_op for op in ("Identity", "Transpose", "Squeeze", "Unsqueeze", "Reshape", "Gather", "Slice",
+                                    "Concat")}
+
+# Inputs that only carry sizes; a node whose outputs feed nothing else is shape arithmetic, not a layer.
+_SHAPE_INPUTS = {("ConstantOfShape", 0), ("Expand", 1), ("Reshape", 1), ("Tile", 1), ("Slice", 1), ("Slice", 2),
+                 ("Slice", 3), ("Slice", 4), ("Squeeze", 1), ("Unsqueeze", 1), ("ReduceMean", 1),
+                 ("ReduceMax", 1), ("ReduceSum", 1), ("Pad", 1), ("Resize", 2), ("Resize", 3), ("Range", 0),
+                 ("Range", 1), ("Range", 2)}
+
+
+def _shape_only(g, readers, outputs: set[str]) -> set[int]:
+    """Nodes whose every output is read only as a size (or by such nodes). Their readers report it when
+    a size is computed at run time where a node needs it fixed."""
+    nodes = list(g.node)
+    found: set[int] = set()
+    for i in range(len(nodes) - 1, -1, -1):
+        outs = [o for o in nodes[i].output if o]
+        if not outs or any(o in outputs for o in outs) or not any(readers.get(o) for o in outs):
+            continue
+        ok = True
+        for o in outs:
+            for j in readers.get(o, []):
+                r = nodes[j]
+                if j in found:
+                    continue
+                if not all((r.op_type, k) in _SHAPE_INPUTS for k, n in enumerate(r.input) if n == o):
+                    ok = False
+        if ok:
+            found.add(i)
+    return found
 
 
 CONVERTERS: dict[str, Callable[[_Builder, int, Any], None]] = {
@@ -844,12 +1022,16 @@ CONVERTERS: dict[str, Callable[[_Builder, int, Any], None]] = {
     "Dropout": _dropout,
     "Identity": _identity,
     "Gather": _gather,
+    "LSTM": _recurrent,
+    "GRU": _recurrent,
+    "RNN": _recurrent,
 }
 # Only node types the registry has: a build without (say) LayerNorm lists the op as unsupported.
 _NEEDS = {"Conv": "Conv2d", "ConvTranspose": "ConvTranspose2d", "LayerNormalization": "LayerNorm",
           "LRN": "LocalResponseNorm", "Gather": "Embedding", "Sub": "Subtract", "Mul": "Multiply",
           "Transpose": "Permute", "GlobalMaxPool": "GlobalMaxPool2d", "ReduceMax": "GlobalMaxPool2d",
-          "LeakyRelu": "LeakyReLU", "Elu": "ELU", "Gelu": "GELU", "LogSoftmax": "LogSoftmax"}
+          "LeakyRelu": "LeakyReLU", "Elu": "ELU", "Gelu": "GELU", "LogSoftmax": "LogSoftmax", "LSTM": "LSTM",
+          "GRU": "GRU", "RNN": "RNN"}
 for _op, _type in _NEEDS.items():
     if _type not in REGISTRY:
         CONVERTERS.pop(_op, None)
