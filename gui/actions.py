@@ -39,6 +39,14 @@ ACTIONS = {
               "Move the selected layers into a new reusable composite block"),
     "expand": ("E&xpand Composite", "expand", [K("Ctrl+Shift+G")], True,
                "Replace the selected composite or block by the layers it stands for"),
+    "open_composite": ("&Open Composite", "open-composite", [], True,
+                       "Edit the inside of the selected composite (Enter on the canvas, or double-click it)"),
+    "close_composite": ("&Back to Parent Graph", "back", [K("Alt+Up")], True,
+                        "Leave the open composite for the graph that holds it"),
+    "share": ("S&hare Weights With…", "link", [], True,
+              "Make the selected node use the weights of another node of its type (of two selected nodes, "
+              "the second uses the first's)"),
+    "unshare": ("Stop Sharing &Weights", "unlink", [], True, "Give the selected node its own weights again"),
     "add_node": ("&Add Node…", "add", [K("Ctrl+K")], False, "Add a node by name (Tab on the canvas)"),
     "fit": ("Zoom to &Fit", "fit", [K("F"), K("Ctrl+0")], True, "Show the whole network"),
     "zoom_in": ("Zoom &In", "zoom-in", [SK.ZoomIn, K("Ctrl+=")], False, "Zoom in"),
@@ -89,7 +97,8 @@ def build(window: "MainWindow") -> dict[str, QtGui.QAction]:
     file_menu.addAction(acts["quit"])
     edit = menubar.addMenu("&Edit")
     for name in ("undo", "redo", None, "cut", "copy", "paste", "duplicate", "delete", None, "select_all",
-                 "add_node", None, "group", "expand"):
+                 "add_node", None, "group", "expand", "open_composite", "close_composite", None, "share",
+                 "unshare"):
         edit.addAction(acts[name]) if name else edit.addSeparator()
     view = window.view_menu = menubar.addMenu("&View")
     for name in ("fit", "zoom_in", "zoom_out", "layout", None, "theme"):
@@ -120,7 +129,8 @@ def retint(actions: dict[str, QtGui.QAction]) -> None:
 
 def shortcut_table(actions: dict[str, QtGui.QAction]) -> list[tuple[str, str]]:
     rows = [("Add a node by name (on the canvas)", "Tab"), ("Node menu, or quick-add on empty canvas",
-                                                            "Right-click")]
+                                                            "Right-click"),
+            ("Open the selected composite (on the canvas)", "Enter, double-click")]
     for action in actions.values():
         keys = ", ".join(k.toString(QtGui.QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
         if keys:

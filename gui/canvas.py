@@ -9,6 +9,14 @@ that the viewer calls (a wire made or cut, nodes moved, a node renamed, somethin
 them to the canvas, which asks the engine: a wire goes through ``engine.check_connection`` and one that
 cannot be made is refused with the engine's reason (NodeGraphQt would drop it silently; STACK.md
 pitfall 6). NodeGraphQt's ports carry no types; the engine's inference supplies every shape.
+
+The canvas shows one graph at a time: the open document, or the inside of one of its composites (a
+:class:`~gui.scope.CompositeScope`, opened with a double-click, Enter or the node menu). A breadcrumb bar
+above the view ("Main › encoder") leads back. Inside a composite the same gestures edit the definition,
+through the document's one undo history, and every instance of it follows.
+
+Shared weights are drawn too: a twin and its owner carry a link marker in the same colour, and a dashed
+curve joins them; the node menu makes and ends the sharing (``engine.Graph.set_shares``).
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from engine.spec import INPUT, LOSS, OUTPUT, TARGET
 from . import autolayout, clipboard, compat
 from . import theme as themes
 from .document import Document, Refused
-from .nodes import CanvasNode, CardItem, UnknownNode, node_classes
+from .nodes import CanvasNode, CardItem, ShareLink, UnknownNode, node_classes
+from .scope import CompositeScope
 from .search import NodeSearch
 
 compat.apply()
@@ -35,6 +44,8 @@ from NodeGraphQt.qgraphics.pipe import PipeItem  # noqa: E402
 
 NODE_MIME = "application/x-deepcanvas-node-type"
 READABLE_ZOOM = 0.75  # the start-up view never shrinks text below this scale; Zoom to Fit may
+# Colours of the shared-weights markers, one per group of nodes sharing one set of weights.
+SHARE_COLORS = ("#e5a50a", "#c061cb", "#2ec27e", "#ff7800", "#62a0ea", "#f66151")
 
 
 class Wire(PipeItem):
@@ -95,10 +106,14 @@ class Canvas(QtCore.QObject):
     node_activated = QtCore.Signal(str)      # double click: show its properties
     group_requested = QtCore.Signal()        # a context menu asked to group the selection
     file_dropped = QtCore.Signal(str)        # a .dcnet file dropped on the canvas
+    scope_changed = QtCore.Signal(object)    # the document or composite scope the canvas now shows
 
     def __init__(self, document: Document, parent=None):
         super().__init__(parent)
-        self.doc: Document | None = None
+        self.doc: Document | CompositeScope | None = None  # what the canvas shows
+        self.root: Document | None = None  # the open document
+        self.scopes: list[CompositeScope] = []  # the composites opened, outermost first
+        self._links: dict[tuple[str, str], ShareLink] = {}  # (owner, twin) -> dashed link
         self.ng = CanvasGraph(self)
         self.viewer = self.ng.viewer()
         self.viewer.setObjectName("Canvas")
@@ -121,7 +136,15 @@ class Canvas(QtCore.QObject):
         self.viewer.viewport().installEventFilter(self)
         self.ng.node_selection_changed.connect(lambda *_: self._emit_selection())
         self.ng.node_selected.connect(lambda *_: self._emit_selection())
-        self.ng.node_double_clicked.connect(lambda n: self.node_activated.emit(self._ids.get(n.id, "")))
+        self.ng.node_double_clicked.connect(lambda n: self._double_clicked(self._ids.get(n.id, "")))
+        self.crumbs = Breadcrumbs(self)
+        self.container = QtWidgets.QWidget()
+        self.container.setObjectName("CanvasContainer")
+        box = QtWidgets.QVBoxLayout(self.container)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(self.crumbs)
+        box.addWidget(self.viewer, 1)
         self._selection_timer = QtCore.QTimer(self, singleShot=True, interval=0)
         self._selection_timer.timeout.connect(self._selection_now)
         self._last_selection: list[str] = []
@@ -130,21 +153,114 @@ class Canvas(QtCore.QObject):
 
     @property
     def widget(self) -> QtWidgets.QWidget:
-        return self.viewer
+        """The breadcrumb bar over the view."""
+        return self.container
 
     # ------------------------------------------------------------------ document
     def set_document(self, document: Document) -> None:
+        """Show ``document`` (the open file), closing any composite that was open."""
+        for scope in self.scopes:
+            scope.detach()
+        self.scopes = []
+        self.root = document
+        self._show(document)
+
+    def _show(self, doc) -> None:
         if self.doc is not None:
-            self.doc.changed.disconnect(self.sync)
+            try:
+                self.doc.changed.disconnect(self.sync)
+            except (RuntimeError, TypeError):
+                pass
         for nid in list(self._nodes):
             self._remove_view_node(nid)
-        self.doc = document
-        document.changed.connect(self.sync)
+        self.doc = doc
+        doc.changed.connect(self.sync)
         self.sync()
+        self.crumbs.refresh()
+        self.scope_changed.emit(doc)
         self._emit_selection()
+
+    @property
+    def read_only(self) -> bool:
+        return bool(getattr(self.doc, "read_only", False))
+
+    # ------------------------------------------------------------------ composites: open, close
+    def open_composite(self, node_id: str | None = None) -> bool:
+        """Show the inside of a composite node (default: the one selected node). A user composite's
+        inside is edited in place; a built-in block's is shown read-only."""
+        if node_id is None:
+            ids = self.selected_ids()
+            node_id = ids[0] if len(ids) == 1 else None
+        if node_id is None or node_id not in self.doc.graph.nodes or self.doc.graph.definition(node_id) is None:
+            if node_id is not None and node_id in self.doc.graph.nodes \
+                    and self.doc.graph.nodes[node_id].type == "Composite":
+                name = self.doc.graph.nodes[node_id].params.get("definition")
+                self.refuse(f"'{self.doc.graph.nodes[node_id].label}' refers to the composite '{name}', "
+                            "which this file does not define")
+            else:
+                self.refuse("Select one composite or block node to open")
+            return False
+        try:
+            scope = CompositeScope(self.root, self.doc, node_id)
+        except Refused as exc:
+            self.refuse(str(exc))
+            return False
+        self.scopes.append(scope)
+        self._show(scope)
+        self.frame()
+        what = "read-only: " + scope.read_only_reason if scope.read_only else \
+            f"editing the composite '{scope.name}' (every instance follows); Alt+Up goes back"
+        self.message.emit(what)
+        return True
+
+    def close_scope(self, depth: int | None = None) -> None:
+        """Go back to the graph ``depth`` levels in (0: the main graph; default: one level up), with the
+        composite node that was open selected."""
+        if not self.scopes:
+            return
+        depth = len(self.scopes) - 1 if depth is None else max(0, min(depth, len(self.scopes)))
+        if depth == len(self.scopes):
+            return
+        came_from = self.scopes[depth].instance_id
+        for scope in self.scopes[depth:]:
+            scope.detach()
+        self.scopes = self.scopes[:depth]
+        self._show(self.scopes[-1] if self.scopes else self.root)
+        self.frame()
+        if came_from in self.doc.graph.nodes:
+            self.select([came_from], center=True)
+
+    def expand_open_block(self) -> list[str]:
+        """The read-only view's 'Expand to edit': back to the graph holding the block, and expand it."""
+        if not self.scopes or not self.scopes[-1].builtin:
+            return []
+        nid = self.scopes[-1].instance_id
+        self.close_scope()
+        self.select([nid])
+        return self.expand_selected()
+
+    def rename_open_composite(self, name: str) -> bool:
+        scope = self.scopes[-1] if self.scopes else None
+        if scope is None or scope.builtin or not name.strip() or name.strip() == scope.name:
+            return False
+        try:
+            scope.rename(name.strip())
+        except Refused as exc:
+            self.refuse(str(exc))
+            return False
+        return True
+
+    def _double_clicked(self, nid: str) -> None:
+        if nid and nid in self.doc.graph.nodes and self.doc.graph.definition(nid) is not None:
+            self.open_composite(nid)
+        else:
+            self.node_activated.emit(nid)
 
     def sync(self) -> None:
         """Make the scene match the document."""
+        if self.scopes and not self.doc.alive:  # the composite went away (an undo): show what still exists
+            self.close_scope(next(i for i, s in enumerate(self.scopes) if not s.alive))
+            return
         g, inf = self.doc.graph, self.doc.inference
         for nid in list(self._nodes):
             node = g.nodes.get(nid)
@@ -172,8 +288,12 @@ class Canvas(QtCore.QObject):
         for p in inf.problems:
             if p.node is not None:
                 by_node.setdefault(p.node, []).append(p)
+        groups = self._share_groups()
         for nid in g.nodes:
-            self._decorate(nid, by_node.get(nid, []))
+            self._decorate(nid, by_node.get(nid, []), groups)
+        self._sync_links(groups)
+        if self.scopes:
+            self.crumbs.refresh()
         self.hint.setVisible(not g.nodes)
         self._place_hint()
         if self.ng.undo_stack().count():
@@ -214,6 +334,9 @@ class Canvas(QtCore.QObject):
         view.view.set_theme(self.theme)
         pos = g.layout.get(nid, (0.0, 0.0))
         self.ng.add_node(view, pos=[pos[0], pos[1]], selected=False, push_undo=False)
+        if self.read_only:  # a built-in block's inside: nothing to drag, rename or wire
+            view.view.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsMovable, False)
+            view.view._text_item.set_locked(True)
         self._style_ports(view)
         self._nodes[nid] = view
         self._ids[view.id] = nid
@@ -221,6 +344,8 @@ class Canvas(QtCore.QObject):
         return view
 
     def _remove_view_node(self, nid: str) -> None:
+        for key in [k for k in self._links if nid in k]:
+            self._links.pop(key).detach()
         view = self._nodes.pop(nid)
         self._ids.pop(view.id, None)
         self._deco.pop(nid, None)
@@ -258,7 +383,37 @@ class Canvas(QtCore.QObject):
             port.color = themes.rgb(t.node)
             port.border_color = themes.rgb(t.wire)
 
-    def _decorate(self, nid: str, problems: list) -> None:
+    def _share_groups(self) -> dict[str, tuple[str, str]]:
+        """{node id: (marker colour, owner id)} for every node that shares weights or owns shared ones."""
+        g = self.doc.graph
+        owners = list(dict.fromkeys(n.shares for n in g.nodes.values() if n.shares in g.nodes))
+        out = {}
+        for i, owner in enumerate(owners):
+            out[owner] = (SHARE_COLORS[i % len(SHARE_COLORS)], owner)
+        for nid, n in g.nodes.items():
+            if n.shares in g.nodes:
+                out[nid] = (out[n.shares][0], n.shares)
+        return out
+
+    def _sync_links(self, groups: dict[str, tuple[str, str]]) -> None:
+        g = self.doc.graph
+        want = {(owner, nid): color for nid, (color, owner) in groups.items()
+                if owner != nid and nid in self._nodes and owner in self._nodes and g.nodes[nid].shares == owner}
+        for key in [k for k in self._links if k not in want]:
+            self._links.pop(key).detach()
+        for (owner, twin), color in want.items():
+            link = self._links.get((owner, twin))
+            if link is None:
+                link = self._links[(owner, twin)] = ShareLink(self._nodes[owner].view, self._nodes[twin].view, color)
+                self.viewer.scene().addItem(link)
+            else:
+                link.set_color(color)
+            link.update_path()
+
+    def share_link(self, owner: str, twin: str) -> ShareLink | None:
+        return self._links.get((owner, twin))
+
+    def _decorate(self, nid: str, problems: list, groups: dict | None = None) -> None:
         g, inf = self.doc.graph, self.doc.inference
         node = g.nodes[nid]
         spec = g.registry.get(node.type)
@@ -276,6 +431,17 @@ class Canvas(QtCore.QObject):
             subtitle = node.type
         else:
             subtitle = f"{node.type} · {themes.format_count(params)} params"
+        share_color = None
+        if groups and nid in groups:
+            share_color, owner = groups[nid]
+            if owner != nid:
+                subtitle = f"{node.type} · weights of '{g.nodes[owner].label}'"
+            else:
+                n_twins = sum(1 for n in g.nodes.values() if n.shares == nid)
+                subtitle += f" · shared ×{n_twins + 1}"
+        if spec is not None and spec.subgraph is not None and node.type == "Composite":
+            subtitle = subtitle.replace("Composite", node.params.get("definition") or "Composite", 1)
+        composite = spec is not None and spec.subgraph is not None
         out_shapes, tips = {}, {}
         if info is not None:
             for port, t in info.outputs.items():
@@ -287,12 +453,13 @@ class Canvas(QtCore.QObject):
                 tips[port] = f"{port}: {t} {t.dtype}{origin}"
         color = themes.category_color(spec.category) if spec else self.theme.error
         key = (node.label, subtitle, severity, tuple(p.message for p in problems), tuple(out_shapes.items()),
-               tuple(tips.items()), color, self.theme.name)
+               tuple(tips.items()), color, self.theme.name, share_color, composite)
         if self._deco.get(nid) == key:
             return
         self._deco[nid] = key
         tooltip = self._tooltip(node, spec, info, problems)
-        self._nodes[nid].view.set_content(color, subtitle, severity, tooltip, out_shapes, tips)
+        self._nodes[nid].view.set_content(color, subtitle, severity, tooltip, out_shapes, tips, share_color,
+                                          composite)
 
     def _tooltip(self, node, spec, info, problems) -> str:
         lines = [f"<b>{html.escape(node.label, quote=False)}</b> &nbsp;<span style='color:{self.theme.dim}'>"
@@ -304,6 +471,17 @@ class Canvas(QtCore.QObject):
             lines.append(f"output {shapes}")
         if info is not None and info.params is not None and spec is not None and spec.role not in (INPUT, TARGET):
             lines.append(f"{info.cost.params:,} parameters · {themes.format_count(info.cost.flops)} FLOPs/sample")
+        g = self.doc.graph
+        if node.shares in g.nodes:
+            lines.append(f"Shares weights with '{html.escape(g.nodes[node.shares].label, quote=False)}': its "
+                         "params follow that node")
+        twins = [n.label for n in g.nodes.values() if n.shares == node.id]
+        if twins:
+            lines.append("Its weights are also used by " + ", ".join(f"'{html.escape(t, quote=False)}'"
+                                                                      for t in twins))
+        if spec is not None and spec.subgraph is not None:
+            lines.append(f"<i>Double-click (or Enter) to {'edit' if node.type == 'Composite' else 'see'} "
+                         "its inside</i>")
         for p in problems:
             color = self.theme.error if p.severity == "error" else self.theme.warning
             lines.append(f"<span style='color:{color}'>● {html.escape(p.message, quote=False)}</span>")
@@ -327,6 +505,7 @@ class Canvas(QtCore.QObject):
                         pipe.accent = themes.rgb(theme.accent)
                     pipe.reset()
         self._deco.clear()
+        self.crumbs.apply_theme(theme)
         if self.doc is not None:
             self.sync()
         self.viewer.scene().update()
@@ -342,6 +521,10 @@ class Canvas(QtCore.QObject):
         return [nid for nid in self.doc.graph.nodes if nid in chosen]
 
     def select(self, node_ids, center: bool = False) -> None:
+        node_ids = list(node_ids)
+        if self.scopes and node_ids and not any(n in self.doc.graph.nodes for n in node_ids) \
+                and any(n in self.root.graph.nodes for n in node_ids):
+            self.close_scope(0)  # a node of the main graph (a problem clicked in the panel): go there
         self.ng.clear_selection()
         views = [self._nodes[n] for n in node_ids if n in self._nodes]
         for view in views:
@@ -607,6 +790,7 @@ class Canvas(QtCore.QObject):
                 self.doc.move(positions, f"Move {len(positions)} node(s)")
             except Refused as exc:
                 self.refuse(str(exc))
+                self.sync()
 
     def _renamed(self, view_id: str, name: str) -> None:
         nid = self._ids.get(view_id)
@@ -644,15 +828,25 @@ class Canvas(QtCore.QObject):
     # ------------------------------------------------------------------ keys and context menu
     def eventFilter(self, obj, event):
         et = event.type()
-        if obj is self.viewer and et == QtCore.QEvent.Type.KeyPress and event.key() == QtCore.Qt.Key.Key_Tab:
-            self.open_search()
-            return True
+        if obj is self.viewer and et == QtCore.QEvent.Type.KeyPress and not self._editing_text():
+            if event.key() == QtCore.Qt.Key.Key_Tab:
+                self.open_search()
+                return True
+            if event.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter) and self.selected_ids():
+                self.open_composite()
+                return True
         if obj is self.viewer and et == QtCore.QEvent.Type.Resize:
             self._place_hint()
         if obj is self.viewer.viewport() and et == QtCore.QEvent.Type.ContextMenu:
             self._context_menu(event.pos(), event.globalPos())
             return True
         return super().eventFilter(obj, event)
+
+    def _editing_text(self) -> bool:
+        """A card's title is being edited: keys belong to it."""
+        item = self.viewer.scene().focusItem()
+        return isinstance(item, QtWidgets.QGraphicsTextItem) and \
+            item.textInteractionFlags() != QtCore.Qt.TextInteractionFlag.NoTextInteraction
 
     def node_at(self, view_pos: QtCore.QPoint) -> str | None:
         item = self.viewer.itemAt(view_pos)
@@ -672,6 +866,123 @@ class Canvas(QtCore.QObject):
         menu = self.node_menu(nid)
         menu.exec(global_pos)
 
+    def _share_menu(self, menu: QtWidgets.QMenu, nid: str) -> None:
+        """'Share Weights With' (a sub-menu of the nodes whose weights it can use) and 'Stop Sharing'."""
+        g = self.doc.graph
+        node = g.nodes[nid]
+        if self.read_only or g.registry.get(node.type) is None:
+            return
+        pair = [o for o in self.selected_ids() if o != nid]
+        if len(pair) == 1 and pair[0] in self.share_candidates(nid):
+            other = g.nodes[pair[0]]
+            owner = g.nodes[other.shares] if other.shares in g.nodes else other
+            menu.addAction(themes.icon("link"), f"Use the Weights of '{owner.label}'",
+                           lambda: self.share_weights(nid, owner.id))
+        candidates = self.share_candidates(nid)
+        sub = menu.addMenu(themes.icon("link"), "Share Weights With")
+        sub.setObjectName("share_menu")
+        for cand in candidates:
+            c = g.nodes[cand]
+            sub.addAction(f"{c.label}  ({c.type})", lambda _=False, cand=cand: self.share_weights(nid, cand))
+        if not candidates:
+            sub.setEnabled(False)
+            sub.setToolTip(f"No other {node.type} node in this graph to share weights with")
+        if node.shares is not None:
+            menu.addAction(themes.icon("unlink"), "Stop Sharing Weights", lambda: self.stop_sharing(nid))
+        elif any(n.shares == nid for n in g.nodes.values()):
+            menu.addAction(themes.icon("unlink"), "Give Its Twins Their Own Weights", lambda: self.stop_sharing(nid))
+
+    # ------------------------------------------------------------------ shared weights
+    def share_candidates(self, nid: str) -> list[str]:
+        """Nodes whose weights ``nid`` can use: the same type (for a composite, the same definition),
+        that use no one else's, and are not ``nid`` or already its owner."""
+        g = self.doc.graph
+        node = g.nodes.get(nid)
+        spec = g.registry.get(node.type) if node is not None else None
+        if spec is None or spec.role != "layer":
+            return []
+        out = []
+        for oid, other in g.nodes.items():
+            if oid == nid or other.type != node.type or other.shares is not None or oid == node.shares:
+                continue
+            if node.type == "Composite" and other.params.get("definition") != node.params.get("definition"):
+                continue
+            if node.type != "Composite" and spec.module is None and spec.subgraph is None:
+                continue  # a layer without weights (ReLU, Flatten): nothing to share
+            out.append(oid)
+        return out
+
+    def share_weights(self, nid: str, owner: str) -> bool:
+        """Make ``nid`` (and any twins of it) use the weights of ``owner``: one undoable edit."""
+        g = self.doc.graph
+        twin, own = g.nodes[nid].label, g.nodes[owner].label
+
+        done = []
+
+        def fn(graph):
+            graph.set_shares(nid, owner)
+            for other in list(graph.nodes.values()):
+                if other.shares == nid:
+                    graph.set_shares(other.id, owner)
+            done.append(True)
+        self._edit(f"Share weights: {twin} uses {own}", fn)
+        if not done:
+            return False
+        self.message.emit(f"'{twin}' now uses the weights of '{own}'; its params follow '{own}'")
+        return True
+
+    def share_selected(self) -> bool:
+        """The Edit menu's 'Share Weights With…': of two selected nodes of one type the second (in the
+        document's order) uses the first's weights; for one node, the owner is picked from a list."""
+        g = self.doc.graph
+        ids = self.selected_ids()
+        if len(ids) == 2:
+            first, second = g.nodes[ids[0]], g.nodes[ids[1]]
+            owner = first.shares if first.shares in g.nodes else first.id
+            if owner == second.id:  # the second owns the first's weights already: keep it the owner
+                return self.share_weights(first.id, second.id)
+            return self.share_weights(second.id, owner) if owner != second.shares else True
+        if len(ids) != 1:
+            self.refuse("Select the node that should use another node's weights (or two nodes of one type)")
+            return False
+        candidates = self.share_candidates(ids[0])
+        if not candidates:
+            self.refuse(f"No other {g.nodes[ids[0]].type} node in this graph can lend '{g.nodes[ids[0]].label}' "
+                        "its weights")
+            return False
+        owner = self.choose_owner(ids[0], candidates)
+        return bool(owner) and self.share_weights(ids[0], owner)
+
+    def choose_owner(self, nid: str, candidates: list[str]) -> str | None:
+        """Ask which node's weights ``nid`` should use (replaceable in tests)."""
+        g = self.doc.graph
+        labels = [g.nodes[c].label for c in candidates]
+        text, ok = QtWidgets.QInputDialog.getItem(self.viewer, "Share weights",
+                                                  f"'{g.nodes[nid].label}' uses the weights of:", labels, 0, False)
+        return candidates[labels.index(text)] if ok and text in labels else None
+
+    def stop_sharing_selected(self) -> None:
+        g = self.doc.graph
+        ids = [n for n in self.selected_ids() if g.nodes[n].shares is not None
+               or any(o.shares == n for o in g.nodes.values())]
+        if not ids:
+            self.refuse("None of the selected nodes shares weights")
+        for nid in ids:
+            if nid in g.nodes:
+                self.stop_sharing(nid)
+
+    def stop_sharing(self, nid: str) -> None:
+        """A twin gets its own weights again; for an owner, every twin does."""
+        g = self.doc.graph
+        ids = [nid] if g.nodes[nid].shares is not None else [n.id for n in g.nodes.values() if n.shares == nid]
+        if not ids:
+            return
+
+        def fn(graph):
+            for i in ids:
+                graph.set_shares(i, None)
+        self._edit(f"Stop sharing weights ({', '.join(g.nodes[i].label for i in ids)})", fn)
+
     def node_menu(self, nid: str) -> QtWidgets.QMenu:
         """The right-click menu of a node: its fixes first, then the usual edits."""
         from engine.fixes import fixes_for
@@ -686,10 +997,119 @@ class Canvas(QtCore.QObject):
         if menu.actions():
             menu.addSeparator()
         menu.addAction(themes.icon("properties"), "Properties", lambda: self.node_activated.emit(nid))
-        if self.doc.graph.definition(nid) is not None:
+        g = self.doc.graph
+        if g.definition(nid) is not None:
+            text = "Open Composite" if g.nodes[nid].type == "Composite" else "Look Inside (read-only)"
+            menu.addAction(themes.icon("open-composite"), text, lambda: self.open_composite(nid))
             menu.addAction(themes.icon("expand"), "Expand Composite", self.expand_selected)
+        self._share_menu(menu, nid)
         menu.addAction(themes.icon("group"), "Group into Composite…", self.group_requested.emit)
         menu.addAction(themes.icon("duplicate"), "Duplicate", self.duplicate_selected)
         menu.addAction(themes.icon("copy"), "Copy", self.copy_selected)
         menu.addAction(themes.icon("delete"), "Delete", self.delete_selected)
         return menu
+
+
+class Breadcrumbs(QtWidgets.QFrame):
+    """The bar over the canvas while a composite is open: 'Main › encoder', what the shapes show, and
+    for a built-in block's read-only inside, the way to edit it ('Expand to Edit')."""
+
+    def __init__(self, canvas: Canvas):
+        super().__init__()
+        self.canvas = canvas
+        self.setObjectName("breadcrumbs")
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self._row = QtWidgets.QHBoxLayout(self)
+        self._row.setContentsMargins(8, 4, 8, 4)
+        self._row.setSpacing(4)
+        self.back = QtWidgets.QToolButton()
+        self.back.setObjectName("crumb_back")
+        self.back.setText("Back")
+        self.back.setToolTip("Back to the graph holding this composite (Alt+Up)")
+        self.back.setAutoRaise(True)
+        self.back.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.back.clicked.connect(lambda: canvas.close_scope())
+        self._path = QtWidgets.QHBoxLayout()
+        self._path.setSpacing(2)
+        self.note = QtWidgets.QLabel()
+        self.note.setObjectName("crumb_note")
+        self.expand_button = QtWidgets.QPushButton("Expand to Edit")
+        self.expand_button.setObjectName("crumb_expand")
+        self.expand_button.setToolTip("Replace the block by its layers in the graph holding it, so they can be edited")
+        self.expand_button.clicked.connect(canvas.expand_open_block)
+        self._row.addWidget(self.back)
+        self._row.addLayout(self._path)
+        self._row.addSpacing(12)
+        self._row.addWidget(self.note, 1)
+        self._row.addWidget(self.expand_button)
+        self.buttons: list[QtWidgets.QToolButton] = []
+        self._key = None
+        self.hide()
+
+    def apply_theme(self, theme: themes.Theme) -> None:
+        self.setStyleSheet(f"QFrame#breadcrumbs {{ background: {theme.panel}; border-bottom: 1px solid {theme.border}; }}"
+                           f"QLabel#crumb_note {{ color: {theme.dim}; }}")
+        self.back.setIcon(themes.icon("back"))
+        self._key = None
+        self.refresh()
+
+    def crumb_texts(self) -> list[str]:
+        return [b.text() for b in self.buttons]
+
+    def refresh(self) -> None:
+        c = self.canvas
+        scopes = c.scopes
+        self.setVisible(bool(scopes))
+        if not scopes:
+            return
+        top = scopes[-1]
+        names = ["Main", *[s.title for s in scopes]]
+        if top.read_only:
+            note = "Read-only: generated from the block's params. Expand the block to edit its layers."
+        else:
+            users = top.users()
+            shapes = (f"shapes as they arrive at '{top.arriving_from}'" if top.arriving_from
+                      else "shapes from its Inputs' declared shapes (no instance receives data)")
+            note = f"{shapes} · used by {', '.join(repr(u) for u in users) or 'no node'}"
+        key = (tuple(names), note, top.read_only)
+        if key == self._key:
+            return
+        self._key = key
+        while self._path.count():
+            item = self._path.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.buttons = []
+        for depth, name in enumerate(names):
+            if depth:
+                sep = QtWidgets.QLabel("›")
+                sep.setObjectName("crumb_sep")
+                self._path.addWidget(sep)
+            button = QtWidgets.QToolButton()
+            button.setObjectName(f"crumb_{depth}")
+            button.setText(name)
+            button.setAutoRaise(True)
+            last = depth == len(names) - 1
+            if last:
+                font = button.font()
+                font.setBold(True)
+                button.setFont(font)
+                button.setToolTip("The composite shown" + ("" if top.read_only else "; click to rename it"))
+                button.clicked.connect(self._rename)
+            else:
+                button.setToolTip("Main graph" if depth == 0 else f"Back to {name}")
+                button.clicked.connect(lambda _=False, d=depth: self.canvas.close_scope(d))
+            self._path.addWidget(button)
+            self.buttons.append(button)
+        self.note.setText(note)
+        self.note.setToolTip(note)
+        self.expand_button.setVisible(top.read_only)
+
+    def _rename(self) -> None:
+        top = self.canvas.scopes[-1] if self.canvas.scopes else None
+        if top is None or top.read_only:
+            return
+        name, ok = QtWidgets.QInputDialog.getText(self, "Rename composite", "New name of the composite:",
+                                                  text=top.name)
+        if ok:
+            self.canvas.rename_open_composite(name)

@@ -7,7 +7,9 @@ properties or widgets (../shared/STACK.md, pitfall 3).
 
 :class:`CardItem` draws a node top to bottom (inputs on the top edge, outputs on the bottom edge): a
 category-coloured strip, the label, the type and parameter count, an error or warning badge, and next
-to each output port the tensor shape that leaves it.
+to each output port the tensor shape that leaves it. Nodes that share weights (a twin and the node
+whose weights it uses) carry a link marker in their group's colour, and a :class:`ShareLink` (a dashed
+curve in the same colour) joins each twin to its owner.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class CardItem(NodeItem):
         self.theme = themes.current()
         self._shape_labels: dict = {}
         self._port_labels: dict = {}
+        self.share_color: str | None = None  # the link marker of a node that shares weights (or owns them)
+        self.composite = False  # a composite or block node: drawn with a double bottom edge
+        self.links: list["ShareLink"] = []  # dashed links to redraw when the card moves
+        self.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges, True)
         font = self._text_item.font()
         font.setPointSizeF(9.5)
         font.setBold(True)
@@ -44,8 +50,10 @@ class CardItem(NodeItem):
 
     # ---------------------------------------------------------------- content set by the canvas
     def set_content(self, category_color: str, subtitle: str, severity: str | None, tooltip: str,
-                    out_shapes: dict[str, str], port_tips: dict[str, str]) -> None:
+                    out_shapes: dict[str, str], port_tips: dict[str, str], share_color: str | None = None,
+                    composite: bool = False) -> None:
         self.category_color, self.subtitle, self.severity = category_color, subtitle, severity
+        self.share_color, self.composite = share_color, composite
         self.card_tooltip = tooltip
         self.setToolTip(tooltip)
         for port in self.outputs:
@@ -118,6 +126,12 @@ class CardItem(NodeItem):
     def _tooltip_disable(self, state):
         self.setToolTip(self.card_tooltip)
 
+    def itemChange(self, change, value):
+        if change == QtWidgets.QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            for link in self.links:
+                link.update_path()
+        return super().itemChange(change, value)
+
     def set_proxy_mode(self, mode):
         super().set_proxy_mode(mode)
         for label in [*self._shape_labels.values(), *self._port_labels.values()]:
@@ -161,6 +175,14 @@ class CardItem(NodeItem):
             painter.drawText(QtCore.QRectF(13, 26, self._width - 20, 18),
                              QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
                              self.subtitle)
+        if self.composite:  # two stacked sheets: this node stands for a sub-graph (double-click opens it)
+            painter.setPen(QtGui.QPen(QtGui.QColor(t.dim), 1.2))
+            painter.setBrush(QtGui.QColor(t.node))
+            r = self.composite_rect()
+            painter.drawRoundedRect(r.translated(3, -3), 2, 2)
+            painter.drawRoundedRect(r, 2, 2)
+        if self.share_color:
+            self._paint_link(painter, self.share_rect().center(), QtGui.QColor(self.share_color))
         if self.severity in ("error", "warning"):
             color = QtGui.QColor(t.error if self.severity == "error" else t.warning)
             centre = QtCore.QPointF(self._width - 13, 13)
@@ -173,9 +195,62 @@ class CardItem(NodeItem):
             painter.drawPoint(QtCore.QPointF(centre.x(), centre.y() + 3.6))
         painter.restore()
 
+    @staticmethod
+    def _paint_link(painter: QtGui.QPainter, centre: QtCore.QPointF, color: QtGui.QColor) -> None:
+        """Two interlocked rings: the sign of shared weights."""
+        painter.setPen(QtGui.QPen(color, 2.0))
+        painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+        for dx in (-3.2, 3.2):
+            painter.drawEllipse(QtCore.QPointF(centre.x() + dx, centre.y()), 4.6, 4.6)
+
+    def composite_rect(self) -> QtCore.QRectF:
+        return QtCore.QRectF(self._width - 20, 30, 11, 9)
+
+    def share_rect(self) -> QtCore.QRectF:
+        """Where the shared-weights marker is drawn (left of the error badge when there is one)."""
+        right = self._width - (26 if self.severity in ("error", "warning") else 5)
+        return QtCore.QRectF(right - 18, 5, 18, 16)
+
     def badge_rect(self) -> QtCore.QRectF:
         """Where the error badge is drawn, in item coordinates (for tests and hit checks)."""
         return QtCore.QRectF(self._width - 21, 5, 16, 16)
+
+
+class ShareLink(QtWidgets.QGraphicsPathItem):
+    """A dashed curve from a node that owns weights to a twin that uses them, behind the cards, along
+    their right edges. It follows the cards as they move."""
+
+    def __init__(self, owner: CardItem, twin: CardItem, color: str):
+        super().__init__()
+        self.owner, self.twin = owner, twin
+        self.setZValue(-2)  # under the cards and wires
+        self.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
+        self.set_color(color)
+        owner.links.append(self)
+        twin.links.append(self)
+        self.update_path()
+
+    def set_color(self, color: str) -> None:
+        pen = QtGui.QPen(QtGui.QColor(color), 1.8, QtCore.Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+
+    def update_path(self) -> None:
+        a = self.owner.sceneBoundingRect()
+        b = self.twin.sceneBoundingRect()
+        start = QtCore.QPointF(a.right(), a.top() + self.owner.HEIGHT / 2)
+        end = QtCore.QPointF(b.right(), b.top() + self.twin.HEIGHT / 2)
+        bulge = 40 + 0.25 * abs(end.y() - start.y())
+        path = QtGui.QPainterPath(start)
+        path.cubicTo(QtCore.QPointF(start.x() + bulge, start.y()), QtCore.QPointF(end.x() + bulge, end.y()), end)
+        self.setPath(path)
+
+    def detach(self) -> None:
+        for card in (self.owner, self.twin):
+            if self in card.links:
+                card.links.remove(self)
+        if self.scene() is not None:
+            self.scene().removeItem(self)
 
 
 class CanvasNode(BaseNode):

@@ -6,7 +6,11 @@ A committed value goes to ``Document.set_param``; the engine's descriptor decide
 is shown under the field with the engine's reason while the field returns to the stored value. The
 document stays the only source of values: the form re-reads it after every change (undo included).
 
-With nothing selected the form edits the network's name and description.
+With nothing selected the form edits the network's name and description (inside an open composite,
+the composite's: renaming it renames every instance's reference).
+
+A node that uses another node's weights (``shares``) shows its params read-only, with the owner named
+and buttons to go there or to stop sharing; the inside of a built-in block is read-only throughout.
 """
 
 from __future__ import annotations
@@ -182,6 +186,8 @@ class ParamField(QtCore.QObject):
 class PropertyEditor(QtWidgets.QScrollArea):
     """Edits the selected node (or the network when nothing is selected)."""
 
+    node_requested = QtCore.Signal(str)  # 'Go to' a node named here (the owner of shared weights)
+
     def __init__(self, apply_fix: Callable | None = None, parent=None):
         super().__init__(parent)
         self.setWidgetResizable(True)
@@ -267,6 +273,27 @@ class PropertyEditor(QtWidgets.QScrollArea):
         self._add(box)
         if spec is not None:
             self._add(self._label(f"{spec.category} · {spec.doc}", "dim"))
+        self.share_box = QtWidgets.QFrame()
+        self.share_box.setObjectName("share_box")
+        self.share_box.setProperty("role", "card")
+        lay = QtWidgets.QVBoxLayout(self.share_box)
+        lay.setContentsMargins(8, 6, 8, 6)
+        self.share_note = self._label("", None)
+        self.share_note.setObjectName("share_note")
+        lay.addWidget(self.share_note)
+        row = QtWidgets.QHBoxLayout()
+        self.goto_owner = QtWidgets.QPushButton(themes.icon("link"), "")
+        self.goto_owner.setObjectName("goto_owner")
+        self.goto_owner.clicked.connect(self._goto_owner)
+        self.stop_share = QtWidgets.QPushButton(themes.icon("unlink"), "Stop Sharing")
+        self.stop_share.setObjectName("stop_sharing")
+        self.stop_share.setToolTip("Give this node its own weights again (its params stay as they are)")
+        self.stop_share.clicked.connect(self._stop_sharing)
+        row.addWidget(self.goto_owner)
+        row.addWidget(self.stop_share)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self._add(self.share_box)
         form = QtWidgets.QFormLayout()
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
@@ -305,7 +332,14 @@ class PropertyEditor(QtWidgets.QScrollArea):
         self._problem_key = None
 
     def _build_graph(self, selected: int) -> None:
-        self._add(self._label("Network", "heading"))
+        scope = self._scope()
+        if scope is None:
+            heading = "Network"
+        elif scope.read_only:
+            heading = f"Inside of '{html.escape(scope.instance_label)}' ({html.escape(scope.block_type)})"
+        else:
+            heading = f"Composite '{html.escape(scope.name)}'"
+        self._add(self._label(heading, "heading"))
         if selected > 1:
             self._add(self._label(f"{selected} nodes selected. Select one node to edit its "
                                                "parameters.", "dim"))
@@ -320,7 +354,14 @@ class PropertyEditor(QtWidgets.QScrollArea):
         self.desc_edit.setFixedHeight(90)
         self.desc_edit.installEventFilter(self)
         form.addRow("name", self.name_edit)
+        self.name_error = self._label("", "error")
+        self.name_error.hide()
+        form.addRow("", self.name_error)
         form.addRow("description", self.desc_edit)
+        if scope is not None:
+            self.name_edit.setToolTip("The composite's name: renaming it renames every instance's reference")
+            self.name_edit.setReadOnly(scope.read_only)
+            self.desc_edit.setReadOnly(scope.read_only)
         holder = QtWidgets.QWidget()
         holder.setLayout(form)
         form.setContentsMargins(0, 4, 0, 4)
@@ -336,8 +377,14 @@ class PropertyEditor(QtWidgets.QScrollArea):
             _set_text(self.name_edit, g.name)
             if not self.desc_edit.hasFocus() and self.desc_edit.toPlainText() != g.description:
                 self.desc_edit.setPlainText(g.description)
-            self.info.setText(f"{len(g.nodes)} nodes · {len(g.edges)} wires · "
-                              f"{inf.total_params:,} parameters")
+            text = f"{len(g.nodes)} nodes · {len(g.edges)} wires · {inf.total_params:,} parameters"
+            scope = self._scope()
+            if scope is not None:
+                if scope.read_only:
+                    text += "\n" + scope.read_only_reason
+                else:
+                    text += "\nused by " + (", ".join(f"'{u}'" for u in scope.users()) or "no node")
+            self.info.setText(text)
             return
         nid = self.node_id
         node = g.nodes[nid]
@@ -346,9 +393,15 @@ class PropertyEditor(QtWidgets.QScrollArea):
                              f"{html.escape(node.type)}</span>")
         self.heading.setTextFormat(QtCore.Qt.TextFormat.RichText)
         _set_text(self.label_edit, node.label)
+        owner = g.nodes.get(node.shares) if node.shares is not None else None
+        read_only = bool(getattr(self.doc, "read_only", False))
+        self.label_edit.setReadOnly(read_only)
+        self._fill_share(node, owner, read_only)
+        source = owner if owner is not None else node  # a twin's params are its owner's
         param_problems = {p.param: p.message for p in inf.problems_for(nid) if p.param is not None}
         for name, field in self.fields.items():
-            field.set_value(node.params.get(name, field.desc.default))
+            field.widget.setEnabled(owner is None and not read_only)
+            field.set_value(source.params.get(name, field.desc.default))
             if name in param_problems:
                 self._show_error(name, param_problems[name])
             elif self.errors[name].property("from_doc"):
@@ -362,6 +415,45 @@ class PropertyEditor(QtWidgets.QScrollArea):
             parts.append(f"{info.cost.params:,} parameters · {themes.format_count(info.cost.flops)} FLOPs per sample")
         self.info.setText("\n".join(parts))
         self._fill_problems(nid)
+
+    def _fill_share(self, node, owner, read_only: bool) -> None:
+        """The note over the params: read-only inside a block, a twin's owner, or an owner's twins."""
+        twins = [n.label for n in self.doc.graph.nodes.values() if n.shares == node.id]
+        self.goto_owner.setVisible(owner is not None)
+        self.stop_share.setVisible(owner is not None and not read_only)
+        if read_only:
+            text = html.escape(self.doc.read_only_reason)
+        elif owner is not None:
+            text = (f"Shares weights with <b>'{html.escape(owner.label)}'</b>: it applies that node's weights, "
+                    f"so its params are those of '{html.escape(owner.label)}' and are edited there.")
+            self.goto_owner.setText(f"Go to '{owner.label}'")
+            self.goto_owner.setProperty("node_id", owner.id)
+        elif twins:
+            text = ("Its weights are also used by " + ", ".join(f"<b>'{html.escape(t)}'</b>" for t in twins)
+                    + "; edits here apply to them too.")
+        else:
+            text = ""
+        self.share_note.setText(text)
+        self.share_box.setVisible(bool(text))
+
+    def _goto_owner(self) -> None:
+        nid = self.goto_owner.property("node_id")
+        if nid:
+            self.node_requested.emit(nid)
+
+    def _stop_sharing(self) -> None:
+        nid = self.node_id
+        if nid is None or self.doc.graph.nodes[nid].shares is None:
+            return
+        try:
+            self.doc.edit(f"Stop sharing weights ({self.doc.graph.nodes[nid].label})",
+                          lambda g: g.set_shares(nid, None))
+        except Refused as exc:
+            self.last_refusal = str(exc)
+
+    def _scope(self):
+        """The open composite when the panel shows one (it has a ``rename``), else None."""
+        return self.doc if hasattr(self.doc, "rename") else None
 
     def _fill_problems(self, nid: str) -> None:
         inf = self.doc.inference
@@ -429,6 +521,20 @@ class PropertyEditor(QtWidgets.QScrollArea):
             self.label_edit.setText(node.label)
 
     def _name_done(self) -> None:
+        scope = self._scope()
+        if scope is not None:
+            text = self.name_edit.text().strip()
+            if scope.read_only or not text or text == scope.name:
+                self.name_edit.setText(scope.graph.name)
+                return
+            try:
+                scope.rename(text)
+                self.name_error.hide()
+            except Refused as exc:
+                self.name_error.setText(str(exc))
+                self.name_error.show()
+                self.name_edit.setText(scope.name)
+            return
         text = self.name_edit.text().strip() or "Untitled"
         if text != self.doc.graph.name:
             self.doc.edit("Rename network", lambda g: setattr(g, "name", text))
@@ -436,7 +542,7 @@ class PropertyEditor(QtWidgets.QScrollArea):
     def eventFilter(self, obj, event):
         if obj is getattr(self, "desc_edit", None) and event.type() == QtCore.QEvent.Type.FocusOut:
             text = self.desc_edit.toPlainText()
-            if text != self.doc.graph.description:
+            if text != self.doc.graph.description and not getattr(self.doc, "read_only", False):
                 self.doc.edit("Edit description", lambda g: setattr(g, "description", text))
         return super().eventFilter(obj, event)
 
