@@ -225,6 +225,7 @@ class _Builder:
         self.folded = tidied.folded
         self.synthesized = tidied.synthesized
         g = tidied.model.graph
+        _fuse_attention(g)
         self.onnx_graph = g
         for init in g.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
@@ -241,7 +242,9 @@ class _Builder:
                 continue
             label = f"'{node.name or node.output[0]}' ({node.op_type})"
             in_views = [n for n in node.input if n in self.views]
-            converter = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            converter = (CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else
+                         _attention if (node.domain, node.op_type) == ("deepcanvas", "ScaledDotProductAttention")
+                         else None)
             if in_views and node.op_type in VIEW_OPS:
                 converter = VIEW_OPS[node.op_type]
             if converter is None:
@@ -880,6 +883,85 @@ def _name_label(name: str) -> str | None:
 def _weight_label(name: str) -> str | None:
     m = re.match(r"^(.+?)[._](weight|kernel|W)$", name or "")
     return m.group(1) if m else None
+
+
+def _fuse_attention(g) -> None:
+    """softmax(Q K^T * scale) V, as the legacy exporter writes scaled_dot_product_attention, becomes one
+    op of our own domain (deepcanvas.ScaledDotProductAttention(Q, K, V)) that the converter maps to the
+    node; K is the key before its transpose. The scale is checked by the verification like everything."""
+    from onnx import helper, numpy_helper
+
+    consts = {i.name: i for i in g.initializer}
+    nodes = list(g.node)
+    producer = {o: n for n in nodes for o in n.output if o}
+    readers: dict[str, int] = defaultdict(int)
+    for n in nodes:
+        for name in n.input:
+            readers[name] += 1
+    outputs = {o.name for o in g.output}
+
+    def only(name) -> bool:
+        return readers[name] == 1 and name not in outputs
+
+    def unscaled(name, removed):  # Mul/Div by a scalar constant, or nothing
+        n = producer.get(name)
+        if n is not None and n.op_type in ("Mul", "Div") and only(name) and n.input[1] in consts:
+            c = numpy_helper.to_array(consts[n.input[1]])
+            if c.size == 1:
+                removed.append(n)
+                return n.input[0]
+        return name
+
+    replaced, added = {}, []
+    for m2 in nodes:
+        if m2.op_type != "MatMul" or id(m2) in replaced:
+            continue
+        removed: list = []
+        sm = producer.get(m2.input[0])
+        if sm is None or sm.op_type != "Softmax" or not only(m2.input[0]):
+            continue
+        m1 = producer.get(sm.input[0])
+        if m1 is None or m1.op_type != "MatMul" or not only(sm.input[0]):
+            continue
+        q = unscaled(m1.input[0], removed)
+        kt = unscaled(m1.input[1], removed)
+        tr = producer.get(kt)
+        if tr is None or tr.op_type != "Transpose" or not only(kt):
+            continue
+        perm = list(helper.get_attribute_value(next(a for a in tr.attribute if a.name == "perm")))
+        if len(perm) < 3:
+            continue
+        swap = list(range(len(perm)))
+        swap[-2], swap[-1] = swap[-1], swap[-2]
+        key_perm = [perm[i] for i in swap]  # the key, (N, ..., S, E), from the transpose's input
+        key = tr.input[0]
+        if key_perm != list(range(len(perm))):
+            key = f"{tr.output[0]}__key"
+            added.append((tr, helper.make_node("Transpose", [tr.input[0]], [key], name=f"{tr.name}__key",
+                                               perm=key_perm)))
+        fused = helper.make_node("ScaledDotProductAttention", [q, key, m2.input[1]], [m2.output[0]],
+                                 name=m2.name or f"attention_{m2.output[0]}", domain="deepcanvas")
+        for n in [sm, m1, tr, *removed]:
+            replaced[id(n)] = None
+        replaced[id(m2)] = fused
+    if not replaced:
+        return
+    extra = {id(tr): new for tr, new in added}
+    out = []
+    for n in nodes:
+        if id(n) in extra:
+            out.append(extra[id(n)])
+        if id(n) in replaced:
+            if replaced[id(n)] is not None:
+                out.append(replaced[id(n)])
+        else:
+            out.append(n)
+    del g.node[:]
+    g.node.extend(out)
+
+
+def _attention(b: _Builder, i: int, node) -> None:
+    b.add(node, "ScaledDotProductAttention", {}, [b.x(n) for n in node.input])
 
 
 def _recurrent(b: _Builder, i: int, node) -> None:
