@@ -84,6 +84,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.addAction(action)
             self.view_menu.insertAction(self.actions_["fit"], action)
         self.view_menu.insertSeparator(self.actions_["fit"])
+        tools = QtWidgets.QMenu("&Tools", self)  # before Help; the optimizer lab lives in gui/optlab
+        tools.addAction("&Optimizer Lab…", self.open_optimizer_lab).setObjectName("action_optimizer_lab")
+        self.menuBar().insertMenu(self.menuBar().actions()[-1], tools)
         self._default_state = self.saveState(STATE_VERSION)
         self._connect()
         self.set_document(self.doc)
@@ -273,6 +276,16 @@ class MainWindow(QtWidgets.QMainWindow):
             menu.addSeparator()
             menu.addAction("Clear list", lambda: (self.recent.clear(), self.refresh_recent()))
         menu.setEnabled(bool(paths))
+
+    def open_optimizer_lab(self) -> None:
+        """Gradient descent, momentum, RMSprop, Adam... on 2-D surfaces and on the network being edited."""
+        from .optlab import OptimizerLab
+        if getattr(self, "optimizer_lab", None) is None:
+            self.optimizer_lab = OptimizerLab(lambda: self.doc.graph, self)
+        self.optimizer_lab.refresh()
+        self.optimizer_lab.show()
+        self.optimizer_lab.raise_()
+        self.optimizer_lab.activateWindow()
 
     def open_template_browser(self) -> None:
         from .templates import TemplateBrowser
