@@ -208,6 +208,7 @@ class Canvas(QtCore.QObject):
         self.scopes.append(scope)
         self._show(scope)
         self.frame()
+        QtCore.QTimer.singleShot(0, self.frame)  # again once the breadcrumb bar has taken its room
         what = "read-only: " + scope.read_only_reason if scope.read_only else \
             f"editing the composite '{scope.name}' (every instance follows); Alt+Up goes back"
         self.message.emit(what)
@@ -332,6 +333,7 @@ class Canvas(QtCore.QObject):
         view.dc_type = node.type
         view.NODE_NAME = node.label
         view.view.set_theme(self.theme)
+        view.model.text_color = themes.rgb(self.theme.text)  # add_node copies the model's onto the card
         pos = g.layout.get(nid, (0.0, 0.0))
         self.ng.add_node(view, pos=[pos[0], pos[1]], selected=False, push_undo=False)
         if self.read_only:  # a built-in block's inside: nothing to drag, rename or wire
@@ -434,11 +436,8 @@ class Canvas(QtCore.QObject):
         share_color = None
         if groups and nid in groups:
             share_color, owner = groups[nid]
-            if owner != nid:
-                subtitle = f"{node.type} · weights of '{g.nodes[owner].label}'"
-            else:
-                n_twins = sum(1 for n in g.nodes.values() if n.shares == nid)
-                subtitle += f" · shared ×{n_twins + 1}"
+            if owner != nid:  # the marker and the dashed link say the rest; the type is the owner's
+                subtitle = f"shares weights of '{g.nodes[owner].label}'"
         if spec is not None and spec.subgraph is not None and node.type == "Composite":
             subtitle = subtitle.replace("Composite", node.params.get("definition") or "Composite", 1)
         composite = spec is not None and spec.subgraph is not None

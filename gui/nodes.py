@@ -98,7 +98,9 @@ class CardItem(NodeItem):
         title = self._text_item.boundingRect().width()
         sub = QtGui.QFontMetricsF(self._subtitle_font()).horizontalAdvance(self.subtitle)
         ports = max(len(self.inputs), len(self.outputs)) * 46.0
-        return max(self.MIN_WIDTH, title + 44, sub + 30, ports), self.HEIGHT
+        marks = (22 if self.share_color else 0) + (22 if self.severity in ("error", "warning") else 0)
+        return max(self.MIN_WIDTH, title + 24 + max(marks, 20), sub + 30 + (16 if self.composite else 0),
+                   ports), self.HEIGHT
 
     def _draw_node_vertical(self):
         for text in [*self._input_items.values(), *self._output_items.values()]:
@@ -217,8 +219,9 @@ class CardItem(NodeItem):
 
 
 class ShareLink(QtWidgets.QGraphicsPathItem):
-    """A dashed curve from a node that owns weights to a twin that uses them, behind the cards, along
-    their right edges. It follows the cards as they move."""
+    """A dashed curve from the link marker of a node that owns weights to the marker of a twin that uses
+    them, behind the cards: an arch over them when they sit side by side, a bow to the right when one is
+    above the other. It follows the cards as they move."""
 
     def __init__(self, owner: CardItem, twin: CardItem, color: str):
         super().__init__()
@@ -236,13 +239,16 @@ class ShareLink(QtWidgets.QGraphicsPathItem):
         self.setPen(pen)
 
     def update_path(self) -> None:
-        a = self.owner.sceneBoundingRect()
-        b = self.twin.sceneBoundingRect()
-        start = QtCore.QPointF(a.right(), a.top() + self.owner.HEIGHT / 2)
-        end = QtCore.QPointF(b.right(), b.top() + self.twin.HEIGHT / 2)
-        bulge = 40 + 0.25 * abs(end.y() - start.y())
+        start = self.owner.mapToScene(self.owner.share_rect().center())
+        end = self.twin.mapToScene(self.twin.share_rect().center())
+        dx, dy = end.x() - start.x(), end.y() - start.y()
         path = QtGui.QPainterPath(start)
-        path.cubicTo(QtCore.QPointF(start.x() + bulge, start.y()), QtCore.QPointF(end.x() + bulge, end.y()), end)
+        if abs(dx) >= abs(dy):
+            top = min(start.y(), end.y()) - (34 + 0.12 * abs(dx))
+            path.cubicTo(QtCore.QPointF(start.x() + dx * 0.2, top), QtCore.QPointF(end.x() - dx * 0.2, top), end)
+        else:
+            right = max(start.x(), end.x()) + 40 + 0.2 * abs(dy)
+            path.cubicTo(QtCore.QPointF(right, start.y()), QtCore.QPointF(right, end.y()), end)
         self.setPath(path)
 
     def detach(self) -> None:

@@ -279,6 +279,7 @@ class PropertyEditor(QtWidgets.QScrollArea):
         lay = QtWidgets.QVBoxLayout(self.share_box)
         lay.setContentsMargins(8, 6, 8, 6)
         self.share_note = self._label("", None)
+        self.share_note.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.share_note.setObjectName("share_note")
         lay.addWidget(self.share_note)
         row = QtWidgets.QHBoxLayout()
@@ -426,7 +427,8 @@ class PropertyEditor(QtWidgets.QScrollArea):
         elif owner is not None:
             text = (f"Shares weights with <b>'{html.escape(owner.label)}'</b>: it applies that node's weights, "
                     f"so its params are those of '{html.escape(owner.label)}' and are edited there.")
-            self.goto_owner.setText(f"Go to '{owner.label}'")
+            self.goto_owner.setText("Go to Owner")
+            self.goto_owner.setToolTip(f"Select '{owner.label}', whose params these are")
             self.goto_owner.setProperty("node_id", owner.id)
         elif twins:
             text = ("Its weights are also used by " + ", ".join(f"<b>'{html.escape(t)}'</b>" for t in twins)

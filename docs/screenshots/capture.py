@@ -115,6 +115,28 @@ def main(names: list[str]) -> None:
         w.canvas.search.hide()
     screens["search"] = search_screen
 
+    def open_dcgan():
+        from gui.templates import load_template
+        w.files.open_graph(load_template("dcgan"), "Opened the DCGAN template")
+        settle(app, 600)
+
+    def shared_screen():
+        open_dcgan()
+        w.canvas.fit()
+        w.canvas.select(["discriminator_real"])
+        settle(app)
+        grab("shared")
+    screens["shared"] = shared_screen
+
+    def composite_screen():
+        open_dcgan()
+        w.canvas.open_composite("discriminator_real")
+        w.canvas.select(["conv2"])
+        settle(app)
+        grab("composite")
+        w.canvas.close_scope(0)
+    screens["composite"] = composite_screen
+
     for name in names or list(screens):
         screens[name]()
     w.doc.undo_stack.setClean()
