@@ -64,7 +64,7 @@ SCHEDULES = ("constant", "step", "cosine", "plateau")
 MONITORS = ("dev_loss", "dev_accuracy")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
-MODES = ("auto", "supervised")
+MODES = ("auto", "supervised", "gan", "vae", "triplet")  # engine.training.modes.MODES, plus auto
 
 
 @dataclass
@@ -149,7 +149,12 @@ class TrainingConfig:
     compile: bool = _flag(False, "torch.compile the model (GPU; falls back to eager with a message)")
     channels_last: bool = _flag(False, "channels-last memory layout for convolutions (GPU)")
     seed: int = _num(0, lo=0, whole=True, doc="fixes initial weights, data split, shuffling and dropout")
-    mode: str = _choice("auto", MODES, "training mode; auto picks it from the graph's loss nodes")
+    mode: str = _choice("auto", MODES, "training mode; auto picks it from the graph's loss nodes (GANLoss: gan, "
+                        "a Reparameterize node: vae, TripletMarginLoss: triplet, otherwise supervised)")
+    sample_every: int = _num(0, lo=0, whole=True, doc="steps between samples (a GAN's generated images, a VAE's "
+                             "reconstructions) sent to observers and saved as PNG in the run folder; 0 = at "
+                             "the end of every epoch")
+    sample_count: int = _num(64, lo=1, hi=1024, whole=True, doc="images in a sample grid")
     log_every: int = _num(25, lo=1, whole=True, doc="steps between reads of the metrics from the device (also "
                           "read at least twice a second); every step's loss is reported either way")
     eval_batch_size: int = _num(1024, lo=1, whole=True, doc="examples per forward pass when evaluating")

@@ -35,12 +35,20 @@ class Dataset:
     kind: str = "tabular"  # image, points, tabular, sequence, tokens: how a GUI shows a sample
     description: str = ""
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. the vocabulary of a text task
+    # Further inputs per example, by name, for graphs with several Input nodes (a seq2seq decoder's
+    # shifted targets): an Input labelled like one of them gets it, the other Inputs take ``x`` and the
+    # rest in order (see ``engine.training.modes.SupervisedMode``).
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         if len(self.x) != len(self.y):
             raise DataError(f"data set '{self.name}': {len(self.x)} inputs but {len(self.y)} targets")
         if len(self.x) == 0:
             raise DataError(f"data set '{self.name}' is empty")
+        for key, value in self.inputs.items():
+            if len(value) != len(self.x):
+                raise DataError(f"data set '{self.name}': input '{key}' has {len(value)} examples, x has "
+                                f"{len(self.x)}")
 
     def __len__(self) -> int:
         return len(self.x)

@@ -246,9 +246,15 @@ def dates(samples: int = 10000, seed: int = 0) -> Dataset:
     for i, s in enumerate(human):
         x[i, :len(s)] = [in_index[c] for c in s]
     y = np.array([[out_index[c] for c in s] for s in iso], dtype=np.int64)
+    # Teacher forcing: a decoder reads the target shifted right behind a start token (one id past the
+    # output characters), so at each position it sees the characters before the one it scores.
+    start = len(out_vocab)
+    shifted = np.concatenate([np.full((samples, 1), start, dtype=np.int64), y[:, :-1]], axis=1)
     return Dataset("dates", x, y, CLASSIFICATION, out_vocab, kind="tokens",
                    description="human-written dates -> YYYY-MM-DD, one class per output character",
-                   meta={"input_vocab": in_vocab, "output_vocab": out_vocab, "examples": human[:5]})
+                   meta={"input_vocab": in_vocab, "output_vocab": out_vocab, "examples": human[:5],
+                         "start_token": start},
+                   inputs={"decoder_input": shifted})
 
 
 # --------------------------------------------------------------------------- entry point

@@ -12,6 +12,12 @@ steps (or half a second), in one transfer, so no step waits for the device. Prog
 coalesced and only dispatched while the time spent in subscribers stays under 3% of the run's time: a
 slow subscriber sees fewer, fuller events (every step's loss is still in them), and training does not
 slow down. Lifecycle events (start, checkpoint, pause, end, failure) are always delivered.
+
+What a step does depends on the training mode (``engine.training.modes``: supervised, GAN, VAE,
+triplet), chosen from the graph's loss nodes. Modes that make images (a GAN's generated samples, a
+VAE's reconstructions and samples from the prior) send ``Samples`` events every ``sample_every`` steps
+(or at each epoch's end) and, with a run folder, save each grid as ``samples/<kind>_<step>.png`` (the
+newest also as ``samples/<kind>_latest.png``). Those sample events are not throttled; they are rare.
 """
 
 from __future__ import annotations
@@ -38,11 +44,11 @@ from ..compiler import build
 from ..graph import Graph
 from .augment import build_augmentation
 from .config import TrainingConfig
-from .data import CLASSIFICATION, SPLITS, DataError, Dataset, fit_inputs, fit_targets, split_dataset
+from .data import CLASSIFICATION, REGRESSION, SPLITS, DataError, Dataset, split_dataset
 from .datasets import load_dataset
 from .doctor import diagnose
-from .metrics import error_analysis, evaluate
-from .modes import SetupError, select_mode
+from .metrics import error_analysis
+from .modes import SetupError, TensorTuple, select_mode
 from .optimizers import Schedule, make_optimizer
 
 # The share of run time progress events may take; below the 3% promised, which leaves room for the
@@ -80,7 +86,7 @@ class StepMetrics:
     losses: list[float]  # ... and its loss: coalescing loses no point of the curve
     lr: float
     train_loss: float  # running mean over this epoch so far
-    train_accuracy: float | None  # running, classification only
+    train_accuracy: float | None  # running, when the mode scores steps (classification, triplets)
     examples_per_second: float
     elapsed: float  # seconds of training (pauses excluded)
     grad_norms: dict[str, float] = field(default_factory=dict)  # node id -> L2 norm of its gradients
@@ -99,6 +105,13 @@ class EpochMetrics:
     lr: float
     seconds: float
     best: bool  # the monitored dev metric improved this epoch
+    # Each loss node's mean value per example (by label), on the training steps of this epoch and on
+    # the dev set, when the mode reports them (GAN: d_loss and g_loss; VAE: reconstruction and KL).
+    train_terms: dict[str, float] = field(default_factory=dict)
+    dev_terms: dict[str, float] = field(default_factory=dict)
+    # The mode's own dev metrics, e.g. {"sequence_accuracy": ...} (seq2seq), {"discriminator_accuracy":
+    # ...} (GAN), {"nearest_neighbour_accuracy": ...} (triplet).
+    dev_metrics: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -115,13 +128,30 @@ class EpochEnd:
 
 @dataclass
 class Samples:
+    """What the model does now, on the CPU. By kind:
+
+    - "predictions" (supervised): inputs (k, *sample) of the first Input, targets, predictions (class ids
+      or values), confidences (classification), labels (class names).
+    - "generated" (GAN, VAE): inputs = the noise (k, *z), targets None, predictions = the images (k, C, H, W)
+      in [0, 1] for display.
+    - "reconstructions" (VAE): inputs = targets = the original images, predictions = their reconstructions,
+      both in [0, 1].
+    - "nearest-neighbour" (triplet): predictions = the class of each input's nearest training example in
+      embedding space.
+
+    ``grid`` is the images tiled into one (C, H, W) picture in [0, 1] (image kinds); ``path`` is the PNG it
+    was saved to in the run folder (None without one)."""
+
     epoch: int
-    kind: str  # "predictions" in supervised mode; later modes add "generated", "reconstructions"
-    inputs: torch.Tensor  # (k, *sample), on the CPU
-    targets: torch.Tensor
-    predictions: torch.Tensor  # class ids or values
+    kind: str
+    inputs: torch.Tensor
+    targets: torch.Tensor | None
+    predictions: torch.Tensor
     confidences: torch.Tensor | None
     labels: list[str] | None  # class names
+    step: int = 0  # the step after which the samples were made
+    grid: torch.Tensor | None = None
+    path: str | None = None
 
 
 @dataclass
@@ -183,7 +213,8 @@ class Callback:
         """Train and dev metrics of the epochs since the last call (throttled; none is dropped)."""
 
     def on_samples(self, trainer: "Trainer", event: Samples) -> None:
-        """A few dev examples with the model's current answers (throttled)."""
+        """A few dev examples with the model's current answers (throttled), or generated images and
+        reconstructions (every ``sample_every`` steps or epoch)."""
 
     def on_checkpoint(self, trainer: "Trainer", event: CheckpointWritten) -> None:
         """A checkpoint file was written."""
@@ -340,15 +371,8 @@ class Trainer:
             dataset = load_dataset(cfg.data.dataset, cfg.data.options, seed=cfg.seed)
         self.dataset = dataset
         want = self.mode.describe_data()
-        self.task = want["task"]
-        if dataset.task != self.task:
-            tgt = want["target"]["label"]
-            raise DataError(f"data set '{dataset.name}' is a {dataset.task} task, but Target '{tgt}' expects "
-                            f"{'class ids (int64)' if self.task == CLASSIFICATION else 'values (float32)'}; "
-                            "change the Target's dtype and the loss node, or pick another data set")
-        x, fit_notes = fit_inputs(dataset, want["input"]["shape"], want["input"]["label"], want["input"]["dtype"])
-        y = fit_targets(dataset, want["target"]["shape"], want["target"]["label"], want["target"]["dtype"],
-                        want["classes_out"])
+        self.task = self.mode.task
+        x, y, fit_notes = self.mode.prepare_data(dataset)
         self.notes += [f"data: {n}" for n in fit_notes]
         self.split = split_dataset(dataset, cfg.data.split, cfg.seed, cfg.data.stratify)
         self.input_norm: dict[str, torch.Tensor] = {}
@@ -357,6 +381,7 @@ class Trainer:
         self.splits = self._place(x, y)
         self.num_classes = (max(dataset.num_classes, want["classes_out"] or 0)
                             if self.task == CLASSIFICATION else None)
+        self._scored = self.mode.step_accuracy is not None
 
         n_train = len(self.splits["train"])
         self.batch_size = {"mini-batch": min(cfg.batch_size, n_train), "batch": n_train,
@@ -365,7 +390,7 @@ class Trainer:
 
         # ---- model, optimizer, precision, compile
         self.model.to(self.device)
-        self.channels_last = bool(cfg.channels_last and x.ndim == 4)
+        self.channels_last = bool(cfg.channels_last and getattr(x, "ndim", 0) == 4)
         if cfg.channels_last and not self.channels_last:
             self.notes.append("channels_last applies to image inputs (N, C, H, W); ignored")
         if self.channels_last:
@@ -390,10 +415,15 @@ class Trainer:
                 self._compiled_active = True
             except Exception as exc:  # compile is an option; eager always works
                 self.notes.append(f"torch.compile is not available ({type(exc).__name__}: {exc}); running eagerly")
-        sample_shape = tuple(self.splits["train"].x.shape[1:])
-        self.augment, aug_notes = build_augmentation(cfg.augmentation, sample_shape,
-                                                     self.splits["train"].x.is_floating_point())
-        self.notes += aug_notes
+        train_x = self.splits["train"].x
+        if isinstance(train_x, TensorTuple):
+            self.augment = None
+            if cfg.augmentation.enabled:
+                self.notes.append("augmentation applies to a graph with one Input; ignored")
+        else:
+            self.augment, aug_notes = build_augmentation(cfg.augmentation, tuple(train_x.shape[1:]),
+                                                         train_x.is_floating_point())
+            self.notes += aug_notes
         if cfg.early_stopping.enabled and len(self.splits["dev"]) == 0:
             self.notes.append("early stopping needs a dev set; the split has none, so it is off")
 
@@ -419,11 +449,19 @@ class Trainer:
         self._perm_device = data_device if data_device.type in ("cpu", "cuda") else torch.device("cpu")
         self._gen = torch.Generator(device=self._perm_device)
         self._gen.manual_seed(cfg.seed + 1)
-        self._elements_per_example = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+        self._elements_per_example = int(np.prod(y.shape[1:])) if y.ndim > 1 and self.task == CLASSIFICATION else 1
         self._layer_params = self._collect_layer_params()
+        self._last_sample_step = -1
+        self.mode.setup(self)
+        if self.mode.makes_images and self.run_dir is not None:
+            when = f"every {cfg.sample_every} steps" if cfg.sample_every else "at the end of every epoch"
+            self.notes.append(f"samples: image grids are saved in {self.run_dir / 'samples'} {when}")
 
     # ------------------------------------------------------------------ set-up helpers
     def _standardize(self, x: np.ndarray) -> np.ndarray:
+        if isinstance(x, tuple):
+            self.notes.append("standardize applies to a graph with one Input; ignored")
+            return x
         if not np.issubdtype(x.dtype, np.floating):
             self.notes.append("standardize applies to float inputs; ignored for ids")
             return x
@@ -437,8 +475,11 @@ class Trainer:
         self.notes.append("data: inputs standardized with the training set's mean and standard deviation")
         return ((x - mean) / std).astype(np.float32)
 
-    def _place(self, x: np.ndarray, y: np.ndarray) -> dict[str, SplitTensors]:
-        total = x.nbytes + y.nbytes
+    def _place(self, x, y: np.ndarray) -> dict[str, SplitTensors]:
+        """The splits as tensors (a ``TensorTuple`` of them when x is a tuple of arrays, one per Input),
+        on the device when they fit."""
+        several = isinstance(x, tuple)
+        total = (sum(a.nbytes for a in x) if several else x.nbytes) + y.nbytes
         on_device = self.device.type == "cpu"
         if not on_device:
             limit = DEVICE_DATA_LIMIT
@@ -453,7 +494,8 @@ class Trainer:
         out = {}
         for name in SPLITS:
             idx = self.split.indices(name)
-            xs = torch.from_numpy(np.ascontiguousarray(x[idx]))
+            xs = (TensorTuple(torch.from_numpy(np.ascontiguousarray(a[idx])) for a in x) if several
+                  else torch.from_numpy(np.ascontiguousarray(x[idx])))
             ys = torch.from_numpy(np.ascontiguousarray(y[idx]))
             if on_device:
                 xs, ys = xs.to(self.device), ys.to(self.device)
@@ -462,8 +504,18 @@ class Trainer:
             out[name] = SplitTensors(xs, ys, idx)
         return out
 
-    def _to_device(self, xb: torch.Tensor, yb: torch.Tensor):
+    def _to_device(self, xb, yb: torch.Tensor):
         return xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+
+    def _guard(self, fn, *args):
+        """Run a forward pass; when torch.compile fails on it, go on eagerly (once) and run it again."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if not self._compiled_active:
+                raise
+            self._compile_failed(exc)
+            return fn(*args)
 
     def _collect_layer_params(self) -> list[tuple[str, list[torch.nn.Parameter]]]:
         out = []
@@ -522,7 +574,8 @@ class Trainer:
         self._pending_losses: list[float] = []
         self._pending_epochs: list[EpochMetrics] = []
         self._want_steps = self._dispatch.wants("on_step")
-        self._want_samples = self._dispatch.wants("on_samples")
+        self._want_samples = self._dispatch.wants("on_samples") or (self.run_dir is not None
+                                                                      and self.mode.makes_images)
         self._want_norms = self._want_steps
         es = cfg.early_stopping
         self._keep_best = self.run_dir is not None or (es.enabled and es.restore_best)
@@ -598,7 +651,8 @@ class Trainer:
             self._ep = {"loss": 0.0, "seen": 0, "correct": 0, "elements": 0}
         steps = self.steps_per_epoch
         self.model.train()
-        classify = self.task == CLASSIFICATION
+        scoring = self.mode.step_accuracy
+        sample_every = self.config.sample_every if self._want_samples else 0
         step_fn = self.mode.train_step
         # Per-step values stay on the device until the flush reads them all at once. Small class scores
         # are kept as they are and scored together at the flush (fewer tiny ops per step); large ones
@@ -628,7 +682,9 @@ class Trainer:
                 self._compile_failed(exc)
                 loss, pred = step_fn(self, xb, yb)
             losses.append(loss.detach())
-            if classify:
+            if scoring == "count":  # the mode counted the right answers itself
+                hits.append(pred)
+            elif scoring:
                 if pred.numel() <= 65536:
                     hits.append((pred.detach(), yb))
                 else:
@@ -640,6 +696,8 @@ class Trainer:
                 self._flush(epoch, losses, hits, sizes)
                 k, losses, hits, sizes = 0, [], [], []
                 next_flush = clock() + FLUSH_SECONDS
+            if sample_every and self.step % sample_every == 0:
+                self._emit_samples(epoch)
             if self._interrupt.is_set():
                 if k:
                     self._flush(epoch, losses, hits, sizes)
@@ -670,7 +728,7 @@ class Trainer:
         ep = self._ep
         ep["loss"] += sum(v * s for v, s in zip(losses, sizes))
         ep["seen"] += sum(sizes)
-        if self.task == CLASSIFICATION:
+        if self._scored:
             ep["correct"] += int(sum(hit_counts))
             ep["elements"] += sum(sizes) * self._elements_per_example
         if self._want_steps:
@@ -716,7 +774,7 @@ class Trainer:
             event = StepMetrics(
                 epoch, self.step, self._pending_steps, self._pending_losses, self.optimizer.param_groups[0]["lr"],
                 ep["loss"] / max(ep["seen"], 1),
-                ep["correct"] / max(ep["elements"], 1) if self.task == CLASSIFICATION else None,
+                ep["correct"] / max(ep["elements"], 1) if self._scored else None,
                 (self.step * self.batch_size) / max(elapsed, 1e-9), elapsed, grads, weights)
             self._pending_steps, self._pending_losses = [], []
             self._dispatch.emit("on_step", event)
@@ -747,23 +805,29 @@ class Trainer:
 
     @torch.no_grad()
     def _emit_samples(self, epoch: int) -> None:
+        """The mode's samples, in eval mode; image grids are saved as PNG in the run folder."""
+        self._last_sample_step = self.step
+
         def send():
-            src = self.splits["dev"] if len(self.splits["dev"]) else self.splits["train"]
-            k = min(8, len(src))
-            xb, yb = src.x[:k], src.y[:k]
-            if self._host_data:
-                xb, yb = self._to_device(xb, yb)
             was_training = self.model.training
             self.model.eval()
-            _, pred = self.mode.eval_step(self, xb, yb)
-            self.model.train(was_training)
-            conf = None
-            if self.task == CLASSIFICATION:
-                prob = torch.softmax(pred.float(), dim=1)
-                conf, pred = prob.max(1)
-                conf = conf.cpu()
-            self._dispatch.emit("on_samples", Samples(epoch, "predictions", xb.cpu(), yb.cpu(), pred.cpu(), conf,
-                                                      self.dataset.classes))
+            try:
+                events = self._guard(self.mode.samples, self, epoch)
+            finally:
+                self.model.train(was_training)
+            for event in events:
+                if event.grid is not None and self.run_dir is not None:
+                    from .images import png_bytes
+                    from ..fileio import write_atomic
+
+                    folder = self.run_dir / "samples"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    data = png_bytes(event.grid)
+                    path = folder / f"{event.kind}_{event.step:06d}.png"
+                    write_atomic(path, data)
+                    write_atomic(folder / f"{event.kind}_latest.png", data)
+                    event.path = str(path)
+                self._dispatch.emit("on_samples", event)
 
         self._timed(send)
 
@@ -776,13 +840,21 @@ class Trainer:
         self.schedule.step(dev.get("loss"))
         improved = self._track_best(dev, epoch)
         metrics = EpochMetrics(epoch, self.step, ep["loss"] / max(ep["seen"], 1),
-                               ep["correct"] / max(ep["elements"], 1) if self.task == CLASSIFICATION else None,
-                               dev.get("loss"), dev.get("accuracy"), dev.get("mse"), lr, seconds, improved)
+                               ep["correct"] / max(ep["elements"], 1) if self._scored else None,
+                               dev.get("loss"), dev.get("accuracy"), dev.get("mse"), lr, seconds, improved,
+                               self.mode.take_train_terms(), dict(dev.get("terms", {})),
+                               dict(dev.get("metrics", {})))
         self.history.append(metrics)
         self._pending_epochs.append(metrics)
         self._emit_epochs(force=epoch == cfg.epochs)
-        if self._want_samples and (self._may_emit() or epoch == cfg.epochs):
-            self._emit_samples(epoch)
+        if self._want_samples and self._last_sample_step != self.step:
+            last = epoch == cfg.epochs
+            if cfg.sample_every:  # samples come every sample_every steps; the last step's too
+                due = last
+            else:  # image grids after every epoch; supervised predictions when the budget allows
+                due = self.mode.makes_images or last or self._may_emit()
+            if due:
+                self._emit_samples(epoch)
         now = time.perf_counter()
         if self.run_dir is not None:
             if improved and now - self._last_best_write >= BEST_WRITE_INTERVAL:
@@ -797,8 +869,8 @@ class Trainer:
         return False
 
     def _track_best(self, dev: dict, epoch: int) -> bool:
-        key = "loss" if self.monitor == "dev_loss" else ("accuracy" if self.task == CLASSIFICATION else "loss")
-        if key not in dev:
+        key = "loss" if self.monitor == "dev_loss" else ("accuracy" if self._scored else "loss")
+        if key not in dev or not self.mode.selects_best:
             value, lower = -float(epoch), True  # no dev set: the latest weights are the best we know
         else:
             value, lower = dev[key], key == "loss"
@@ -810,11 +882,11 @@ class Trainer:
         else:
             better = value > self.best_value + delta
         if better:
-            self.best_value = value if key in dev else None
+            self.best_value = value if key in dev and self.mode.selects_best else None
             self.best_epoch = epoch
             if self._keep_best:  # a copy only when something uses it (best.pt, restoring the best)
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        return better and key in dev
+        return better and key in dev and self.mode.selects_best
 
     def _write_best(self) -> None:
         if self.best_state is None or self.run_dir is None:
@@ -930,13 +1002,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def _predict(self, xb, yb):
-        try:
-            return self.mode.eval_step(self, xb, yb)
-        except Exception as exc:
-            if not self._compiled_active:
-                raise
-            self._compile_failed(exc)
-            return self.mode.eval_step(self, xb, yb)
+        return self._guard(self.mode.eval_step, self, xb, yb)
 
     def evaluate_split(self, name: str, full: bool = False) -> dict:
         """Loss and metrics on one split (train, dev or test) in eval mode; ``full`` adds the confusion
@@ -945,8 +1011,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            return evaluate(self._predict, part.x, part.y, self.task, self.num_classes, self.config.eval_batch_size,
-                            self.device, confusion=full, to_device=self._to_device if self._host_data else None)
+            return self.mode.evaluate(self, part, full)
         finally:
             self.model.train(was_training)
 
@@ -975,9 +1040,14 @@ class Trainer:
         test = out.get("test", {})
         if self.task == CLASSIFICATION:
             out["test_accuracy"] = test.get("accuracy")
-        else:
+        elif self.task == REGRESSION:
             out["test_mse"] = test.get("mse")
-        if "train" in out and "dev" in out:
+        else:  # generation, embedding: the mode's own headline numbers
+            out["mode"] = self.mode.name
+            out.update(self.mode.summary(out))
+            if self.run_dir is not None and (self.run_dir / "samples").is_dir():
+                out["samples"] = sorted(str(p) for p in (self.run_dir / "samples").glob("*_latest.png"))
+        if "train" in out and "dev" in out and self.task in (CLASSIFICATION, REGRESSION):
             if self.task == CLASSIFICATION:
                 d = diagnose(out["train"]["error"], out["dev"]["error"], human_error,
                              test.get("error"))
