@@ -226,6 +226,8 @@ class _Builder:
         self.synthesized = tidied.synthesized
         g = tidied.model.graph
         _fuse_attention(g)
+        if "Reparameterize" in REGISTRY:
+            _fuse_kl(g)
         self.onnx_graph = g
         for init in g.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
@@ -243,8 +245,7 @@ class _Builder:
             label = f"'{node.name or node.output[0]}' ({node.op_type})"
             in_views = [n for n in node.input if n in self.views]
             converter = (CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else
-                         _attention if (node.domain, node.op_type) == ("deepcanvas", "ScaledDotProductAttention")
-                         else None)
+                         _OWN_OPS.get(node.op_type) if node.domain == "deepcanvas" else None)
             if in_views and node.op_type in VIEW_OPS:
                 converter = VIEW_OPS[node.op_type]
             if converter is None:
@@ -960,8 +961,126 @@ def _fuse_attention(g) -> None:
     g.node.extend(out)
 
 
+def _fuse_kl(g) -> None:
+    """-0.5 * (1 + logvar - mu**2 - exp(logvar)) summed over the latent axes is the KL term of a VAE's
+    sampler; in eval mode (and so in an ONNX file) its sample z is mu itself. The pattern becomes one op
+    of our own domain, deepcanvas.Reparameterize(mu, logvar) -> (z, kl), and what read mu reads z, so the
+    imported graph samples again when it is trained, as the VAE it came from did."""
+    from onnx import helper, numpy_helper
+
+    consts = {i.name: i for i in g.initializer}
+    nodes = list(g.node)
+    producer = {o: n for n in nodes for o in n.output if o}
+    readers: dict[str, int] = defaultdict(int)
+    for n in nodes:
+        for name in n.input:
+            readers[name] += 1
+    outputs = {o.name for o in g.output}
+
+    def scalar(name):
+        if name in consts and int(np.prod(consts[name].dims)) == 1:
+            return float(numpy_helper.to_array(consts[name]).reshape(-1)[0])
+        return None
+
+    def private(name) -> bool:
+        return readers[name] == 1 and name not in outputs
+
+    def split(n, value):  # (the computed operand, whether the other one is the scalar `value`)
+        a, b = n.input[0], n.input[1]
+        if scalar(b) == value:
+            return a
+        if scalar(a) == value and n.op_type in ("Add", "Mul"):
+            return b
+        return None
+
+    fused = {}
+    for rs in nodes:
+        if rs.op_type != "ReduceSum":
+            continue
+        try:
+            axes = [a for a in rs.attribute if a.name == "axes"]
+            axes = list(helper.get_attribute_value(axes[0])) if axes else (
+                numpy_helper.to_array(consts[rs.input[1]]).reshape(-1).tolist() if len(rs.input) > 1 else None)
+            keep = [a for a in rs.attribute if a.name == "keepdims"]
+            assert axes == [1] and keep and helper.get_attribute_value(keep[0]) == 0
+            chain, name = [], rs.input[0]
+            while producer.get(name) is not None and producer[name].op_type in ("Reshape", "Flatten") and private(name):
+                chain.append(producer[name])
+                name = producer[name].input[0]
+            mul = producer[name]
+            assert mul.op_type == "Mul" and private(name)
+            inner = split(mul, -0.5)
+            sub2 = producer[inner]
+            assert sub2.op_type == "Sub" and private(inner)
+            exp = producer[sub2.input[1]]
+            assert exp.op_type == "Exp" and private(sub2.input[1])
+            logvar = exp.input[0]
+            sub1 = producer[sub2.input[0]]
+            assert sub1.op_type == "Sub" and private(sub2.input[0])
+            add = producer[sub1.input[0]]
+            assert add.op_type == "Add" and private(sub1.input[0]) and split(add, 1.0) == logvar
+            sq = producer[sub1.input[1]]
+            assert private(sub1.input[1])
+            if sq.op_type == "Pow":
+                assert scalar(sq.input[1]) == 2.0
+                mu = sq.input[0]
+            else:
+                assert sq.op_type == "Mul" and sq.input[0] == sq.input[1]
+                mu = sq.input[0]
+        except (AssertionError, KeyError, IndexError, TypeError):
+            continue
+        z = f"{mu}__z"
+        node = helper.make_node("Reparameterize", [mu, logvar], [z, rs.output[0]], name=rs.name or "sample",
+                                domain="deepcanvas")
+        fused[id(rs)] = (node, [mul, sub2, exp, sub1, add, sq, *chain], mu, z)
+    if not fused:
+        return
+    gone = {id(n) for _, parts, _, _ in fused.values() for n in parts}
+    out = []
+    for n in nodes:
+        if id(n) in fused:
+            out.append(fused[id(n)][0])
+        elif id(n) not in gone:
+            out.append(n)
+    renames = {mu: z for _, _, mu, z in fused.values()}
+    for n in out:  # what read mu reads the sample z (mu itself in eval mode)
+        if not (n.domain == "deepcanvas" and n.op_type == "Reparameterize"):
+            for k, name in enumerate(n.input):
+                if name in renames:
+                    n.input[k] = renames[name]
+    del g.node[:]
+    g.node.extend(_toposort(out, {i.name for i in g.input} | set(consts)))
+
+
+def _toposort(nodes: list, ready: set[str]) -> list:
+    """Nodes in an order where each comes after what it reads (stable: the given order where it can)."""
+    ready = set(ready) | {""}
+    pending, out = list(nodes), []
+    while pending:
+        progressed = False
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                out.append(n)
+                ready.update(n.output)
+                progressed = True
+            else:
+                rest.append(n)
+        if not progressed:  # a cycle cannot happen; keep what is left rather than lose it
+            return out + rest
+        pending = rest
+    return out
+
+
 def _attention(b: _Builder, i: int, node) -> None:
     b.add(node, "ScaledDotProductAttention", {}, [b.x(n) for n in node.input])
+
+
+def _sampler(b: _Builder, i: int, node) -> None:
+    b.add(node, "Reparameterize", {}, [b.x(n) for n in node.input])
+
+
+_OWN_OPS = {"ScaledDotProductAttention": _attention, "Reparameterize": _sampler}
 
 
 def _recurrent(b: _Builder, i: int, node) -> None:

@@ -77,13 +77,32 @@ def _output_shapes(graph):
     return [str(inf.nodes[nid].inputs["in"]) for nid in inf.ids_with_role("output")]
 
 
+# The first export uses the default exporter (dynamo), except for these: the deepest graphs, where
+# dynamo takes 7-10 s each here, and seq2seq, whose 3-D attention dynamo cannot translate (the default
+# falls back to the legacy exporter after trying). benchmarks/bench_onnx.py exports every template with
+# the default exporter at full size.
+FIRST_EXPORTER = {"googlenet": "legacy", "resnet50": "legacy", "seq2seq_attention": "legacy",
+                  "bigru_tagger": "legacy"}
+
+
+def _random_feeds(inputs: list[dict], batch: int = 3) -> dict:
+    rng = np.random.default_rng(1)
+    feeds = {}
+    for i in inputs:
+        shape = [batch, *i["shape"][1:]]
+        feeds[i["name"]] = (rng.integers(0, 2, shape) if i["dtype"] == "int64"
+                            else rng.standard_normal(shape).astype(np.float32))
+    return feeds
+
+
 @pytest.mark.parametrize("path", TEMPLATES, ids=[p.stem for p in TEMPLATES])
 def test_every_template_exports_imports_and_reexports_the_same(path, tmp_path):
     torch.manual_seed(0)
     graph = reduced(engine.load_graph(path))
     inf = engine.infer_shapes(graph)
     assert inf.ok, [p.message for p in inf.errors]
-    first = ex.export_graph(graph, tmp_path / "a.onnx")  # dynamo; verified inside or it raises
+    exporter = FIRST_EXPORTER.get(path.stem, "auto")
+    first = ex.export_graph(graph, tmp_path / "a.onnx", exporter=exporter)  # verified inside, or it raises
     assert first.ok and first.max_diff <= 1e-4 and len(first.checks) == 2
     assert first.checks[0].batch != first.checks[1].batch
 
@@ -100,8 +119,7 @@ def test_every_template_exports_imports_and_reexports_the_same(path, tmp_path):
     second = ex.export_graph(back, tmp_path / "c.onnx", graph_file=tmp_path / "b.dcnet", exporter="legacy",
                              opset=17)
     assert "weights file" in second.weights and second.ok
-    x = {i["name"]: np.random.default_rng(1).standard_normal([3, *i["shape"][1:]]).astype(np.float32)
-         for i in first.inputs}
+    x = _random_feeds(first.inputs)
     a, c = _ort(tmp_path / "a.onnx", x), _ort(tmp_path / "c.onnx", x)
     assert len(a) == len(c)
     for ya, yc in zip(a, c):
