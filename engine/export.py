@@ -406,10 +406,10 @@ class _Job:
         with _quiet() as log:
             try:
                 # torch.onnx runs torch.export itself, keeping ops that ONNX has whole (LSTM, GRU) whole
-                program = torch.onnx.export(self.model, args, None, dynamo=True, verbose=False, optimize=False,
+                program = torch.onnx.export(self.model, args, None, dynamo=True, verbose=False,
                                             dynamic_shapes=dyn or None, input_names=self.input_names,
                                             output_names=self.output_names, opset_version=self.opset,
-                                            external_data=False)
+                                            **_supported(torch.onnx.export, optimize=False, external_data=False))
             except Exception as exc:
                 raise self._failure(exc, _stage_of(exc), log, dynamic_shapes=dyn or None) from None
         return program.model_proto
@@ -728,6 +728,14 @@ def _isolate(job: _Job, budget_s: float = 60.0) -> tuple[str, str] | None:
         except Exception as exc:
             return nid, _reason(exc)
     return None
+
+
+def _supported(func, **kwargs) -> dict:
+    """The keyword arguments ``func`` accepts (torch's exporter grows options from release to release)."""
+    import inspect
+
+    params = inspect.signature(func).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def _stage_of(exc: BaseException) -> str:
