@@ -8,10 +8,22 @@ ONNX file computes.
     deepcanvas import model.onnx -o model.dcnet
 
 How it works: the file is tidied first (``engine.onnx_tidy``: constants folded, shape arithmetic
-resolved, Identity wires removed), then each ONNX node becomes one node of the registry (a MatMul whose
-only reader adds a constant vector becomes one Linear with a bias), its initializers becoming the node's
-weights. The ONNX graph's inputs become Input nodes (axis 0 is the batch; named axes stay named), its
-outputs Output nodes of the same names.
+resolved, Identity wires removed, LRN put back together), then each ONNX node becomes one node of the
+registry, its initializers becoming the node's weights:
+
+- Gemm, and MatMul whose only reader adds a constant vector, become Linear; Conv (1-D, 2-D),
+  ConvTranspose, Max/AveragePool, GlobalAverage/MaxPool (and ReduceMean/Max over H, W), BatchNormalization,
+  LayerNormalization, LRN, the activations, Softmax/LogSoftmax, Add/Mul/Sub of computed tensors, Concat,
+  Flatten, Reshape (Flatten when it merges axes), Squeeze/Unsqueeze, Transpose (Permute), Dropout and
+  Gather from a constant table (Embedding) map one to one;
+- LSTM, GRU and RNN ops become recurrent nodes, the time-major layouts around them followed through
+  (``engine.onnx_recurrent``);
+- softmax(Q K^T * scale) V becomes ScaledDotProductAttention, and a VAE's KL term a Reparameterize node;
+- initializers read by two nodes of the same kind become shared weights (a Siamese twin, a GAN's
+  discriminator on real and fake images).
+
+The ONNX graph's inputs become Input nodes (axis 0 is the batch; named axes stay named), its outputs
+Output nodes of the same names, in the same order.
 
 Ops with no node type, or whose attributes a node type cannot express (asymmetric padding, a constant
 operand of Add, training-mode BatchNorm, ...), are all listed by node name and op type in one
