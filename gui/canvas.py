@@ -21,6 +21,8 @@ curve joins them; the node menu makes and ends the sharing (``engine.Graph.set_s
 
 from __future__ import annotations
 
+import atexit
+
 import html
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -646,6 +648,7 @@ class Canvas(QtCore.QObject):
         data.setData(clipboard.MIME, text.encode())
         data.setText(text)
         QtWidgets.QApplication.clipboard().setMimeData(data)
+        _release_clipboard_at_exit()
         return True
 
     def cut_selected(self) -> None:
@@ -1112,3 +1115,23 @@ class Breadcrumbs(QtWidgets.QFrame):
                                                   text=top.name)
         if ok:
             self.canvas.rename_open_composite(name)
+
+
+_clipboard_hook_installed = False
+
+
+def _release_clipboard_at_exit() -> None:
+    """Qt's clipboard keeps the QMimeData we gave it until Qt's own static destructors run, after
+    Python has shut down; destroying its Python wrapper then crashes the process (a segmentation fault
+    at exit). Clearing the clipboard from an atexit hook releases it while Python is still alive."""
+    global _clipboard_hook_installed
+    if _clipboard_hook_installed:
+        return
+    _clipboard_hook_installed = True
+
+    def release():
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.clipboard().clear()
+
+    atexit.register(release)
