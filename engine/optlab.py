@@ -217,7 +217,7 @@ SURFACES: dict[str, Surface] = {s.key: s for s in (
             note="A long narrow valley: gradient descent zig-zags across it and crawls along it; momentum "
                  "averages the zig-zag away, RMSprop and Adam rescale each direction."),
     Surface("rosenbrock", "Rosenbrock", "f = (1 − x)² + 100·(y − x²)²", _rosenbrock,
-            (-2.0, 2.0), (-1.0, 3.0), (-1.5, 2.0), ((1.0, 1.0),), 0.0, _lrs(1e-3, 5e-4, 1.0, 0.01, 0.1),
+            (-2.0, 2.0), (-1.0, 3.0), (-1.5, 2.0), ((1.0, 1.0),), 0.0, _lrs(1e-3, 5e-4, 0.5, 0.01, 0.1),
             steps=800, note="A curved banana-shaped valley; the minimum at (1, 1) is easy to reach and hard to "
                             "approach."),
     Surface("beale", "Beale", "f = (1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²", _beale,
@@ -590,8 +590,17 @@ class Comparison:
         t0 = time.perf_counter()
         self.prepare()
         if parallel and len(self.trainers) > 1:
-            with ThreadPoolExecutor(max_workers=max(1, min(workers, len(self.trainers)))) as pool:
-                list(pool.map(self._run_one, range(len(self.trainers))))
+            import torch
+
+            n = max(1, min(workers, len(self.trainers)))
+            threads = torch.get_num_threads()
+            # The workers share the cores: more intra-op threads than cores makes every run wait on the others.
+            torch.set_num_threads(max(1, threads // n))
+            try:
+                with ThreadPoolExecutor(max_workers=n) as pool:
+                    list(pool.map(self._run_one, range(len(self.trainers))))
+            finally:
+                torch.set_num_threads(threads)
         else:
             for i in range(len(self.trainers)):
                 self._run_one(i)
@@ -737,13 +746,42 @@ def _Relay(comparison: Comparison, index: int):
 
 
 # =========================================================================== pictures (Pillow)
+# System fonts with the mathematical signs the formulas use (−, ², ·, ξ); Pillow's own font lacks them,
+# so with it the text is written in plain ASCII instead.
+_FONT_FILES = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "Arial Unicode.ttf",
+               "arial.ttf", "Arial.ttf", "segoeui.ttf")
+_FONT_FILE: list[str | None] = []  # [found file or None], looked up once
+_ASCII = {"−": "-", "²": "^2", "³": "^3", "⁴": "^4", "·": "*", "½": "1/2", "¼": "1/4", "ᵢ": "_i", "ξ": "xi",
+          "α": "a", "β": "b", "λ": "l", "ε": "eps", "√": "sqrt", "←": "<-", "…": "..."}
+
+
 def _font(size: int):
     from PIL import ImageFont
 
+    if not _FONT_FILE:
+        found = None
+        for name in _FONT_FILES:
+            try:
+                ImageFont.truetype(name, 12)
+                found = name
+                break
+            except OSError:
+                continue
+        _FONT_FILE.append(found)
+    if _FONT_FILE[0] is not None:
+        return ImageFont.truetype(_FONT_FILE[0], size)
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # pragma: no cover - Pillow without FreeType
         return ImageFont.load_default()
+
+
+def _t(text: str) -> str:
+    """Text as the picture's font can draw it."""
+    _font(10)
+    if _FONT_FILE[0] is not None:
+        return text
+    return "".join(_ASCII.get(ch, ch if ord(ch) < 128 else "?") for ch in text)
 
 
 def _hex(color: str) -> tuple[int, int, int]:
@@ -788,11 +826,11 @@ class _Panel:
         self.y0, self.y1 = ylo - pad, yhi + pad
         f, small = _font(16), _font(13)
         ink, grid = (40, 44, 52), (225, 228, 232)
-        draw.text(((self.left + self.right) / 2, self.top - 28), title, fill=ink, font=f, anchor="mm")
+        draw.text(((self.left + self.right) / 2, self.top - 28), _t(title), fill=ink, font=f, anchor="mm")
         for t in nice_ticks(self.x0, self.x1, 6):
             px = self.px(t)
             draw.line([(px, self.top), (px, self.bottom)], fill=grid)
-            draw.text((px, self.bottom + 6), _fmt(t), fill=ink, font=small, anchor="mt")
+            draw.text((px, self.bottom + 6), _t(_fmt(t)), fill=ink, font=small, anchor="mt")
         if log_y:
             ticks = [float(10 ** e) for e in range(math.floor(self.y0), math.ceil(self.y1) + 1)]
             ticks = [t for t in ticks if self.y0 <= math.log10(t) <= self.y1] or [10 ** ((self.y0 + self.y1) / 2)]
@@ -801,10 +839,10 @@ class _Panel:
         for t in ticks:
             py = self.py(t)
             draw.line([(self.left, py), (self.right, py)], fill=grid)
-            draw.text((self.left - 6, py), _fmt(t), fill=ink, font=small, anchor="rm")
+            draw.text((self.left - 6, py), _t(_fmt(t)), fill=ink, font=small, anchor="rm")
         draw.rectangle([self.left, self.top, self.right, self.bottom], outline=(120, 126, 136))
-        draw.text(((self.left + self.right) / 2, self.bottom + 28), x_label, fill=ink, font=small, anchor="mt")
-        draw.text((self.left - 58, (self.top + self.bottom) / 2), y_label, fill=ink, font=small, anchor="mm")
+        draw.text(((self.left + self.right) / 2, self.bottom + 28), _t(x_label), fill=ink, font=small, anchor="mt")
+        draw.text((self.left - 58, (self.top + self.bottom) / 2), _t(y_label), fill=ink, font=small, anchor="mm")
 
     def px(self, x: float) -> float:
         return self.left + (x - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
@@ -841,11 +879,13 @@ def curves_png(outcomes: Sequence[RunOutcome], classification: bool = True, titl
     from PIL import Image, ImageDraw
 
     panels = 2 if classification else 1
-    width, height = 620 * panels + 80, 560
+    cols = 2 if panels == 2 else 1
+    legend_top = 420
+    width, height = 620 * panels + 80, legend_top + 22 * math.ceil(max(len(outcomes), 1) / cols) + 14
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     if title:
-        draw.text((width / 2, 18), title, fill=(20, 20, 20), font=_font(18), anchor="mm")
+        draw.text((width / 2, 18), _t(title), fill=(20, 20, 20), font=_font(18), anchor="mm")
     max_epoch = max((len(o.history) for o in outcomes), default=1) or 1
 
     def values(key):
@@ -861,7 +901,6 @@ def curves_png(outcomes: Sequence[RunOutcome], classification: bool = True, titl
         accs = values("train_accuracy") + values("dev_accuracy")
         plots.append(("accuracy", ("train_accuracy", "dev_accuracy"),
                       (min(accs), max(accs)) if accs else (0.0, 1.0), False))
-    legend_top = 420
     for k, (name, keys, y_range, log) in enumerate(plots):
         left = 90 + k * 620
         panel = _Panel(draw, (left, 70, left + 520, 360), (1, max_epoch), y_range,
@@ -872,19 +911,14 @@ def curves_png(outcomes: Sequence[RunOutcome], classification: bool = True, titl
             panel.line(epochs, [h.get(keys[0]) for h in o.history], color, 2)
             panel.line(epochs, [h.get(keys[1]) for h in o.history], color, 2, dash=7)
     small = _font(14)
-    cols = 2 if panels == 2 else 1
     for i, o in enumerate(outcomes):
         x = 90 + (i % cols) * 620
         y = legend_top + (i // cols) * 22
         draw.line([(x, y + 8), (x + 28, y + 8)], fill=_hex(o.color), width=3)
         best = f", best dev at epoch {o.best_epoch}" if o.best_epoch else ""
         status = "" if o.status in ("finished", "early-stopped") else f" [{o.status}]"
-        draw.text((x + 36, y + 8), f"{o.label}: {o.seconds:.1f}s{best}{status}", fill=(30, 30, 30), font=small,
+        draw.text((x + 36, y + 8), _t(f"{o.label}: {o.seconds:.1f}s{best}{status}"), fill=(30, 30, 30), font=small,
                   anchor="lm")
-    if legend_top + 22 * math.ceil(len(outcomes) / cols) + 10 > height:  # many runs: grow the image
-        bigger = Image.new("RGB", (width, legend_top + 22 * math.ceil(len(outcomes) / cols) + 20), "white")
-        bigger.paste(img, (0, 0))
-        img = bigger
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -939,14 +973,14 @@ def surface_png(surface: Surface, paths: dict[str, Trajectory], size: tuple[int,
     def to_px(x, y):
         return margin + (x - x0) / (x1 - x0) * (pw - 1), margin + (y1 - y) / (y1 - y0) * (ph - 1)
 
-    draw.text(((margin + margin + pw) / 2, 22), f"{surface.title}: {surface.formula}", fill=(20, 20, 20),
+    draw.text(((margin + margin + pw) / 2, 22), _t(f"{surface.title}: {surface.formula}"), fill=(20, 20, 20),
               font=_font(15), anchor="mm")
     for t_ in nice_ticks(x0, x1, 6):
         px, _ = to_px(t_, y0)
-        draw.text((px, margin + ph + 6), _fmt(t_), fill=(40, 40, 40), font=small, anchor="mt")
+        draw.text((px, margin + ph + 6), _t(_fmt(t_)), fill=(40, 40, 40), font=small, anchor="mt")
     for t_ in nice_ticks(y0, y1, 6):
         _, py = to_px(x0, t_)
-        draw.text((margin - 6, py), _fmt(t_), fill=(40, 40, 40), font=small, anchor="rm")
+        draw.text((margin - 6, py), _t(_fmt(t_)), fill=(40, 40, 40), font=small, anchor="rm")
     draw.rectangle([margin, margin, margin + pw, margin + ph], outline=(90, 90, 90))
     for mx, my in surface.minima:
         px, py = to_px(mx, my)
@@ -966,7 +1000,7 @@ def surface_png(surface: Surface, paths: dict[str, Trajectory], size: tuple[int,
         draw.line([(w + 8, ly + 8), (w + 34, ly + 8)], fill=color, width=3)
         label = METHODS[key].label if key in METHODS else key
         end = f"diverged at {tr.diverged}" if tr.diverged else f"f−f* {tr.losses[-1] - surface.min_value:.2e}"
-        draw.text((w + 40, ly + 8), f"{label}: {end}", fill=(30, 30, 30), font=small, anchor="lm")
+        draw.text((w + 40, ly + 8), _t(f"{label}: {end}"), fill=(30, 30, 30), font=small, anchor="lm")
     sx, sy = to_px(*paths[next(iter(paths))].points[0]) if paths else to_px(*surface.start)
     draw.ellipse([sx - 5, sy - 5, sx + 5, sy + 5], outline="white", width=2)
     buf = io.BytesIO()

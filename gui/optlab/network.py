@@ -193,6 +193,7 @@ class NetworkComparison(QtWidgets.QWidget):
         vsplit.addWidget(self.results)
         vsplit.setStretchFactor(0, 3)
         vsplit.setStretchFactor(1, 1)
+        vsplit.setSizes([640, 240])
         outer = QtWidgets.QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(vsplit)

@@ -47,10 +47,6 @@ class MethodCard(QtWidgets.QFrame):
         self.check.toggled.connect(self.changed)
         head.addWidget(self.check)
         head.addStretch(1)
-        if method.source:
-            src = QtWidgets.QLabel(method.source)
-            src.setProperty("role", "dim")
-            head.addWidget(src)
         lay.addLayout(head)
         self.rule = QtWidgets.QLabel(method.rule)
         self.rule.setObjectName(f"rule_{method.key}")
@@ -60,10 +56,20 @@ class MethodCard(QtWidgets.QFrame):
         self.rule.setToolTip(f"{method.label}'s update rule, for a parameter w with gradient g "
                              "(the mini-batch's on a stochastic surface); α is the learning rate")
         lay.addWidget(self.rule)
-        row = QtWidgets.QHBoxLayout()
-        row.setSpacing(4)
+        if method.source:
+            src = QtWidgets.QLabel(method.source)
+            src.setProperty("role", "dim")
+            lay.addWidget(src)
+        self.hint = QtWidgets.QLabel()
+        self.hint.setProperty("role", "warning")
+        self.hint.setWordWrap(True)
+        self.hint.hide()
+        lay.addWidget(self.hint)
+        grid = QtWidgets.QGridLayout()
+        grid.setHorizontalSpacing(4)
+        grid.setVerticalSpacing(3)
         self.spins: dict[str, SciSpinBox] = {}
-        for key in method.params:
+        for i, key in enumerate(method.params):
             h = optlab.HYPERS[key]
             label = QtWidgets.QLabel(h.symbol)
             label.setToolTip(h.doc)
@@ -71,11 +77,11 @@ class MethodCard(QtWidgets.QFrame):
             spin.setToolTip(f"{h.symbol}: {h.doc}")
             spin.setObjectName(f"{method.key}_{key}")
             spin.valueChanged.connect(self.changed)
-            row.addWidget(label)
-            row.addWidget(spin)
+            grid.addWidget(label, i // 3, 2 * (i % 3))
+            grid.addWidget(spin, i // 3, 2 * (i % 3) + 1)
             self.spins[key] = spin
-        row.addStretch(1)
-        lay.addLayout(row)
+        grid.setColumnStretch(6, 1)
+        lay.addLayout(grid)
 
     @property
     def enabled(self) -> bool:
@@ -202,7 +208,7 @@ class SurfacePlayground(QtWidgets.QWidget):
         scroll = QtWidgets.QScrollArea()
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(390)
+        scroll.setMinimumWidth(400)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         # ---- the map
@@ -272,6 +278,8 @@ class SurfacePlayground(QtWidgets.QWidget):
             self.noise.setValue(s.noise)
             for key_, card in self.cards.items():
                 card.set_values(s.default_values(key_))
+                if key_ in ("sgd", "mini-batch-gd"):  # without noise they retrace batch GD's path
+                    card.check.setChecked(s.noise > 0)
         self._draw_surface(s)
         self.restart()
 
@@ -294,8 +302,9 @@ class SurfacePlayground(QtWidgets.QWidget):
             self.isocurves.append(c)
         self.minima.setData([m[0] for m in s.minima], [m[1] for m in s.minima])
         vb = self.map.getPlotItem().getViewBox()
-        vb.setRange(xRange=s.x_range, yRange=s.y_range, padding=0)
+        # limits first: the previous surface's limits would clamp the new range
         vb.setLimits(xMin=x0 - (x1 - x0), xMax=x1 + (x1 - x0), yMin=y0 - (y1 - y0), yMax=y1 + (y1 - y0))
+        vb.setRange(xRange=s.x_range, yRange=s.y_range, padding=0)
         self.map.getPlotItem().setTitle(f"{s.title}: {s.formula}", color=themes.current().text, size="10pt")
 
     def start(self) -> tuple[float, float]:
@@ -316,6 +325,11 @@ class SurfacePlayground(QtWidgets.QWidget):
         stochastic = self.noise.value() > 0
         self.examples.setEnabled(stochastic)
         self.mini_batch.setEnabled(stochastic)
+        for key in ("sgd", "mini-batch-gd"):
+            hint = self.cards[key].hint
+            hint.setText("With gradient noise 0 every step sees the exact gradient, so this takes batch GD's "
+                         "steps; set a noise σ (or pick the stochastic surface) to see it differ.")
+            hint.setVisible(not stochastic)
         self.start_marker.setData([self.start()[0]], [self.start()[1]])
         self._redraw()
         if self.error:
