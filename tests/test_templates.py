@@ -708,9 +708,6 @@ def test_cli_summary_of_each_template(name, capsys):
     assert "error" not in out and "warning" not in out
 
 
-@pytest.mark.xfail(strict=True, raises=ExportError, reason="engine bug: engine.onnx_tidy.tidy turns the valid ONNX of an LSTM whose "
-                   "last hidden state is taken (h_n[-1], output 'last') into one onnx.checker rejects (Gather "
-                   "'node_select': inferred rank 3 vs existing rank 2); torch's own file passes the checker")
 def test_lstm_classifier_exports_to_onnx(tmp_path):
     export_graph(templates.load_template("lstm_classifier"), tmp_path / "lstm.onnx")
     assert (tmp_path / "lstm.onnx").stat().st_size > 0
