@@ -826,13 +826,17 @@ class _Panel:
         self.y0, self.y1 = ylo - pad, yhi + pad
         f, small = _font(16), _font(13)
         ink, grid = (40, 44, 52), (225, 228, 232)
-        draw.text(((self.left + self.right) / 2, self.top - 28), _t(title), fill=ink, font=f, anchor="mm")
-        for t in nice_ticks(self.x0, self.x1, 6):
+        draw.text(((self.left + self.right) / 2, self.top - 30), _t(title), fill=ink, font=f, anchor="mm")
+        x_ticks = nice_ticks(self.x0, self.x1, 6)
+        if self.x1 - self.x0 >= 1:  # epochs: whole numbers only
+            x_ticks = [t for t in x_ticks if float(t).is_integer()] or [self.x0, self.x1]
+        for t in x_ticks:
             px = self.px(t)
             draw.line([(px, self.top), (px, self.bottom)], fill=grid)
             draw.text((px, self.bottom + 6), _t(_fmt(t)), fill=ink, font=small, anchor="mt")
         if log_y:
-            ticks = [float(10 ** e) for e in range(math.floor(self.y0), math.ceil(self.y1) + 1)]
+            every = max(1, math.ceil((self.y1 - self.y0) / 7))  # at most about 8 decades labelled
+            ticks = [float(10 ** e) for e in range(math.floor(self.y0), math.ceil(self.y1) + 1) if e % every == 0]
             ticks = [t for t in ticks if self.y0 <= math.log10(t) <= self.y1] or [10 ** ((self.y0 + self.y1) / 2)]
         else:
             ticks = nice_ticks(self.y0, self.y1, 5)
@@ -842,14 +846,16 @@ class _Panel:
             draw.text((self.left - 6, py), _t(_fmt(t)), fill=ink, font=small, anchor="rm")
         draw.rectangle([self.left, self.top, self.right, self.bottom], outline=(120, 126, 136))
         draw.text(((self.left + self.right) / 2, self.bottom + 28), _t(x_label), fill=ink, font=small, anchor="mt")
-        draw.text((self.left - 58, (self.top + self.bottom) / 2), _t(y_label), fill=ink, font=small, anchor="mm")
+        draw.text((self.left, self.top - 6), _t(y_label), fill=ink, font=small, anchor="lb")
 
     def px(self, x: float) -> float:
         return self.left + (x - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
 
     def py(self, y: float) -> float:
+        """Pixel row of y; values beyond the range sit on the panel's edge (a diverged run's last points)."""
         if self.log_y:
             y = math.log10(max(y, 1e-300))
+        y = min(max(y, self.y0), self.y1)
         return self.bottom - (y - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
 
     def line(self, xs, ys, color, width=2, dash: int = 0) -> None:
@@ -888,8 +894,11 @@ def curves_png(outcomes: Sequence[RunOutcome], classification: bool = True, titl
         draw.text((width / 2, 18), _t(title), fill=(20, 20, 20), font=_font(18), anchor="mm")
     max_epoch = max((len(o.history) for o in outcomes), default=1) or 1
 
+    # The scale follows the runs that worked; a failed (diverged) run is drawn up to the panel's edge.
+    scaled = [o for o in outcomes if o.status != "failed"] or list(outcomes)
+
     def values(key):
-        return [h.get(key) for o in outcomes for h in o.history if h.get(key) is not None
+        return [h.get(key) for o in scaled for h in o.history if h.get(key) is not None
                 and math.isfinite(h.get(key))]
 
     losses = [v for v in values("train_loss") + values("dev_loss")]
