@@ -19,9 +19,10 @@ from .preflight import PreflightPanel
 from .problems import ProblemsPanel
 from .properties import PropertyEditor
 from .statusbar import StatusBar
+from .training.ui import TrainingUI
 
 APP = "DeepCanvas"
-STATE_VERSION = 2  # bump when the docks change, so an old saved layout is ignored
+STATE_VERSION = 3  # bump when the docks change, so an old saved layout is ignored
 
 
 def default_settings() -> QtCore.QSettings:
@@ -87,6 +88,7 @@ class MainWindow(QtWidgets.QMainWindow):
         tools = QtWidgets.QMenu("&Tools", self)  # before Help; the optimizer lab lives in gui/optlab
         tools.addAction("&Optimizer Lab…", self.open_optimizer_lab).setObjectName("action_optimizer_lab")
         self.menuBar().insertMenu(self.menuBar().actions()[-1], tools)
+        self.training = TrainingUI(self)  # the Training and Preview docks, the Train menu (gui/training)
         self._default_state = self.saveState(STATE_VERSION)
         self._connect()
         self.set_document(self.doc)
@@ -160,7 +162,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.doc = doc
         self.canvas.set_document(doc)
         for panel in (self.properties, self.problems, self.preflight, self.code, self.summary,
-                      self.statusBar()):
+                      self.statusBar(), self.training):
             panel.set_document(doc)
         self.actions_["undo"].setEnabled(doc.undo_stack.canUndo())
         self.actions_["redo"].setEnabled(doc.undo_stack.canRedo())
@@ -331,6 +333,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.files.confirm_discard():
             event.ignore()
             return
+        self.training.shutdown()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(STATE_VERSION))
         self.settings.sync()

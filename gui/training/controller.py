@@ -1,0 +1,239 @@
+"""The Qt side of training: starts :class:`~gui.training.worker.TrainingJob` runs, drains their event
+buffer with a timer at 25 Hz in the UI thread, keeps every :class:`~gui.training.runs.Run`, and tells
+the panels what changed. Pause, resume and stop only set flags the trainer reads after its current
+step, so no button ever waits for training.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from PySide6 import QtCore
+
+from .runs import RUN_COLORS, Run, describe_change
+from .worker import EventBuffer, TrainingJob
+
+DRAIN_HZ = 25
+KEEP_WEIGHTS = 3  # runs whose final weights stay in memory (the latest ones)
+
+
+class RunController(QtCore.QObject):
+    """Owns the runs. Signals carry the run and, for ``updated``, the set of what changed: steps,
+    epochs, samples, health, state, result, report, weights, phase."""
+
+    started = QtCore.Signal(object)           # Run
+    updated = QtCore.Signal(object, object)   # Run, set[str]
+    finished = QtCore.Signal(object)          # Run (its status is final)
+    runs_changed = QtCore.Signal()            # a run was added or removed, or its visibility changed
+
+    def __init__(self, runs_dir: str | Path | None = None, parent=None):
+        super().__init__(parent)
+        self._runs_dir = Path(runs_dir) if runs_dir else None
+        self.runs: list[Run] = []
+        self.current: Run | None = None
+        self.job: TrainingJob | None = None
+        self.buffer = EventBuffer()
+        self.want_weights = False  # the live preview asks for weight snapshots while it is shown
+        self.health_enabled = True
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(1000 // DRAIN_HZ)
+        self.timer.timeout.connect(self.drain)
+        self._pending_config: dict | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def running(self) -> bool:
+        return self.current is not None and not self.current.done
+
+    @property
+    def runs_dir(self) -> Path:
+        if self._runs_dir is None:
+            self._runs_dir = Path(tempfile.mkdtemp(prefix="deepcanvas-runs-"))
+        return self._runs_dir
+
+    def latest_finished(self) -> Run | None:
+        for run in reversed(self.runs):
+            if run.done:
+                return run
+        return None
+
+    # ------------------------------------------------------------------ controls
+    def start(self, graph, config) -> Run | None:
+        """Start a run of ``graph`` (a copy is trained, so editing goes on) with ``config`` (a
+        TrainingConfig). Returns None when a run is already going."""
+        if self.running:
+            return None
+        number = len(self.runs) + 1 if not self.runs else self.runs[-1].number + 1
+        previous = self.runs[-1] if self.runs else None
+        cfg = config.to_dict()
+        run = Run(number, RUN_COLORS[(number - 1) % len(RUN_COLORS)], cfg, "", graph.name,
+                  describe_change(previous.config if previous else None, cfg))
+        run.run_dir = str(self.runs_dir / f"run{number}")
+        self.runs.append(run)
+        self.current = run
+        self.buffer = EventBuffer()
+        self.job = TrainingJob(graph.copy(), config, self.buffer, run.run_dir,
+                               want_weights=lambda: self.want_weights, health=self.health_enabled)
+        self.job.start()
+        self.timer.start()
+        self.started.emit(run)
+        self.runs_changed.emit()
+        return run
+
+    def pause(self) -> None:
+        if self.running and self.job is not None:
+            self.job.pause()
+
+    def resume(self) -> None:
+        if self.running and self.job is not None:
+            self.job.resume()
+
+    def toggle_pause(self) -> None:
+        if self.current is not None and self.current.status == "paused":
+            self.resume()
+        else:
+            self.pause()
+
+    def stop(self) -> None:
+        if self.running and self.job is not None:
+            self.job.stop()
+
+    def shutdown(self, wait_s: float = 3.0) -> None:
+        """Stop a run when the window closes; waits at most ``wait_s`` for the trainer to finish its step
+        and write its checkpoint (the thread is a daemon either way)."""
+        if self.job is not None and self.job.alive:
+            self.job.stop()
+            self.job.resume()
+            self.job.thread.join(wait_s)
+        self.timer.stop()
+
+    def set_visible(self, run: Run, visible: bool) -> None:
+        run.visible = visible
+        self.runs_changed.emit()
+
+    def remove(self, run: Run) -> None:
+        if run is self.current and self.running:
+            return
+        self.runs.remove(run)
+        if run is self.current:
+            self.current = self.runs[-1] if self.runs else None
+        self.runs_changed.emit()
+
+    # ------------------------------------------------------------------ the timer
+    def drain(self) -> None:
+        run = self.current
+        if run is None:
+            self.timer.stop()
+            return
+        items = self.buffer.drain()
+        if not items:
+            return
+        changes: set[str] = set()
+        done = False
+        for kind, payload in items:
+            done |= self._apply(run, kind, payload, changes)
+        if changes:
+            self.updated.emit(run, changes)
+        if done:
+            self.timer.stop()
+            self._forget_old_weights()
+            self.finished.emit(run)
+
+    def _apply(self, run: Run, kind: str, p, changes: set[str]) -> bool:
+        if kind == "step":
+            run.step_loss.extend(p.steps, p.losses)
+            run.lr.append(p.step, p.lr)
+            for nid, value in p.grad_norms.items():
+                run.grad.setdefault(nid, _series()).append(p.step, value)
+            run.step, run.epoch, run.elapsed = p.step, p.epoch, p.elapsed
+            run.examples_per_second = p.examples_per_second
+            run.train_loss, run.train_accuracy = p.train_loss, p.train_accuracy
+            if run.status == "starting":
+                run.status = "running"
+            changes.add("steps")
+        elif kind == "epochs":
+            run.epochs.extend(p.epochs)
+            run.epoch = max(run.epoch, p.latest.epoch)
+            changes.add("epochs")
+        elif kind == "samples":
+            run.samples = p
+            run.samples_history = (run.samples_history + [p])[-6:]
+            changes.add("samples")
+        elif kind == "health":
+            if p.grad_norms:
+                run.grad_norms, run.grad_levels = p.grad_norms, p.grad_levels
+            if p.stats or p.nonfinite is not None:
+                run.health = p
+            if p.nonfinite is not None:
+                run.nonfinite = p.nonfinite
+            changes.add("health")
+        elif kind == "weights":
+            run.weights_epoch, run.weights = p
+            changes.add("weights")
+        elif kind == "state":
+            run.status = p
+            changes.add("state")
+        elif kind == "start":
+            run.info = p
+            run.status = "running"
+            run.notes = list(p.notes)
+            run.phase = "training"
+            changes.add("state")
+        elif kind == "network":
+            run.network = p
+            previous = self._previous(run)
+            if previous is not None:
+                run.change = describe_change(previous.config, run.config, previous.network != p)
+            changes.add("state")
+        elif kind == "phase":
+            run.phase = p
+            changes.add("phase")
+        elif kind == "failed":
+            run.error = p.reason
+            changes.add("state")
+        elif kind == "result":
+            run.result = p
+            run.status = "evaluating"
+            run.notes = list(p.notes)
+            if p.status == "failed" and not run.error:
+                run.error = p.reason
+            changes.add("result")
+        elif kind == "report":
+            run.report = p["report"]
+            run.examples = p["examples"]
+            run.weights = p["weights"]
+            run.weights_epoch = p["epoch"]
+            run.dataset = p["dataset"]
+            run.input_norm = p["input_norm"]
+            run.notes = p["notes"] + [f"a subscriber failed: {e}" for e in p["callback_errors"]]
+            changes.update(("report", "weights"))
+        elif kind == "error":
+            run.error = p
+            run.status = "failed"
+            changes.add("state")
+        elif kind == "checkpoint":
+            pass  # the files are in run.run_dir; the result lists them
+        elif kind == "done":
+            if run.result is not None:
+                run.status = run.result.status
+            elif run.status not in ("failed",):
+                run.status = "failed"
+            run.phase = ""
+            changes.add("state")
+            return True
+        return False
+
+    def _previous(self, run: Run) -> Run | None:
+        i = self.runs.index(run)
+        return self.runs[i - 1] if i > 0 else None
+
+    def _forget_old_weights(self) -> None:
+        finished = [r for r in self.runs if r.weights is not None]
+        for r in finished[:-KEEP_WEIGHTS]:
+            r.weights = None
+
+
+def _series():
+    from .runs import Series
+    return Series(256)

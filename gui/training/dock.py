@@ -1,0 +1,333 @@
+"""The Training dock: the settings on the left with Start, Pause/Resume and Stop and a progress bar with
+the ETA; on the right the live curves with the list of kept runs (tick a run to overlay it), the
+samples, and the results of the run chosen in the list."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from .. import theme as themes
+from .plots import LivePlots
+from .results import ResultsView
+from .runs import Run, format_seconds
+from .samples import SamplesView
+from .settings import SettingsForm
+
+PROGRESS_EVERY = 0.25  # seconds between progress-bar updates (each one repaints at once)
+
+
+def _swatch(color: str) -> QtGui.QIcon:
+    pix = QtGui.QPixmap(14, 14)
+    pix.fill(QtCore.Qt.GlobalColor.transparent)
+    p = QtGui.QPainter(pix)
+    p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    p.setBrush(QtGui.QColor(color))
+    p.setPen(QtCore.Qt.PenStyle.NoPen)
+    p.drawRoundedRect(QtCore.QRectF(1, 3, 12, 8), 3, 3)
+    p.end()
+    return QtGui.QIcon(pix)
+
+
+def run_summary(run: Run) -> str:
+    best = ""
+    if run.epochs:
+        last = run.epochs[-1]
+        if last.dev_accuracy is not None:
+            best = f" · dev acc {max(e.dev_accuracy for e in run.epochs if e.dev_accuracy is not None):.1%}"
+        elif last.dev_loss is not None:
+            best = f" · dev loss {min(e.dev_loss for e in run.epochs if e.dev_loss is not None):.4g}"
+    return f"{run.status}{best}"
+
+
+class RunsList(QtWidgets.QListWidget):
+    """Every kept run: tick to overlay it, click to show its gradients, samples and results."""
+
+    chosen = QtCore.Signal(object)
+
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.setObjectName("runs_list")
+        self.controller = controller
+        self.setWordWrap(True)
+        self.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
+        self.itemChanged.connect(self._ticked)
+        self.currentItemChanged.connect(lambda item, _: item is not None and self.chosen.emit(self._run(item)))
+        self._filling = False
+        controller.runs_changed.connect(self.fill)
+        controller.updated.connect(lambda run, changes: self.refresh_run(run) if changes & {"state", "epochs",
+                                                                                             "result"} else None)
+        controller.finished.connect(self.refresh_run)
+
+    def _run(self, item) -> Run | None:
+        number = item.data(QtCore.Qt.ItemDataRole.UserRole)
+        return next((r for r in self.controller.runs if r.number == number), None)
+
+    def fill(self) -> None:
+        self._filling = True
+        current = self.currentItem().data(QtCore.Qt.ItemDataRole.UserRole) if self.currentItem() else None
+        try:
+            self.clear()
+            for run in reversed(self.controller.runs):
+                item = QtWidgets.QListWidgetItem(_swatch(run.color), "")
+                item.setData(QtCore.Qt.ItemDataRole.UserRole, run.number)
+                item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(QtCore.Qt.CheckState.Checked if run.visible else QtCore.Qt.CheckState.Unchecked)
+                self._text(item, run)
+                self.addItem(item)
+                if run.number == current:
+                    self.setCurrentItem(item)
+        finally:
+            self._filling = False
+
+    def _text(self, item, run: Run) -> None:
+        item.setText(f"{run.label}\n{run_summary(run)}")
+        item.setToolTip(f"{run.label}\n{run_summary(run)}\n" + (run.error or "") +
+                        "\nTick to overlay on the plots; click to see its results; right-click to remove")
+
+    def refresh_run(self, run: Run) -> None:
+        for i in range(self.count()):
+            item = self.item(i)
+            if item.data(QtCore.Qt.ItemDataRole.UserRole) == run.number:
+                self._filling = True
+                try:
+                    self._text(item, run)
+                finally:
+                    self._filling = False
+
+    def _ticked(self, item) -> None:
+        if self._filling:
+            return
+        run = self._run(item)
+        if run is not None:
+            self.controller.set_visible(run, item.checkState() == QtCore.Qt.CheckState.Checked)
+
+    def _menu(self, pos) -> None:
+        item = self.itemAt(pos)
+        run = self._run(item) if item else None
+        if run is None:
+            return
+        menu = QtWidgets.QMenu(self)
+        remove = menu.addAction("Remove run")
+        remove.setEnabled(not (run is self.controller.current and self.controller.running))
+        if menu.exec(self.mapToGlobal(pos)) is remove:
+            self.controller.remove(run)
+
+
+class TrainingDock(QtWidgets.QWidget):
+    """The dock's content. ``start`` trains the document's network with its saved settings."""
+
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.setObjectName("training_dock")
+        self.controller = controller
+        self.doc = None
+        self.focus: Run | None = None
+        self._last_progress = 0.0
+
+        self.settings = SettingsForm()
+        self.start_button = QtWidgets.QPushButton("Train")
+        self.start_button.setObjectName("train_start")
+        self.start_button.setToolTip("Train the network on the canvas with these settings (F5)")
+        self.pause_button = QtWidgets.QPushButton("Pause")
+        self.pause_button.setObjectName("train_pause")
+        self.pause_button.setToolTip("Pause after the current step; press again to resume (F6)")
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.setObjectName("train_stop")
+        self.stop_button.setToolTip("End the run after the current step; the results are computed (Shift+F5)")
+        style = self.style()
+        self.start_button.setIcon(style.standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaPlay))
+        self.pause_button.setIcon(style.standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaPause))
+        self.stop_button.setIcon(style.standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaStop))
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(controller.toggle_pause)
+        self.stop_button.clicked.connect(controller.stop)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setObjectName("train_progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.status = QtWidgets.QLabel("Ready: press Train to train this network.")
+        self.status.setObjectName("train_status")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.setSpacing(4)
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        left = QtWidgets.QWidget()
+        lv = QtWidgets.QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 4)
+        lv.setSpacing(4)
+        lv.addWidget(self.settings, 1)
+        controls = QtWidgets.QVBoxLayout()
+        controls.setContentsMargins(8, 0, 8, 0)
+        controls.addLayout(buttons)
+        controls.addWidget(self.progress)
+        controls.addWidget(self.status)
+        lv.addLayout(controls)
+
+        self.plots = LivePlots(controller)
+        self.runs = RunsList(controller)
+        self.runs.chosen.connect(self.set_focus)
+        runs_box = QtWidgets.QWidget()
+        rv = QtWidgets.QVBoxLayout(runs_box)
+        rv.setContentsMargins(4, 4, 4, 4)
+        title = QtWidgets.QLabel("Runs")
+        title.setStyleSheet("font-weight: 600;")
+        rv.addWidget(title)
+        rv.addWidget(self.runs, 1)
+        curves = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        curves.addWidget(self.plots)
+        curves.addWidget(runs_box)
+        curves.setStretchFactor(0, 1)
+        curves.setSizes([900, 230])
+        self.samples = SamplesView()
+        self.results = ResultsView()
+        self.results.human_error_changed.connect(self._human_error)
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.setObjectName("training_tabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(curves, "Curves")
+        self.tabs.addTab(self.samples, "Samples")
+        self.tabs.addTab(self.results, "Results")
+
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        split.setObjectName("training_split")
+        split.addWidget(left)
+        split.addWidget(self.tabs)
+        split.setStretchFactor(1, 1)
+        split.setSizes([330, 1100])
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+
+        controller.started.connect(self._started)
+        controller.updated.connect(self._updated)
+        controller.finished.connect(self._finished)
+        self._controls()
+
+    # ------------------------------------------------------------------ document
+    def set_document(self, doc) -> None:
+        self.doc = doc
+        self.settings.set_document(doc)
+        self.plots.label_of = self._label
+
+    def _label(self, nid: str) -> str:
+        node = self.doc.graph.nodes.get(nid) if self.doc is not None else None
+        return node.label if node is not None else nid
+
+    # ------------------------------------------------------------------ controls
+    def start(self) -> Run | None:
+        if self.controller.running or self.doc is None:
+            return None
+        inf = self.doc.inference
+        if not inf.ok:
+            first = inf.errors[0]
+            where = f"'{self.doc.graph.nodes[first.node].label}': " if first.node in self.doc.graph.nodes else ""
+            self._say(f"The network has {len(inf.errors)} error(s); fix them first ({where}{first.message})",
+                      error=True)
+            return None
+        try:
+            config = self.settings.config()
+        except ValueError as exc:
+            self._say(str(exc), error=True)
+            return None
+        return self.controller.start(self.doc.graph, config)
+
+    def _controls(self) -> None:
+        run = self.controller.current
+        running = self.controller.running
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running and run is not None and run.status in ("running", "paused"))
+        self.stop_button.setEnabled(running)
+        paused = run is not None and run.status == "paused"
+        self.pause_button.setText("Resume" if paused else "Pause")
+        icon = QtWidgets.QStyle.StandardPixmap.SP_MediaPlay if paused else QtWidgets.QStyle.StandardPixmap.SP_MediaPause
+        self.pause_button.setIcon(self.style().standardIcon(icon))
+
+    def _say(self, text: str, error: bool = False) -> None:
+        t = themes.current()
+        self.status.setText(text)
+        self.status.setStyleSheet(f"color: {t.error};" if error else "")
+
+    # ------------------------------------------------------------------ run events
+    def _started(self, run: Run) -> None:
+        self.focus = run
+        self.samples.clear("Samples appear here at the end of the first epochs.")
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self._say(f"Run {run.number}: starting ({run.change})")
+        self.tabs.setCurrentIndex(0)
+        self._controls()
+
+    def _updated(self, run: Run, changes) -> None:
+        if run is self.controller.current:
+            now = time.perf_counter()
+            if changes & {"state", "phase"} or now - self._last_progress >= PROGRESS_EVERY:
+                self._last_progress = now
+                self._progress(run)
+            if changes & {"state", "phase"}:
+                self._controls()
+        if "samples" in changes and run is self.focus and run.samples is not None:
+            self.samples.show_samples(run, run.samples)
+
+    def _progress(self, run: Run) -> None:
+        total = run.total_steps
+        if total:
+            self.progress.setValue(int(1000 * min(run.step, total) / total))
+        eta = run.eta
+        if run.status in ("running", "paused", "stopping") and run.info is not None:
+            speed = f"{run.examples_per_second:,.0f} ex/s" if run.examples_per_second else ""
+            self.progress.setFormat(f"epoch {max(run.epoch, 1)}/{run.info.epochs} · step {run.step:,}/{total:,}"
+                                    + (f" · {speed}" if speed else "") + (f" · ETA {format_seconds(eta)}"
+                                                                          if run.status == "running" else ""))
+            acc = f", accuracy {run.train_accuracy:.1%}" if run.train_accuracy is not None else ""
+            loss = f"train loss {run.train_loss:.4g}{acc}" if run.train_loss is not None else "first steps…"
+            state = {"paused": "paused", "stopping": "stopping after this step"}.get(run.status, loss)
+            self._say(f"Run {run.number} on {run.info.device}: {state}")
+        elif run.phase:
+            self.progress.setFormat(run.phase)
+            self._say(f"Run {run.number}: {run.phase}")
+
+    def _finished(self, run: Run) -> None:
+        self._controls()
+        total = run.total_steps
+        self.progress.setValue(1000 if run.status == "finished" else int(1000 * run.step / total) if total else 0)
+        self.progress.setFormat(f"{run.status} · step {run.step:,}/{total:,}" if total else run.status)
+        if run.status == "failed":
+            where = f" First non-finite value: '{self._label(run.nonfinite.node)}' ({run.nonfinite.where})." \
+                if run.nonfinite is not None else ""
+            self._say(f"Run {run.number} failed: {run.error}{where}", error=True)
+        else:
+            secs = f" in {format_seconds(run.result.seconds)}" if run.result else ""
+            reason = f" ({run.result.reason})" if run.result and run.result.reason else ""
+            notes = ("\n" + "; ".join(run.notes)) if run.notes else ""
+            self._say(f"Run {run.number} {run.status}{secs}{reason}.{notes}")
+        self.set_focus(run)
+        if run.report:
+            self.tabs.setCurrentWidget(self.results)
+
+    def set_focus(self, run: Run | None) -> None:
+        if run is None:
+            return
+        self.focus = run
+        self.plots.set_focus(run)
+        if run.done:
+            self.results.show_run(run)
+        if run.samples is not None:
+            self.samples.show_samples(run, run.samples)
+
+    def _human_error(self, value: float) -> None:
+        """The doctor's human-level error is a setting: saved with the graph."""
+        if self.doc is None:
+            return
+        try:
+            self.settings.set_value("human_error", round(float(value), 6))
+        except ValueError:
+            pass
+        if self.focus is not None:
+            self.focus.config["human_error"] = value

@@ -1,0 +1,64 @@
+"""Examples as pictures: NumPy images to ``QPixmap`` thumbnails, and a caption for examples that are not
+images (2-D points, table rows, token ids)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6 import QtCore, QtGui
+
+
+def as_image(sample) -> np.ndarray | None:
+    """An (H, W) or (H, W, 3) float array for an example that is an image: (C, H, W) with 1 or 3
+    channels, (H, W), or a flat vector whose length is a square (a flattened 28x28 digit). None else."""
+    a = np.asarray(sample.detach().cpu().float() if hasattr(sample, "detach") else sample, dtype=np.float32)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and min(a.shape[1:]) >= 4:
+        return a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
+    if a.ndim == 3 and a.shape[-1] in (1, 3) and min(a.shape[:2]) >= 4:
+        return a[..., 0] if a.shape[-1] == 1 else a
+    if a.ndim == 2 and min(a.shape) >= 4:
+        return a
+    if a.ndim == 1 and a.size >= 16:
+        side = math.isqrt(a.size)
+        if side * side == a.size:
+            return a.reshape(side, side)
+    return None
+
+
+def to_qimage(img: np.ndarray) -> QtGui.QImage:
+    """Scale to [0, 255] by the image's own range (inputs may be standardized or in [-1, 1])."""
+    a = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(a.min()), float(a.max())
+    a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    a = np.ascontiguousarray((a * 255).round().astype(np.uint8))
+    if a.ndim == 2:
+        h, w = a.shape
+        return QtGui.QImage(a.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8).copy()
+    h, w, _ = a.shape
+    return QtGui.QImage(a.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
+
+
+def pixmap(sample, size: int = 64) -> QtGui.QPixmap | None:
+    img = as_image(sample)
+    if img is None:
+        return None
+    qimg = to_qimage(img).scaled(size, size, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                                 QtCore.Qt.TransformationMode.FastTransformation)
+    return QtGui.QPixmap.fromImage(qimg)
+
+
+def describe(sample, dataset=None, limit: int = 40) -> str:
+    """A short text for an example that is not an image."""
+    a = np.asarray(sample.detach().cpu() if hasattr(sample, "detach") else sample)
+    if dataset is not None and getattr(dataset, "kind", "") == "tokens" and np.issubdtype(a.dtype, np.integer):
+        vocab = (dataset.meta or {}).get("input_vocab") or (dataset.meta or {}).get("vocab")
+        if vocab:
+            text = "".join(vocab[i] if 0 <= i < len(vocab) else "?" for i in a.reshape(-1)).replace("\0", "")
+            return text[:limit]
+    flat = a.reshape(-1)
+    if np.issubdtype(a.dtype, np.floating):
+        parts = [f"{v:.2f}" for v in flat[:6]]
+    else:
+        parts = [str(v) for v in flat[:8]]
+    return "(" + ", ".join(parts) + (", …" if flat.size > len(parts) else "") + ")"

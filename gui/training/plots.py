@@ -1,0 +1,387 @@
+"""Live training curves (pyqtgraph): loss, accuracy, learning rate and per-layer gradient norms, against
+the step or the epoch, with every kept run overlaid in its own colour.
+
+The curves are persistent ``PlotDataItem`` objects fed with NumPy views of the run's growing arrays
+(``runs.Series``); the controller's 25 Hz timer says what changed and only those curves get new data,
+and only while the plots are on screen. Each plot clips to the view and downsamples by peaks, so a run
+of a million steps draws as fast as one of a thousand (pyqtgraph's scrolling-plots recipe).
+
+Drawing must not slow training down: pyqtgraph paints in Python, in the UI thread, and every
+millisecond it holds the interpreter is a millisecond the training thread may wait for. So:
+
+- the axes keep their range while the data stays inside it (x: the run's length, known when it starts;
+  y: widened or narrowed only when the data leaves the range or fills less than a third of it), so an
+  update repaints the curves and not the axes (re-laying out tick labels is most of a plot's cost);
+- there is no grid (a grid is drawn by the axes over the whole plot, so it would repaint them too);
+- while a run trains, redraws are spaced so that the time spent drawing (the ``setData`` calls and the
+  paint they cause, both measured) stays within ``DRAW_BUDGET`` of the wall-clock time, at most at 25 Hz.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from .. import theme as themes
+from .runs import Run, Series
+
+LAYER_COLORS = ("#4c9aff", "#f0508c", "#3ecf8e", "#f0b429", "#b57cf0", "#20b2a0", "#f06a4a", "#9aa83a",
+                "#38bdf8", "#fb7185", "#a3e635", "#c084fc")
+SMOOTH = 0.9  # exponential moving average of the per-step loss (the raw curve stays faint behind it)
+DRAW_BUDGET = 0.015  # share of wall-clock time the plots may take while a run trains
+MIN_INTERVAL = 0.04  # seconds: 25 Hz at most
+MAX_INTERVAL = 2.0  # seconds: the curves move at least this often, whatever the cost
+
+
+class TimedLayout(pg.GraphicsLayoutWidget):
+    """A layout widget that measures how long its paints take (exponential average, seconds)."""
+
+    paint_cost = 0.0
+
+    def paintEvent(self, event) -> None:
+        t = time.perf_counter()
+        super().paintEvent(event)
+        self.paint_cost = 0.7 * self.paint_cost + 0.3 * (time.perf_counter() - t)
+
+
+def _pen(color: str, width: float = 1.6, alpha: int = 255, dash: bool = False) -> QtGui.QPen:
+    c = QtGui.QColor(color)
+    c.setAlpha(alpha)
+    pen = pg.mkPen(c, width=width)
+    pen.setCosmetic(True)
+    if dash:
+        pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+    return pen
+
+
+class _Smoother:
+    """Incremental EMA of a run's per-step loss (bias-corrected like Adam's moments)."""
+
+    def __init__(self):
+        self.series = Series(1024)
+        self.done = 0
+        self.avg = 0.0
+        self.count = 0
+
+    def update(self, source: Series) -> Series:
+        x, y = source.data()
+        if self.done < len(x):
+            new_x, new_y = x[self.done:], y[self.done:]
+            out = np.empty(len(new_y))
+            avg, count = self.avg, self.count
+            for i, v in enumerate(new_y):
+                if math.isfinite(v):
+                    avg = SMOOTH * avg + (1 - SMOOTH) * v
+                    count += 1
+                out[i] = avg / (1 - SMOOTH ** count) if count else np.nan
+            self.avg, self.count = avg, count
+            self.series.extend(new_x, out)
+            self.done = len(x)
+        return self.series
+
+
+class LivePlots(QtWidgets.QWidget):
+    """Four plots over the controller's runs. ``focus`` is the run whose gradient norms are drawn."""
+
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        self.x_mode = "step"
+        self.focus: Run | None = None
+        self.curves: dict[tuple, pg.PlotDataItem] = {}
+        self._where: dict[tuple, str] = {}  # curve key -> the plot it is in
+        self._smoothers: dict[int, _Smoother] = {}
+        self._dirty: set[int] = set()
+        self._grad_dirty = False
+        self._grad_run: int | None = None  # the run whose gradient curves exist
+        self._manual: set[str] = set()  # plots the user zoomed or panned: their range is left alone
+        self._last_draw = 0.0
+        self._draw_cost = 0.0
+        self.draw_seconds = 0.0  # total time spent in flush() (for the benchmark)
+        self._timer = QtCore.QTimer(self, singleShot=True)
+        self._timer.timeout.connect(self.flush)
+
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 0)
+        bar.addWidget(QtWidgets.QLabel("x axis"))
+        self.x_axis = QtWidgets.QComboBox()
+        self.x_axis.setObjectName("plots_x_axis")
+        self.x_axis.addItems(["step", "epoch"])
+        self.x_axis.currentTextChanged.connect(self.set_x_mode)
+        bar.addWidget(self.x_axis)
+        self.log_loss = QtWidgets.QCheckBox("log loss")
+        self.log_loss.toggled.connect(self._log_loss)
+        bar.addWidget(self.log_loss)
+        self.caption = QtWidgets.QLabel("solid: train · dashed: dev · faint: every step")
+        self.caption.setProperty("role", "dim")
+        bar.addStretch(1)
+        bar.addWidget(self.caption)
+
+        self.view = TimedLayout()
+        self.view.setObjectName("training_plots")
+        self.loss = self.view.addPlot(0, 0, title="Loss")
+        self.acc = self.view.addPlot(0, 1, title="Accuracy")
+        self.lr = self.view.addPlot(1, 0, title="Learning rate")
+        self.grad = self.view.addPlot(1, 1, title="Gradient norm per layer")
+        self.plots = {"loss": self.loss, "acc": self.acc, "lr": self.lr, "grad": self.grad}
+        for name, plot in self.plots.items():
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setMenuEnabled(True)
+            plot.disableAutoRange()
+            plot.getViewBox().sigRangeChangedManually.connect(lambda _m, n=name: self._manual.add(n))
+            plot.getAxis("left").setWidth(46)
+        self.grad.setLogMode(y=True)
+        self.loss_legend = self.loss.addLegend(offset=(-6, 6), labelTextSize="8pt")
+        self.grad_legend = self.grad.addLegend(offset=(-6, 6), labelTextSize="8pt")
+        self.acc.setYRange(0, 1, padding=0.02)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addWidget(self.view, 1)
+        self.apply_theme()
+        controller.updated.connect(self.on_update)
+        controller.started.connect(self.on_started)
+        controller.runs_changed.connect(self.rebuild)
+
+    # ------------------------------------------------------------------ theme
+    def apply_theme(self) -> None:
+        t = themes.current()
+        self.view.setBackground(QtGui.QColor(t.base))
+        for plot in self.plots.values():
+            for name in ("left", "bottom"):
+                axis = plot.getAxis(name)
+                axis.setPen(pg.mkPen(t.border))
+                axis.setTextPen(pg.mkPen(t.dim))
+            plot.titleLabel.setText(plot.titleLabel.text, color=t.text, size="9pt")
+        for legend in (self.loss_legend, self.grad_legend):
+            legend.setLabelTextColor(QtGui.QColor(t.dim))
+            legend.setBrush(pg.mkBrush(QtGui.QColor(t.base)))
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QtCore.QEvent.Type.PaletteChange:
+            self.apply_theme()
+        super().changeEvent(event)
+
+    # ------------------------------------------------------------------ updates
+    def on_started(self, run: Run) -> None:
+        self.focus = run
+        self._grad_dirty = True
+        self._manual.clear()
+        self.rebuild()
+
+    def on_update(self, run: Run, changes) -> None:
+        if changes & {"steps", "epochs", "state", "result"}:
+            self._dirty.add(run.number)
+            if run is self.focus:
+                self._grad_dirty = True
+        if "state" in changes:
+            self._fit_x()
+        self.schedule()
+
+    def schedule(self) -> None:
+        """Redraw soon: at once when nothing trains, else when the drawing budget allows."""
+        if not self.isVisible() or self._timer.isActive():
+            return
+        if not self.controller.running:
+            self._timer.start(0)
+            return
+        cost = self._draw_cost + self.view.paint_cost
+        interval = min(MAX_INTERVAL, max(MIN_INTERVAL, cost / DRAW_BUDGET))
+        wait = self._last_draw + interval - time.perf_counter()
+        self._timer.start(max(0, int(wait * 1000)))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.schedule()
+
+    def set_x_mode(self, mode: str) -> None:
+        self.x_mode = mode
+        self._dirty = {r.number for r in self.controller.runs}
+        self._manual.clear()
+        self._fit_x()
+        self.flush()
+
+    def set_focus(self, run: Run | None) -> None:
+        self.focus = run
+        self._grad_dirty = True
+        self._fit_x()
+        self.flush()
+
+    def rebuild(self) -> None:
+        """Drop every curve and draw the visible runs again (a run added, removed, shown or hidden)."""
+        for key, item in self.curves.items():
+            self.plots[self._where[key]].removeItem(item)
+        self.curves.clear()
+        self.loss_legend.clear()
+        self.grad_legend.clear()
+        self._grad_run = None
+        self._dirty = {r.number for r in self.controller.runs}
+        self._grad_dirty = True
+        self._fit_x()
+        self.flush()
+
+    def flush(self) -> None:
+        t = time.perf_counter()
+        runs = {r.number: r for r in self.controller.runs}
+        drew = bool(self._dirty)
+        for number in sorted(self._dirty):
+            run = runs.get(number)
+            if run is not None and run.visible:
+                self._draw(run)
+        self._dirty.clear()
+        if self._grad_dirty:
+            self._draw_grads()
+            self._grad_dirty = False
+            drew = True
+        if drew:
+            self._fit_y()
+        end = time.perf_counter()
+        self._draw_cost = 0.7 * self._draw_cost + 0.3 * (end - t)
+        self.draw_seconds += end - t
+        self._last_draw = end
+
+    # ------------------------------------------------------------------ ranges
+    def _fit_x(self) -> None:
+        """x from 0 to the longest visible run's planned length (so the axis is laid out once per run)."""
+        runs = [r for r in self.controller.runs if r.visible]
+        if not runs:
+            return
+        if self.x_mode == "epoch":
+            end = max((r.info.epochs if r.info else max(len(r.epochs), 1)) for r in runs)
+        else:
+            end = max((r.total_steps or r.step or 1) for r in runs)
+        for name in ("loss", "acc", "lr"):
+            if name not in self._manual:
+                self.plots[name].setXRange(0, max(end, 1), padding=0.01)
+        if "grad" not in self._manual and self.focus is not None:  # always against the step
+            self.grad.setXRange(0, max(self.focus.total_steps or self.focus.step, 1), padding=0.01)
+
+    def _fit_y(self) -> None:
+        for name, log in (("loss", self.log_loss.isChecked()), ("lr", False), ("grad", True)):
+            if name in self._manual:
+                continue
+            lo, hi = self._data_range(name, log)
+            if lo is None:
+                continue
+            plot = self.plots[name]
+            cur_lo, cur_hi = plot.getViewBox().viewRange()[1]
+            span = max(hi - lo, abs(hi) * 0.05, 1e-12)
+            inside = lo >= cur_lo and hi <= cur_hi
+            if inside and (cur_hi - cur_lo) <= 3 * span:
+                continue  # the data fits and fills a third of the view or more: leave the axis as it is
+            plot.setYRange(lo - 0.08 * span, hi + 0.08 * span, padding=0)
+
+    def _data_range(self, plot: str, log: bool):
+        lo, hi = math.inf, -math.inf
+        for key, item in self.curves.items():
+            if self._where.get(key) != plot:
+                continue
+            y = item.yData
+            if y is None or not len(y):
+                continue
+            y = np.asarray(y, dtype=np.float64)
+            y = y[np.isfinite(y) & ((y > 0) if log else True)]
+            if not len(y):
+                continue
+            if log:
+                y = np.log10(y)
+            lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
+        return (None, None) if lo > hi else (lo, hi)
+
+    def _log_loss(self, on: bool) -> None:
+        self.loss.setLogMode(y=on)
+        self._manual.discard("loss")
+        self._fit_y()
+
+    def _curve(self, plot: str, key: tuple, pen: QtGui.QPen, name: str | None = None, symbol: str | None = None,
+               color: str | None = None) -> pg.PlotDataItem:
+        item = self.curves.get(key)
+        if item is None:
+            kwargs = {"pen": pen, "name": name}
+            if symbol:
+                kwargs.update(symbol=symbol, symbolSize=5, symbolPen=pen, symbolBrush=pg.mkBrush(color))
+            item = pg.PlotDataItem(**kwargs)
+            item.setClipToView(True)
+            item.setDownsampling(auto=True, method="peak")
+            self.plots[plot].addItem(item)
+            if name and plot == "loss":
+                self.loss_legend.addItem(item, name)
+            elif name and plot == "grad":
+                self.grad_legend.addItem(item, name)
+            self.curves[key] = item
+            self._where[key] = plot
+        return item
+
+    def _draw(self, run: Run) -> None:
+        n, c = run.number, run.color
+        tag = f"run {n}"
+        by_epoch = self.x_mode == "epoch"
+        if by_epoch:
+            x, y = run.epoch_series("train_loss", "epoch")
+            self._curve("loss", (n, "train"), _pen(c), f"{tag} train").setData(x, y)
+            if (n, "raw") in self.curves:
+                self.curves[(n, "raw")].setData([], [])
+        else:
+            raw_x, raw_y = run.step_loss.data()
+            self._curve("loss", (n, "raw"), _pen(c, 1.0, 70)).setData(raw_x, raw_y)
+            smooth = self._smoothers.setdefault(n, _Smoother()).update(run.step_loss)
+            sx, sy = smooth.data()
+            self._curve("loss", (n, "train"), _pen(c), f"{tag} train").setData(sx, sy)
+        ex = "epoch" if by_epoch else "step"
+        x, y = run.epoch_series("dev_loss", ex)
+        if len(x):
+            self._curve("loss", (n, "dev"), _pen(c, 2.0, dash=True), f"{tag} dev", "o", c).setData(x, y)
+        names = sorted({name for _, name in run.term_names()})
+        for split, name in run.term_names():  # a GAN's two losses, a VAE's reconstruction and KL terms
+            tx, ty = run.term_series(split, name, ex)
+            color = LAYER_COLORS[(names.index(name) + 1 + (n - 1) * 2) % len(LAYER_COLORS)]
+            self._curve("loss", (n, "term", split, name), _pen(color, 1.6, dash=split == "dev"),
+                        f"{tag} {name} ({split})", "t" if split == "train" else "o", color).setData(tx, ty)
+        for key, dash in (("train_accuracy", False), ("dev_accuracy", True)):
+            x, y = run.epoch_series(key, ex)
+            if len(x):
+                self._curve("acc", (n, key), _pen(c, 2.0 if dash else 1.6, dash=dash), None, "o", c).setData(x, y)
+        if by_epoch:
+            x, y = run.epoch_series("lr", "epoch")
+        else:
+            x, y = run.lr.data()
+        self._curve("lr", (n, "lr"), _pen(c)).setData(x, y)
+
+    def _draw_grads(self) -> None:
+        run = self.focus
+        number = run.number if run is not None else None
+        if number != self._grad_run:  # another run in focus: its own layers
+            for key in [k for k in self.curves if k[0] == "grad"]:
+                self.grad.removeItem(self.curves.pop(key))
+                self._where.pop(key)
+            self.grad_legend.clear()
+            self._grad_run = number
+            self.grad.setTitle("Gradient norm per layer" + (f" (run {number})" if number else ""))
+            self.apply_theme()
+        if run is None:
+            return
+        labels = self._labels(run)
+        for i, (nid, series) in enumerate(run.grad.items()):
+            x, y = series.data()
+            keep = y > 0
+            color = LAYER_COLORS[i % len(LAYER_COLORS)]
+            self._curve("grad", ("grad", nid), _pen(color, 1.4), labels.get(nid, nid)).setData(x[keep], y[keep])
+
+    def _labels(self, run: Run) -> dict[str, str]:
+        get = getattr(self, "label_of", None)
+        return {nid: get(nid) for nid in run.grad} if get else {}
+
+    def point_count(self, run: Run, key: str = "train") -> int:
+        """Points the loss plot holds for a run (for tests and the benchmark)."""
+        item = self.curves.get((run.number, key))
+        if item is None:
+            return 0
+        x, _ = item.getData()
+        return 0 if x is None else len(x)

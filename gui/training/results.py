@@ -1,0 +1,402 @@
+"""The Results tab, after a run: the metrics of each split, the dev set's confusion matrix (click a cell to
+see its examples, highest loss first), precision / recall / F1 per class, the gallery of misclassified
+examples, and the bias/variance doctor (type the human-level error; it names the avoidable bias, the
+variance and the next step). Everything shown comes from ``Trainer.report`` and
+``engine.inspect.example_results``; the doctor is ``engine.training.doctor.diagnose``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.training.doctor import diagnose
+
+from .. import theme as themes
+from . import images
+
+GALLERY = 60  # examples shown at once
+
+
+class ConfusionMatrix(QtWidgets.QWidget):
+    """Rows: true class; columns: predicted class. Colour: the share of the row (recall on the diagonal)."""
+
+    cell_clicked = QtCore.Signal(int, int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("confusion_matrix")
+        self.matrix = np.zeros((0, 0), dtype=int)
+        self.labels: list[str] = []
+        self.selected: tuple[int, int] | None = None
+        self.setMinimumSize(220, 220)
+        self.setMouseTracking(True)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
+
+    def set_matrix(self, matrix, labels: list[str]) -> None:
+        self.matrix = np.asarray(matrix, dtype=int)
+        self.labels = labels
+        self.selected = None
+        self.update()
+
+    def _geometry(self):
+        k = len(self.matrix)
+        margin_l, margin_t = 34, 30
+        side = max(1.0, min((self.width() - margin_l - 6) / max(k, 1), (self.height() - margin_t - 6) / max(k, 1)))
+        return k, margin_l, margin_t, side
+
+    def cell_rect(self, i: int, j: int) -> QtCore.QRectF:
+        k, ml, mt, side = self._geometry()
+        return QtCore.QRectF(ml + j * side, mt + i * side, side, side)
+
+    def cell_at(self, pos: QtCore.QPointF) -> tuple[int, int] | None:
+        k, ml, mt, side = self._geometry()
+        j, i = int((pos.x() - ml) // side), int((pos.y() - mt) // side)
+        if 0 <= i < k and 0 <= j < k and pos.x() >= ml and pos.y() >= mt:
+            return i, j
+        return None
+
+    def mousePressEvent(self, event) -> None:
+        cell = self.cell_at(event.position())
+        if cell is not None:
+            self.selected = cell
+            self.update()
+            self.cell_clicked.emit(*cell)
+
+    def mouseMoveEvent(self, event) -> None:
+        cell = self.cell_at(event.position())
+        if cell is None:
+            self.setToolTip("")
+            return
+        i, j = cell
+        n = int(self.matrix[i, j])
+        row = max(int(self.matrix[i].sum()), 1)
+        name = lambda c: self.labels[c] if c < len(self.labels) else str(c)  # noqa: E731
+        self.setToolTip(f"true {name(i)}, predicted {name(j)}: {n} ({n / row:.0%} of the true {name(i)}s)"
+                        "\nclick to see them")
+
+    def paintEvent(self, event) -> None:
+        t = themes.current()
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
+        k, ml, mt, side = self._geometry()
+        if k == 0:
+            p.setPen(QtGui.QColor(t.dim))
+            p.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter, "No confusion matrix yet")
+            return
+        rows = self.matrix.sum(1, keepdims=True).clip(min=1)
+        share = self.matrix / rows
+        ok, bad, base = QtGui.QColor(t.ok), QtGui.QColor(t.error), QtGui.QColor(t.base)
+        font = p.font()
+        font.setPointSizeF(max(6.0, min(9.0, side / 3.2)))
+        p.setFont(font)
+        for i in range(k):
+            for j in range(k):
+                r = self.cell_rect(i, j)
+                tone = ok if i == j else bad
+                a = float(share[i, j]) if i == j else min(1.0, float(share[i, j]) * 2.5)
+                color = QtGui.QColor(
+                    int(base.red() + (tone.red() - base.red()) * a), int(base.green() + (tone.green() - base.green()) * a),
+                    int(base.blue() + (tone.blue() - base.blue()) * a))
+                p.fillRect(r, color)
+                if side >= 16 and self.matrix[i, j]:
+                    p.setPen(QtGui.QColor(t.text))
+                    p.drawText(r, QtCore.Qt.AlignmentFlag.AlignCenter, str(int(self.matrix[i, j])))
+        p.setPen(QtGui.QPen(QtGui.QColor(t.border), 1))
+        p.drawRect(QtCore.QRectF(ml, mt, k * side, k * side))
+        p.setPen(QtGui.QColor(t.dim))
+        if side >= 10:
+            for c in range(k):
+                name = self.labels[c] if c < len(self.labels) else str(c)
+                p.drawText(QtCore.QRectF(ml + c * side, mt - 16, side, 14), QtCore.Qt.AlignmentFlag.AlignCenter,
+                           name[:4])
+                p.drawText(QtCore.QRectF(0, mt + c * side, ml - 4, side),
+                           QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter, name[:4])
+        p.drawText(QtCore.QRectF(ml, 0, k * side, 13), QtCore.Qt.AlignmentFlag.AlignCenter, "predicted →")
+        if self.selected is not None:
+            p.setPen(QtGui.QPen(QtGui.QColor(t.accent), 2.5))
+            p.drawRect(self.cell_rect(*self.selected).adjusted(1, 1, -1, -1))
+        p.end()
+
+
+class Doctor(QtWidgets.QFrame):
+    """The bias/variance doctor. ``human_changed`` carries the human-level error (a fraction) typed."""
+
+    human_changed = QtCore.Signal(float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("doctor")
+        self.setProperty("role", "card")
+        self.errors: tuple[float, float, float | None] | None = None
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        head = QtWidgets.QLabel("Bias / variance doctor")
+        head.setStyleSheet("font-weight: 600;")
+        layout.addWidget(head)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("human-level error"))
+        self.human = QtWidgets.QDoubleSpinBox()
+        self.human.setObjectName("doctor_human_error")
+        self.human.setRange(0.0, 100.0)
+        self.human.setDecimals(2)
+        self.human.setSingleStep(0.5)
+        self.human.setSuffix(" %")
+        self.human.setKeyboardTracking(False)
+        self.human.setToolTip("The error a person (or the best known system) makes on this task: a proxy for the "
+                              "Bayes error. Avoidable bias = train error - human-level error.")
+        self.human.valueChanged.connect(self._changed)
+        row.addWidget(self.human)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.figures = QtWidgets.QLabel()
+        self.figures.setObjectName("doctor_figures")
+        self.figures.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        layout.addWidget(self.figures)
+        self.verdict = QtWidgets.QLabel()
+        self.verdict.setObjectName("doctor_verdict")
+        self.verdict.setWordWrap(True)
+        layout.addWidget(self.verdict)
+        self.remedies = QtWidgets.QLabel()
+        self.remedies.setObjectName("doctor_remedies")
+        self.remedies.setWordWrap(True)
+        self.remedies.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        layout.addWidget(self.remedies)
+        layout.addStretch(1)
+        self.diagnosis = None
+
+    def set_errors(self, train: float, dev: float, test: float | None, human: float | None) -> None:
+        self.errors = (train, dev, test)
+        blocker = QtCore.QSignalBlocker(self.human)
+        self.human.setValue((human or 0.0) * 100)
+        del blocker
+        self.refresh()
+
+    def _changed(self, _value: float) -> None:
+        self.refresh()
+        self.human_changed.emit(self.human.value() / 100)
+
+    def refresh(self) -> None:
+        if self.errors is None:
+            self.figures.setText("Train a classifier to see its avoidable bias and variance.")
+            self.verdict.setText("")
+            self.remedies.setText("")
+            return
+        t = themes.current()
+        train, dev, test = self.errors
+        d = diagnose(train, dev, self.human.value() / 100, test)
+        self.diagnosis = d
+
+        def pct(v):
+            return f"{v * 100:.1f}%"
+        rows = [("train error", pct(d.train_error)), ("dev error", pct(d.dev_error))]
+        if d.test_error is not None:
+            rows.append(("test error", pct(d.test_error)))
+        rows += [("avoidable bias", f"<b>{pct(d.avoidable_bias)}</b>"), ("variance", f"<b>{pct(d.variance)}</b>")]
+        self.figures.setText("<table cellspacing='0' cellpadding='1'>" + "".join(
+            f"<tr><td style='color:{t.dim}; padding-right:10px'>{a}</td><td>{b}</td></tr>" for a, b in rows)
+            + "</table>")
+        color = {"bias": t.warning, "variance": t.warning, "none": t.ok}.get(d.problem, t.text)
+        self.verdict.setText(d.message)
+        self.verdict.setStyleSheet(f"color: {color};")
+        items = "".join(f"<li>{r}</li>" for r in d.remedies)
+        notes = "".join(f"<p style='color:{t.dim}'>{n}</p>" for n in d.notes)
+        step = f"<b>Next step:</b> {d.remedies[0]}" if d.remedies else ""
+        self.remedies.setText(f"{step}<ul style='margin-left:-20px'>{items}</ul>{notes}" if items else notes)
+
+
+class ResultsView(QtWidgets.QWidget):
+    """The whole tab. ``show_run`` fills it from a finished run."""
+
+    human_error_changed = QtCore.Signal(float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.run = None
+        self.summary = QtWidgets.QLabel("Results appear here when a run ends.")
+        self.summary.setObjectName("results_summary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.matrix = ConfusionMatrix()
+        self.matrix.cell_clicked.connect(self.show_cell)
+        self.per_class = QtWidgets.QTableWidget(0, 5)
+        self.per_class.setObjectName("per_class_table")
+        self.per_class.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "support"])
+        self.per_class.verticalHeader().hide()
+        self.per_class.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.per_class.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.per_class.setAlternatingRowColors(True)
+        self.doctor = Doctor()
+        self.doctor.human_changed.connect(self.human_error_changed)
+        self.gallery_title = QtWidgets.QLabel("Misclassified dev examples")
+        self.gallery_title.setObjectName("gallery_title")
+        self.gallery_title.setStyleSheet("font-weight: 600;")
+        self.gallery_title.setWordWrap(True)
+        self.gallery = QtWidgets.QListWidget()
+        self.gallery.setObjectName("mistakes_gallery")
+        self.gallery.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
+        self.gallery.setIconSize(QtCore.QSize(56, 56))
+        self.gallery.setGridSize(QtCore.QSize(92, 100))
+        self.gallery.setResizeMode(QtWidgets.QListView.ResizeMode.Adjust)
+        self.gallery.setMovement(QtWidgets.QListView.Movement.Static)
+        self.gallery.setWordWrap(True)
+        self.all_mistakes = QtWidgets.QPushButton("All mistakes")
+        self.all_mistakes.clicked.connect(self.show_mistakes)
+
+        left = QtWidgets.QWidget()
+        lv = QtWidgets.QVBoxLayout(left)
+        lv.setContentsMargins(8, 6, 4, 6)
+        lv.addWidget(self.summary)
+        lv.addWidget(self.matrix, 1)
+        middle = QtWidgets.QWidget()
+        mv = QtWidgets.QVBoxLayout(middle)
+        mv.setContentsMargins(4, 6, 4, 6)
+        mv.addWidget(self.per_class, 1)
+        mv.addWidget(self.doctor)
+        right = QtWidgets.QWidget()
+        rv = QtWidgets.QVBoxLayout(right)
+        rv.setContentsMargins(4, 6, 8, 6)
+        head = QtWidgets.QHBoxLayout()
+        head.addWidget(self.gallery_title, 1)
+        head.addWidget(self.all_mistakes)
+        rv.addLayout(head)
+        rv.addWidget(self.gallery, 1)
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(middle)
+        split.addWidget(right)
+        split.setSizes([330, 380, 420])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        self.doctor.refresh()
+
+    # ------------------------------------------------------------------ filling
+    def clear(self) -> None:
+        self.run = None
+        self.summary.setText("Results appear here when a run ends.")
+        self.matrix.set_matrix(np.zeros((0, 0)), [])
+        self.per_class.setRowCount(0)
+        self.gallery.clear()
+        self.doctor.errors = None
+        self.doctor.refresh()
+
+    def show_run(self, run) -> None:
+        self.run = run
+        report = run.report
+        if not report:
+            self.clear()
+            self.run = run
+            self.summary.setText(f"Run {run.number} {run.status}: no evaluation" + (f" ({run.error})" if run.error
+                                                                                    else ""))
+            return
+        t = themes.current()
+        rows = []
+        for split in ("train", "dev", "test"):
+            m = report.get(split)
+            if not m or not m.get("examples"):
+                continue
+            if "accuracy" in m:
+                rows.append(f"<td>{split}</td><td>{m['accuracy']:.1%}</td><td>{m['loss']:.4g}</td>"
+                            f"<td style='color:{t.dim}'>{m['examples']:,}</td>")
+            else:
+                rows.append(f"<td>{split}</td><td>{m.get('mse', float('nan')):.4g}</td><td>{m['loss']:.4g}</td>"
+                            f"<td style='color:{t.dim}'>{m['examples']:,}</td>")
+        classify = report.get("task") == "classification"
+        head = "<tr style='color:%s'><td></td><td>%s</td><td>loss</td><td>examples</td></tr>" % (
+            t.dim, "accuracy" if classify else "MSE")
+        status = run.status if run.status != "finished" else f"finished in {run.result.seconds:.1f} s" \
+            if run.result else run.status
+        self.summary.setText(f"<b>Run {run.number}</b> · {status} · {report.get('dataset', '')}"
+                             f"<table cellpadding='2'>{head}" + "".join(f"<tr>{r}</tr>" for r in rows) + "</table>")
+        dev = report.get("dev") or {}
+        classes = report.get("classes") or []
+        matrix = dev.get("confusion_matrix")
+        if classify and matrix:
+            labels = [classes[i] if i < len(classes) else str(i) for i in range(len(matrix))]
+            self.matrix.set_matrix(matrix, labels)
+            self._fill_per_class(dev, labels)
+        else:
+            self.matrix.set_matrix(np.zeros((0, 0)), [])
+            self.per_class.setRowCount(0)
+        train, test = report.get("train") or {}, report.get("test") or {}
+        if classify and "error" in train and "error" in dev:
+            human = run.config.get("human_error")
+            self.doctor.set_errors(train["error"], dev["error"], test.get("error"), human)
+        else:
+            self.doctor.errors = None
+            self.doctor.refresh()
+            if not classify:
+                self.doctor.figures.setText("The doctor reads error rates (classification); for values compare the "
+                                            "MSE of train and dev above: a large gap is variance, a large train MSE "
+                                            "is bias.")
+        self.show_mistakes()
+
+    def _fill_per_class(self, dev: dict, labels: list[str]) -> None:
+        rows = dev.get("per_class") or []
+        self.per_class.setRowCount(len(rows) + 1)
+        for i, r in enumerate(rows):
+            values = [labels[i], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"])]
+            for j, v in enumerate(values):
+                item = QtWidgets.QTableWidgetItem(v)
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+                self.per_class.setItem(i, j, item)
+        macro = dev.get("macro") or {}
+        values = ["macro avg", f"{macro.get('precision', 0):.3f}", f"{macro.get('recall', 0):.3f}",
+                  f"{macro.get('f1', 0):.3f}", str(sum(r["support"] for r in rows))]
+        for j, v in enumerate(values):
+            item = QtWidgets.QTableWidgetItem(v)
+            item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            font = item.font()
+            font.setBold(True)
+            item.setFont(font)
+            self.per_class.setItem(len(rows), j, item)
+
+    # ------------------------------------------------------------------ gallery
+    def _label(self, c: int) -> str:
+        ex = self.run.examples if self.run else None
+        classes = ex.classes if ex is not None else None
+        return classes[c] if classes and 0 <= c < len(classes) else str(c)
+
+    def _fill_gallery(self, rows, title: str) -> None:
+        self.gallery.clear()
+        self.gallery_title.setText(title)
+        ex = self.run.examples
+        ds = self.run.dataset
+        for r in rows[:GALLERY]:
+            idx = int(ex.indices[r])
+            sample = ds.x[idx] if ds is not None else None
+            true, pred = int(ex.true[r]), int(ex.predicted[r])
+            text = f"{self._label(true)} → {self._label(pred)}\nloss {ex.loss[r]:.2f}"
+            item = QtWidgets.QListWidgetItem(text)
+            pix = images.pixmap(sample, 56) if sample is not None else None
+            if pix is not None:
+                item.setIcon(QtGui.QIcon(pix))
+            elif sample is not None:
+                item.setText(f"{images.describe(sample, ds, 18)}\n{text}")
+            item.setToolTip(f"data set example #{idx}: true {self._label(true)}, predicted {self._label(pred)} "
+                            f"with probability {ex.confidence[r]:.1%}, loss {ex.loss[r]:.3f}")
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, idx)
+            self.gallery.addItem(item)
+
+    def show_mistakes(self) -> None:
+        ex = self.run.examples if self.run else None
+        if ex is None:
+            self.gallery.clear()
+            self.gallery_title.setText("Misclassified dev examples (classification only)")
+            return
+        rows = ex.mistakes()
+        self._fill_gallery(rows, f"Misclassified dev examples: {len(rows)}, highest loss first")
+
+    def show_cell(self, true: int, predicted: int) -> None:
+        ex = self.run.examples if self.run else None
+        if ex is None:
+            return
+        rows = ex.cell(true, predicted)
+        what = "correct" if true == predicted else "mistaken"
+        self._fill_gallery(rows, f"true {self._label(true)}, predicted {self._label(predicted)}: {len(rows)} {what}, "
+                                 "highest loss first")
+
+    def gallery_indices(self) -> list[int]:
+        return [self.gallery.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(self.gallery.count())]
+

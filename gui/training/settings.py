@@ -1,0 +1,430 @@
+"""The training settings form, generated from the engine's description of the configuration
+(``engine.training.config.describe()``): every setting gets the widget of its kind, its help text as a
+tooltip, and only the settings that matter for the current choices are shown (Adam's betas for Adam,
+the step size for a step schedule, the batch size for mini-batches).
+
+The settings live in the graph (``graph.training``), so they are saved with it. A change is one
+undoable document edit that stores only what differs from the defaults; the engine validates it first,
+and a refused value is shown with the engine's reason while the field goes back to the stored value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from PySide6 import QtCore, QtWidgets
+
+from engine.training.config import ConfigError, TrainingConfig, describe
+
+from .runs import flatten
+
+LABELS = {
+    "data.dataset": "data set", "data.options": "options", "data.split": "train/dev/test",
+    "data.stratify": "stratify", "data.standardize": "standardize inputs",
+    "epochs": "epochs", "batching": "batch mode", "batch_size": "batch size",
+    "optimizer.name": "optimizer", "optimizer.lr": "learning rate", "optimizer.momentum": "momentum β",
+    "optimizer.beta": "RMSprop β", "optimizer.beta1": "β1", "optimizer.beta2": "β2", "optimizer.eps": "ε",
+    "schedule.name": "lr schedule", "schedule.step_size": "step every (epochs)", "schedule.gamma": "decay factor",
+    "schedule.min_lr": "lowest lr", "schedule.factor": "decay factor", "schedule.patience": "patience (epochs)",
+    "regularization.weight_decay": "L2 (weight decay)", "regularization.grad_clip": "gradient clip",
+    "augmentation.hflip": "flip left-right", "augmentation.vflip": "flip upside down",
+    "augmentation.rotation": "rotation (°)", "augmentation.crop_padding": "random crop padding",
+    "augmentation.color_jitter": "colour jitter", "augmentation.noise": "Gaussian noise",
+    "early_stopping.enabled": "early stopping", "early_stopping.monitor": "monitor",
+    "early_stopping.patience": "patience (epochs)", "early_stopping.min_delta": "min improvement",
+    "early_stopping.restore_best": "restore best weights",
+    "device": "device", "precision": "precision", "compile": "torch.compile", "channels_last": "channels last",
+    "seed": "seed", "mode": "training mode", "log_every": "read metrics every (steps)",
+    "eval_batch_size": "evaluation batch", "checkpoint_seconds": "checkpoint every (s)",
+}
+GROUPS = [
+    ("Data", ["data.dataset", "data.options", "data.split", "data.stratify", "data.standardize"]),
+    ("Optimization", ["epochs", "batching", "batch_size", "optimizer.name", "optimizer.lr", "optimizer.momentum",
+                      "optimizer.beta", "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "schedule.name",
+                      "schedule.step_size", "schedule.gamma", "schedule.min_lr", "schedule.factor",
+                      "schedule.patience"]),
+    ("Regularization", ["regularization.weight_decay", "regularization.grad_clip", "early_stopping.enabled",
+                        "early_stopping.monitor", "early_stopping.patience", "early_stopping.min_delta",
+                        "early_stopping.restore_best"]),
+    ("Augmentation", ["augmentation."]),
+    ("Hardware", ["device", "precision", "channels_last", "compile"]),
+    ("Advanced", ["mode", "seed", "log_every", "eval_batch_size", "checkpoint_seconds"]),
+]
+HIDDEN = {"human_error"}  # edited in the doctor, after a run
+
+# Which settings matter, given the others (flat dotted config -> bool).
+VISIBLE: dict[str, Callable[[dict], bool]] = {
+    "optimizer.momentum": lambda c: c["optimizer.name"] in ("momentum", "nesterov"),
+    "optimizer.beta": lambda c: c["optimizer.name"] == "rmsprop",
+    "optimizer.beta1": lambda c: c["optimizer.name"] in ("adam", "adamw"),
+    "optimizer.beta2": lambda c: c["optimizer.name"] in ("adam", "adamw"),
+    "optimizer.eps": lambda c: c["optimizer.name"] in ("adagrad", "rmsprop", "adam", "adamw"),
+    "batch_size": lambda c: c["batching"] == "mini-batch",
+    "schedule.step_size": lambda c: c["schedule.name"] == "step",
+    "schedule.gamma": lambda c: c["schedule.name"] == "step",
+    "schedule.min_lr": lambda c: c["schedule.name"] in ("cosine", "plateau"),
+    "schedule.factor": lambda c: c["schedule.name"] == "plateau",
+    "schedule.patience": lambda c: c["schedule.name"] == "plateau",
+    "early_stopping.monitor": lambda c: c["early_stopping.enabled"],
+    "early_stopping.patience": lambda c: c["early_stopping.enabled"],
+    "early_stopping.min_delta": lambda c: c["early_stopping.enabled"],
+    "early_stopping.restore_best": lambda c: c["early_stopping.enabled"],
+    "channels_last": lambda c: c["device"] != "cpu",
+    "compile": lambda c: c["device"] != "cpu",
+}
+
+
+def minimal(config: TrainingConfig) -> dict:
+    """The settings that differ from the defaults, nested as in the file (a diff-friendly .dcnet)."""
+    def diff(have: dict, default: dict) -> dict:
+        out = {}
+        for key, value in have.items():
+            base = default.get(key)
+            if isinstance(value, dict) and isinstance(base, dict) and key != "options":
+                sub = diff(value, base)
+                if sub:
+                    out[key] = sub
+            elif value != base:
+                out[key] = value
+        return out
+    return diff(config.to_dict(), TrainingConfig().to_dict())
+
+
+def nest(flat: dict[str, Any]) -> dict:
+    out: dict = {}
+    for path, value in flat.items():
+        node = out
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def format_options(options: dict) -> str:
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in options.items())
+
+
+def parse_options(text: str) -> dict:
+    """'size=32, noise=0.2, target="price"' -> {'size': 32, 'noise': 0.2, 'target': 'price'}."""
+    out = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        if "=" not in part:
+            raise ValueError(f"'{part}': write options as name=value, separated by commas")
+        key, raw = (s.strip() for s in part.split("=", 1))
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw.strip("'\"")
+        out[key] = value
+    return out
+
+
+def format_split(split) -> str:
+    return "" if not split else ", ".join(f"{v:g}" for v in split)
+
+
+def parse_split(text: str):
+    text = text.strip().replace("/", ",")
+    if not text:
+        return None
+    try:
+        values = [float(v) for v in text.replace(" ", ",").split(",") if v]
+    except ValueError:
+        raise ValueError(f"'{text}': three fractions, e.g. 0.6, 0.2, 0.2 (empty: chosen from the data size)") \
+            from None
+    if values and sum(values) > 1.5:  # percentages
+        values = [v / 100 for v in values]
+    return values
+
+
+class SettingsForm(QtWidgets.QScrollArea):
+    """Edits ``graph.training`` of the current document. ``config()`` is the validated configuration
+    (or raises ConfigError); ``problem`` holds the message when the stored settings are not valid."""
+
+    changed = QtCore.Signal()
+
+    def __init__(self, browse: Callable[[bool], str] | None = None, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.doc = None
+        self.browse = browse or self._browse
+        self.items = {item["path"]: item for item in describe()}
+        self.widgets: dict[str, QtWidgets.QWidget] = {}
+        self.rows: dict[str, tuple[QtWidgets.QFormLayout, QtWidgets.QWidget]] = {}
+        self._loading = False
+        self._flat: dict[str, Any] = flatten(TrainingConfig().to_dict())
+        self.problem = ""
+
+        body = QtWidgets.QWidget()
+        outer = QtWidgets.QVBoxLayout(body)
+        outer.setContentsMargins(8, 6, 8, 8)
+        outer.setSpacing(4)
+        self.message = QtWidgets.QLabel()
+        self.message.setObjectName("settings_message")
+        self.message.setWordWrap(True)
+        self.message.setProperty("role", "error")
+        self.message.hide()
+        outer.addWidget(self.message)
+        placed = set()
+        groups = [(title, [p for p in self.items if any(p == k or (k.endswith(".") and p.startswith(k))
+                                                        for k in keys)]) for title, keys in GROUPS]
+        for _, paths in groups:
+            placed.update(paths)
+        rest = [p for p in self.items if p not in placed and p not in HIDDEN]
+        groups[-1][1].extend(rest)  # settings added to the engine later appear under Advanced
+        for title, paths in groups:
+            heading = QtWidgets.QLabel(title)
+            heading.setProperty("role", "dim")
+            heading.setStyleSheet("font-weight: 600; padding-top: 6px;")
+            outer.addWidget(heading)
+            form = QtWidgets.QFormLayout()
+            form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
+            form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            form.setVerticalSpacing(4)
+            for path in paths:
+                widget = self._make(path)
+                self.widgets[path] = widget
+                form.addRow(LABELS.get(path, path), widget)
+                self.rows[path] = (form, widget)
+            outer.addLayout(form)
+        self.dataset_note = QtWidgets.QLabel()
+        self.dataset_note.setWordWrap(True)
+        self.dataset_note.setProperty("role", "dim")
+        form, _ = self.rows["data.dataset"]
+        form.insertRow(1, "", self.dataset_note)
+        outer.addStretch(1)
+        self.setWidget(body)
+
+    # ------------------------------------------------------------------ widgets
+    def _make(self, path: str) -> QtWidgets.QWidget:
+        item = self.items[path]
+        kind = item["kind"]
+        tip = item.get("doc", "")
+        if path == "data.dataset":
+            w = self._dataset_widget()
+        elif kind == "choice":
+            w = QtWidgets.QComboBox()
+            w.addItems([str(o) for o in item["options"]])
+            w.activated.connect(lambda _=0, p=path: self._commit(p))
+        elif kind == "bool":
+            w = QtWidgets.QCheckBox()
+            w.toggled.connect(lambda _=False, p=path: self._commit(p))
+        elif kind == "int":
+            w = QtWidgets.QSpinBox()
+            w.setRange(int(item.get("min", 0)), int(min(item.get("max", 2**31 - 1), 2**31 - 1)))
+            w.setAccelerated(True)
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(lambda _=0, p=path: self._commit(p))
+        else:  # float, text, dict, ratios: typed as text, checked by the engine
+            w = QtWidgets.QLineEdit()
+            w.editingFinished.connect(lambda p=path: self._commit(p))
+            if kind == "dict":
+                w.setPlaceholderText("name=value, …")
+            elif kind == "ratios":
+                w.setPlaceholderText("automatic (e.g. 0.6, 0.2, 0.2)")
+        w.setObjectName(f"setting_{path}")
+        w.setToolTip(tip)
+        return w
+
+    def _dataset_widget(self) -> QtWidgets.QWidget:
+        from engine.training.datasets import BUILTINS
+
+        box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(3)
+        self.dataset = QtWidgets.QComboBox()
+        self.dataset.setObjectName("setting_dataset_combo")
+        self.dataset.setEditable(True)
+        self.dataset.setInsertPolicy(QtWidgets.QComboBox.InsertPolicy.NoInsert)
+        for name, spec in BUILTINS.items():
+            self.dataset.addItem(name)
+            self.dataset.setItemData(self.dataset.count() - 1, spec.doc, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.dataset.activated.connect(lambda _=0: self._commit("data.dataset"))
+        self.dataset.lineEdit().editingFinished.connect(lambda: self._commit("data.dataset"))
+        self.dataset.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+        row.addWidget(self.dataset, 1)
+        for text, folder, tip in (("File…", False, "Your own data: a CSV, .npy/.npz or MNIST IDX file"),
+                                  ("Folder…", True, "A folder of image folders (one per class), MNIST IDX files "
+                                                    "or CIFAR-10 batches")):
+            button = QtWidgets.QToolButton()
+            button.setText(text)
+            button.setToolTip(tip)
+            button.clicked.connect(lambda _=False, f=folder: self._pick_data(f))
+            row.addWidget(button)
+        return box
+
+    def _browse(self, folder: bool) -> str:
+        if folder:
+            return QtWidgets.QFileDialog.getExistingDirectory(self, "Data folder — DeepCanvas")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Data file — DeepCanvas", "", "Data (*.csv *.npy *.npz *ubyte *ubyte.gz);;All files (*)")
+        return path
+
+    def _pick_data(self, folder: bool) -> None:
+        path = self.browse(folder)
+        if path:
+            self.dataset.setEditText(path)
+            self._commit("data.dataset")
+
+    # ------------------------------------------------------------------ document
+    def set_document(self, doc) -> None:
+        if self.doc is not None:
+            self.doc.changed.disconnect(self.load)
+        self.doc = doc
+        doc.changed.connect(self.load)
+        self.load()
+
+    def config(self) -> TrainingConfig:
+        """The document's settings, validated (raises ConfigError naming each field)."""
+        return TrainingConfig.from_graph(self.doc.graph)
+
+    def load(self) -> None:
+        """Show the document's settings (after every change, undo included)."""
+        try:
+            cfg = self.config()
+            self.problem = ""
+        except ConfigError as exc:
+            cfg = None
+            self.problem = "The saved training settings have problems:\n" + "\n".join(exc.problems)
+        if cfg is not None:
+            self._flat = flatten(cfg.to_dict())
+        self._loading = True
+        try:
+            for path, w in self.widgets.items():
+                self._show_value(path, w, self._flat.get(path))
+        finally:
+            self._loading = False
+        self._update_visibility()
+        self._show_message(self.problem)
+        self._describe_dataset()
+
+    def _show_value(self, path: str, w, value) -> None:
+        kind = self.items[path]["kind"]
+        if path == "data.dataset":
+            self.dataset.setEditText(str(value))
+        elif kind == "choice":
+            w.setCurrentText(str(value))
+        elif kind == "bool":
+            w.setChecked(bool(value))
+        elif kind == "int":
+            w.setValue(int(value))
+        elif kind == "dict":
+            w.setText(format_options(value or {}))
+        elif kind == "ratios":
+            w.setText(format_split(value))
+        else:
+            w.setText("" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)))
+        w.setProperty("invalid", False)
+        w.style().unpolish(w)
+        w.style().polish(w)
+
+    def _read(self, path: str):
+        w = self.widgets[path]
+        kind = self.items[path]["kind"]
+        if path == "data.dataset":
+            return self.dataset.currentText().strip()
+        if kind == "choice":
+            return w.currentText()
+        if kind == "bool":
+            return w.isChecked()
+        if kind == "int":
+            return w.value()
+        if kind == "dict":
+            return parse_options(w.text())
+        if kind == "ratios":
+            return parse_split(w.text())
+        text = w.text().strip()
+        if kind == "float":
+            if not text and self.items[path].get("default") is None:
+                return None
+            try:
+                return float(text)
+            except ValueError:
+                return text  # the engine names the field and says what it expects
+        return text
+
+    def _commit(self, path: str) -> None:
+        if self._loading or self.doc is None:
+            return
+        try:
+            value = self._read(path)
+        except ValueError as exc:
+            self._refuse(path, str(exc))
+            return
+        if self._flat.get(path) == value:
+            self._show_value(path, self.widgets[path], value)  # normalise the text (1e-3 -> 0.001)
+            return
+        flat = dict(self._flat)
+        flat[path] = value
+        if path == "data.dataset" and value != self._flat.get(path):
+            flat["data.options"] = {}  # options belong to a data set
+        try:
+            cfg = TrainingConfig.from_dict(nest(flat))
+        except ConfigError as exc:
+            self._refuse(path, "\n".join(exc.problems))
+            return
+        stored = minimal(cfg)
+        from ..document import Refused
+        try:
+            self.doc.edit(f"Training: {LABELS.get(path, path)}", lambda g: setattr(g, "training", stored))
+        except Refused as exc:
+            self._refuse(path, str(exc))
+            return
+        self.changed.emit()
+
+    def set_value(self, path: str, value) -> None:
+        """Set one setting as if typed (tests, the doctor's human-level error)."""
+        if path in self.widgets:
+            self._show_value(path, self.widgets[path], value)
+            self._commit(path)
+            return
+        flat = dict(self._flat)
+        flat[path] = value
+        cfg = TrainingConfig.from_dict(nest(flat))
+        stored = minimal(cfg)
+        self.doc.edit(f"Training: {LABELS.get(path, path)}", lambda g: setattr(g, "training", stored))
+
+    def _refuse(self, path: str, reason: str) -> None:
+        w = self.widgets[path]
+        self._loading = True
+        try:
+            self._show_value(path, w, self._flat.get(path))
+        finally:
+            self._loading = False
+        self._show_message(f"{LABELS.get(path, path)}: not changed. {reason}")
+        w.setProperty("invalid", True)
+        w.style().unpolish(w)
+        w.style().polish(w)
+
+    def _show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    def _update_visibility(self) -> None:
+        for path, rule in VISIBLE.items():
+            if path not in self.rows:
+                continue
+            form, w = self.rows[path]
+            try:
+                show = bool(rule(self._flat))
+            except KeyError:
+                show = True
+            form.setRowVisible(w, show)
+
+    def _describe_dataset(self) -> None:
+        from engine.training.datasets import BUILTINS
+
+        name = self._flat.get("data.dataset", "")
+        spec = BUILTINS.get(name)
+        options = self.widgets["data.options"]
+        if spec is not None:
+            self.dataset_note.setText(spec.doc)
+            options.setPlaceholderText(format_options(spec.options) or "no options")
+            options.setToolTip("\n".join(f"{k}: {v}" for k, v in spec.option_docs.items()) or "no options")
+        else:
+            self.dataset_note.setText("your data: " + str(name))
+            options.setPlaceholderText("e.g. target=price (CSV), size=32 (image folder)")
