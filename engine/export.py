@@ -238,22 +238,6 @@ def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, g
         nodes=len(proto.graph.node), folded=folded)
 
 
-def to_onnx(graph: Graph, *, model=None, opset: int = DEFAULT_OPSET, batch: str | int = "dynamic",
-            exporter: str = "auto", seed: int = 0):
-    """The graph as an (unverified, unwritten) ``onnx.ModelProto``: for benchmarks and tools that verify
-    in their own way. ``model`` is a compiled model with weights already loaded, else a fresh one."""
-    from .compiler import build
-
-    requested, exporter = exporter, choose_exporter(exporter, opset)
-    inf = require_valid(graph)
-    compiled = build(graph, seed)
-    if model is not None:
-        compiled.model = model
-    job = _Job(graph, inf, compiled, compiled.model.eval(), opset, _check_batch(batch), exporter, 2)
-    job.fallback = requested == "auto"
-    return job.export()[0]
-
-
 def choose_exporter(exporter: str, opset: int) -> str:
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}", stage="export")
@@ -855,5 +839,5 @@ def cmd_export(args) -> int:
     return 0
 
 
-__all__ = ["export_graph", "export_all", "export_parts", "to_onnx", "ExportPart", "ExportReport", "BatchCheck",
+__all__ = ["export_graph", "export_all", "export_parts", "ExportPart", "ExportReport", "BatchCheck",
            "ExportError", "choose_exporter", "DEFAULT_OPSET", "TOLERANCE", "register"]
