@@ -34,7 +34,7 @@ def image_grid(images: torch.Tensor, columns: int | None = None, padding: int = 
     return grid
 
 
-def png_bytes(grid: torch.Tensor, min_size: int = 256) -> bytes:
+def png_bytes(grid: torch.Tensor, min_size: int = 400) -> bytes:
     """A (C, H, W) image in [0, 1] (C = 1 or 3) as PNG bytes, enlarged by a whole factor (nearest
     neighbour) until its longer side is at least ``min_size`` pixels."""
     from PIL import Image
@@ -52,7 +52,7 @@ def png_bytes(grid: torch.Tensor, min_size: int = 256) -> bytes:
     return buffer.getvalue()
 
 
-def save_png(grid: torch.Tensor, path: str | os.PathLike, min_size: int = 256) -> str:
+def save_png(grid: torch.Tensor, path: str | os.PathLike, min_size: int = 400) -> str:
     """Write a (C, H, W) image in [0, 1] as a PNG file (atomically); returns the path."""
     from ..fileio import write_atomic
 

@@ -17,7 +17,8 @@ How the GAN mode finds its two networks, for any graph: the discriminator is eve
 data Input and the real-sample scores of a discriminator-side GANLoss (shared weights count once); the
 generator is every other layer upstream of the fake scores. Each step runs the whole model forward
 with the other network's weights frozen (``requires_grad`` off), so no gradient is computed for the
-network that is not being stepped. The two networks have their own parameter sets in the one torch
+network that is not being stepped. Evaluation and samples use batch statistics in batch-norm layers,
+as in training (``batch_statistics``). The two networks have their own parameter sets in the one torch
 optimizer the trainer builds: each step leaves the other network's gradients out, so Adam's moments
 and step counts stay per network, exactly as with two optimizers, and checkpoints and schedules need
 nothing new.
@@ -192,6 +193,25 @@ def frozen(params: list[torch.nn.Parameter]):
     finally:
         for p in flipped:
             p.requires_grad_(True)
+
+
+@contextlib.contextmanager
+def batch_statistics(model):
+    """Batch-norm layers normalise with each batch's own statistics, as while training, and keep their
+    running statistics as they were. A GAN is judged and sampled this way: its discriminator's running
+    statistics mix real and generated batches, and its generator only ever saw batch statistics."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not m.training]
+    saved = [(m, [(b, b.clone()) for b in m.buffers(recurse=False)]) for m in norms]
+    for m in norms:
+        m.train(True)
+    try:
+        yield
+    finally:
+        for m, buffers in saved:
+            m.train(False)
+            with torch.no_grad():
+                for buffer, value in buffers:
+                    buffer.copy_(value)
 
 
 def apply_update(trainer, loss: torch.Tensor, params=None) -> None:
@@ -609,6 +629,7 @@ class GANMode(TrainingMode):
         self.data_range: tuple[float, float] = (0.0, 1.0)
         self.meter = _TermMeter()
         self._param_cache: tuple[int, list, list] | None = None
+        self._eval_gen: torch.Generator | None = None
 
     def describe_data(self):
         inf, graph = self.compiled.inference, self.compiled.inference.graph
@@ -679,8 +700,9 @@ class GANMode(TrainingMode):
         return d_loss.detach() + g_loss.detach(), None
 
     def eval_step(self, trainer, xb, yb):
+        """Losses on real samples against generated ones, from seeded noise (the same at every evaluation)."""
         n = len(xb)
-        gen = torch.Generator().manual_seed(self.eval_seed)
+        gen = self._eval_gen or torch.Generator().manual_seed(self.eval_seed)
         noise = {nid: torch.randn(n, *shape, generator=gen).to(xb.device) for nid, shape in self.noise_shapes.items()}
         with trainer.autocast():
             outputs = call_model(trainer.forward_model, TensorTuple(self._inputs(xb, noise)))
@@ -695,14 +717,17 @@ class GANMode(TrainingMode):
             return {"examples": 0}
         meter = _TermMeter()
         loss_sum, right = None, None
-        for _, xb, yb in _batches(trainer, part):
-            loss, (terms, outputs) = trainer._guard(self.eval_step, trainer, xb, yb)
+        self._eval_gen = torch.Generator().manual_seed(self.eval_seed)
+        for _, xb, yb in _batches(trainer, part, trainer.batch_size):
+            with batch_statistics(trainer.model):
+                loss, (terms, outputs) = trainer._guard(self.eval_step, trainer, xb, yb)
             meter.add(terms, len(xb))
             loss_sum = loss.double() * len(xb) + (loss_sum if loss_sum is not None else 0)
             if self.real_score is not None and self.fake_score is not None:
                 hits = ((outputs[self.real_score].float() > self.threshold).sum()
                         + (outputs[self.fake_score].float() <= self.threshold).sum())
                 right = hits if right is None else right + hits
+        self._eval_gen = None
         out = {"examples": n, "loss": float(loss_sum) / n, "terms": meter.take()}
         if right is not None:
             # How often the discriminator tells real from generated (0.5: fooled; 1.0: it always wins).
@@ -721,7 +746,7 @@ class GANMode(TrainingMode):
         k = trainer.config.sample_count
         data_shape = self.describe_data()["input"]["shape"]
         placeholder = torch.zeros(k, *data_shape, device=trainer.device)  # the real Input; its scores are unused
-        with trainer.autocast():
+        with trainer.autocast(), batch_statistics(trainer.model):
             outputs = call_model(trainer.forward_model, TensorTuple(self._inputs(placeholder, self.fixed_noise)))
         fake = outputs[self.fake_output].float().cpu()
         from .images import image_grid, to_display
