@@ -599,10 +599,15 @@ class Canvas(QtCore.QObject):
     # ------------------------------------------------------------------ edits
     def _edit(self, text: str, fn):
         try:
-            return self.doc.edit(text, fn)
+            result = self.doc.edit(text, fn)
         except Refused as exc:
             self.refuse(str(exc))
             return None
+        dropped = getattr(self.doc, "dropped", None)
+        if dropped:  # an Input or Output of the open composite went: so did the instances' wires on it
+            self.message.emit(f"{len(dropped)} wire(s) of the composite's instances were removed with the "
+                              "port they were on (undo brings them back)")
+        return result
 
     def refuse(self, reason: str) -> None:
         self.last_refusal = reason

@@ -245,38 +245,39 @@ def test_intlist_params_take_bare_and_bracketed_lists(window):
     assert p.errors["shape"].isVisible() and edit.text() == "2, -1"
 
 
-@pytest.mark.parametrize("name, twins", [("dcgan", {"discriminator_real": "discriminator"}), ("vae", {}),
-                                         ("seq2seq_attention", {}),
-                                         ("siamese_triplet", {"embedding_positive": "embedding",
-                                                              "embedding_negative": "embedding"})])
-def test_templates_show_their_networks_as_composites_with_twins_marked(window, name, twins):
+TEMPLATE_TWINS = {"dcgan": {"discriminator_real": "discriminator"}, "vae": {}, "seq2seq_attention": {},
+                  "siamese_triplet": {"embedding_positive": "embedding", "embedding_negative": "embedding"}}
+
+
+def test_templates_show_their_networks_as_composites_with_twins_marked(window):
     w = window
-    open_template(w, name)
-    c, g = w.canvas, w.doc.graph
-    assert w.doc.inference.ok
-    instances = [nid for nid, n in g.nodes.items() if n.type == "Composite"]
-    assert {g.nodes[i].params["definition"] for i in instances} == set(g.composites)
-    for nid in instances:  # a composite card names its definition (a twin its owner, of that definition)
-        assert c.node_item(nid).composite
-        shown = c.node_item(nid).subtitle
-        assert shown.startswith(g.nodes[nid].params["definition"]) or nid in twins, shown
-    for twin, owner in twins.items():
-        assert c.node_item(twin).share_color == c.node_item(owner).share_color is not None
-        assert c.node_item(twin).subtitle == f"shares weights of '{owner}'"
-        assert c.share_link(owner, twin) is not None
-    for nid in instances:
-        if g.nodes[nid].shares:
-            continue
-        assert c.open_composite(nid)
-        scope = c.scopes[-1]
-        assert scope.arriving_from == g.nodes[nid].label and scope.inference.ok
-        info = w.doc.inference.nodes[nid]
-        for n in scope.graph.nodes.values():  # each Input shows the tensor arriving at that port
-            if n.type == "Input":
-                assert scope.inference.shape(n.id) == info.inputs[n.label]
-        assert set(c._nodes) == set(scope.graph.nodes)
-        w.actions_["close_composite"].trigger()
-        assert not c.scopes
+    for name, twins in TEMPLATE_TWINS.items():
+        open_template(w, name)
+        c, g = w.canvas, w.doc.graph
+        assert w.doc.inference.ok, name
+        instances = [nid for nid, n in g.nodes.items() if n.type == "Composite"]
+        assert {g.nodes[i].params["definition"] for i in instances} == set(g.composites)
+        for nid in instances:  # a composite card names its definition (a twin its owner, of that definition)
+            assert c.node_item(nid).composite
+            shown = c.node_item(nid).subtitle
+            assert shown.startswith(g.nodes[nid].params["definition"]) or nid in twins, shown
+        for twin, owner in twins.items():
+            assert c.node_item(twin).share_color == c.node_item(owner).share_color is not None
+            assert c.node_item(twin).subtitle == f"shares weights of '{owner}'"
+            assert c.share_link(owner, twin) is not None
+        for nid in instances:
+            if g.nodes[nid].shares:
+                continue
+            assert c.open_composite(nid)
+            scope = c.scopes[-1]
+            assert scope.arriving_from == g.nodes[nid].label and scope.inference.ok
+            info = w.doc.inference.nodes[nid]
+            for n in scope.graph.nodes.values():  # each Input shows the tensor arriving at that port
+                if n.type == "Input":
+                    assert scope.inference.shape(n.id) == info.inputs[n.label]
+            assert set(c._nodes) == set(scope.graph.nodes)
+            w.actions_["close_composite"].trigger()
+            assert not c.scopes
 
 
 def test_composites_nest_and_an_undo_or_a_problem_elsewhere_leads_back(window):
@@ -308,3 +309,22 @@ def test_composites_nest_and_an_undo_or_a_problem_elsewhere_leads_back(window):
     w.problems.tree.itemClicked.emit(item, 0)  # a problem of the main graph: the canvas goes there
     assert not c.scopes and c.selected_ids() == ["fc1"]
     scene_matches_document(w)
+
+
+def test_removing_a_port_inside_removes_the_instances_wires_and_says_so(window):
+    w = window
+    open_template(w, "vae")
+    c, root = w.canvas, w.doc
+    messages = []
+    c.message.connect(messages.append)
+    decoder = root.graph.composites["decoder"]
+    (out,) = [n.id for n in decoder.nodes.values() if n.type == "Output"]
+    wired = [e for e in root.graph.edges if e.src == "decoder"]
+    assert c.open_composite("decoder")
+    c.select([out])
+    c.viewer.setFocus()
+    QTest.keyClick(c.viewer, QtCore.Qt.Key.Key_Delete)
+    assert not [e for e in root.graph.edges if e.src == "decoder"]
+    assert f"{len(wired)} wire(s) of the composite's instances were removed" in messages[-1]
+    w.actions_["undo"].trigger()
+    assert [e for e in root.graph.edges if e.src == "decoder"] == wired and root.inference.ok
