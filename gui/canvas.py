@@ -1054,8 +1054,8 @@ class Breadcrumbs(QtWidgets.QFrame):
         self.hide()
 
     def apply_theme(self, theme: themes.Theme) -> None:
-        self.setStyleSheet(f"QFrame#breadcrumbs {{ background: {theme.panel}; border-bottom: 1px solid {theme.border}; }}"
-                           f"QLabel#crumb_note {{ color: {theme.dim}; }}")
+        self.setStyleSheet(f"QFrame#breadcrumbs {{ background: {theme.panel}; "
+                           f"border-bottom: 1px solid {theme.border}; }} QLabel#crumb_note {{ color: {theme.dim}; }}")
         self.back.setIcon(themes.icon("back"))
         self._key = None
         self.refresh()

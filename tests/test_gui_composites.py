@@ -8,10 +8,11 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
-import engine
+import test_gui
 from engine import Edge
+from test_gui import drag_wire, fresh
 
-from test_gui import drag_wire, fresh, window  # noqa: F401  (the shared window fixture)
+window = test_gui.window  # the main window fixture of the canvas tests, shared
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -223,7 +224,8 @@ def test_intlist_params_take_bare_and_bracketed_lists(window):
     fresh(w, [("Input", "x", {"shape": [2, 8]}, (0, 0)), ("Reshape", "reshape", None, (0, 100)),
               ("Permute", "permute", None, (0, 200)), ("Split", "split", None, (0, 300))])
     c, g, p = w.canvas, w.doc.graph, w.properties
-    for nid, name, typed, stored in (("reshape", "shape", "4, -1", [4, -1]), ("reshape", "shape", "[2, -1]", [2, -1]),
+    for nid, name, typed, stored in (("reshape", "shape", "4, -1", [4, -1]),
+                                     ("reshape", "shape", "[2, -1]", [2, -1]),
                                      ("permute", "dims", "[3, 1, 2]", [3, 1, 2]), ("permute", "dims", "2 3 1", [2, 3, 1]),
                                      ("split", "sizes", "3, 5", [3, 5]), ("split", "sizes", "[]", [])):
         c.select([nid])
