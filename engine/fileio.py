@@ -11,6 +11,7 @@ Layout of the current format (version 2)::
       "layout": {"conv1": [x, y], ...},                      canvas positions, apart from the network
       "composites": {"name": {"description", "nodes", "edges", "layout"}},   sub-graphs that Composite
                                                              nodes instantiate (optional)
+      "weights": "net.safetensors",                          weights the network starts from (optional)
       "training": {...}                                      the trainer's configuration
     }
 
@@ -141,8 +142,13 @@ def _build(doc: dict, path, registry: Registry) -> Graph:
         graph.training = training
     else:
         problems.append("field 'training': expected an object")
+    weights = doc.get("weights")
+    if weights is None or (isinstance(weights, str) and weights.strip()):
+        graph.weights = weights
+    else:
+        problems.append(f"field 'weights': expected the name of a weights file, got {weights!r}")
     for key in sorted(set(doc) - {"format", "version", "name", "description", "nodes", "edges", "layout",
-                                  "composites", "training"}):
+                                  "composites", "training", "weights"}):
         problems.append(f"unknown top-level field '{key}'")
     if problems:
         raise GraphFileError(path, problems)
@@ -245,7 +251,9 @@ def load_graph(path: str | os.PathLike, registry: Registry = REGISTRY) -> Graph:
         raise GraphFileError(path, ["the file is not UTF-8 text (is it a graph file?)"]) from None
     except OSError as exc:
         raise GraphFileError(path, [exc.strerror or str(exc)]) from None
-    return loads(text, path, registry)
+    graph = loads(text, path, registry)
+    graph.path = str(p)
+    return graph
 
 
 # --------------------------------------------------------------------------- writing
@@ -266,6 +274,8 @@ def dumps(graph: Graph) -> str:
             inner[-1] = inner[-1].rstrip(",")
             blocks.append(f"    {_j(name)}: {{\n" + "\n".join(inner) + "\n    }")
         out.append('  "composites": {\n' + ",\n".join(blocks) + "\n  },")
+    if graph.weights:
+        out.append(f'  "weights": {_j(graph.weights)},')
     training = json.dumps(graph.training, indent=2, ensure_ascii=False).replace("\n", "\n  ")
     out.append(f'  "training": {training}')
     out.append("}")

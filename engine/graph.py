@@ -63,6 +63,11 @@ class Graph:
         self.edges: list[Edge] = []
         self.layout: dict[str, tuple[float, float]] = {}
         self.training: dict[str, Any] = {}
+        # A weights file (safetensors or a torch checkpoint) the network starts from, relative to the
+        # graph file: what an imported ONNX model brings along. Compiling through
+        # engine.onnx_weights.build_with_weights, training and exporting load it.
+        self.weights: str | None = None
+        self.path: str | None = None  # where the document was read from (not saved)
         # Named sub-graphs (composites) that Composite nodes instantiate. Every graph nested in this one
         # shares this dict, so a definition is stored once, at the top of the file.
         self.composites: dict[str, Graph] = {}

@@ -32,7 +32,7 @@ operand of Add, training-mode BatchNorm, ...), are all listed by node name and o
 The imported graph is then compiled, the weights loaded, and its outputs compared with onnxruntime's on
 random inputs at two batch sizes (max absolute difference at most 1e-4, as for exports). Its weights
 are saved beside the graph file as safetensors keyed by node id (``engine.onnx_weights``), and the
-graph names that file in ``graph.training["weights"]``; compiling through
+graph names that file in its ``weights`` field; compiling through
 ``engine.onnx_weights.build_with_weights`` and exporting (``engine.export``) start from them.
 """
 
@@ -169,15 +169,15 @@ def import_onnx(path: str | os.PathLike, *, tolerance: float = TOLERANCE, verify
 
 def save_imported(result: ImportResult, out: str | os.PathLike) -> Path:
     """Write the graph to ``out`` (.dcnet) and its weights beside it (same stem, .safetensors); the graph
-    names the weights file in ``training["weights"]``. Returns the weights file's path."""
+    names the weights file in its ``weights`` field. Returns the weights file's path."""
     from .fileio import save_graph
-    from .onnx_weights import WEIGHTS_KEY, save_node_weights
+    from .onnx_weights import save_node_weights
 
     out = Path(out)
     weights_path = out.with_suffix(".safetensors")
     if weights_path == out:
         weights_path = out.with_name(out.name + ".safetensors")
-    result.graph.training[WEIGHTS_KEY] = weights_path.name
+    result.graph.weights = weights_path.name
     save_node_weights(weights_path, result.weights, {"graph": result.graph.name, "source": Path(result.report.path).name,
                                                      "deepcanvas.version": __version__})
     try:

@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .graph import Graph
 
-WEIGHTS_KEY = "weights"  # graph.training[WEIGHTS_KEY] = weights file, relative to the graph file
 SEP = "/"
 
 
@@ -115,16 +114,18 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def graph_weights_path(graph: "Graph", graph_file: str | os.PathLike | None) -> Path | None:
-    """The weights file a graph refers to (``graph.training["weights"]``, relative to the graph file)."""
-    ref = graph.training.get(WEIGHTS_KEY) if isinstance(graph.training, dict) else None
+def graph_weights_path(graph: "Graph", graph_file: str | os.PathLike | None = None) -> Path | None:
+    """The weights file a graph refers to (``graph.weights``), relative to the graph file (``graph_file``,
+    or where the graph was loaded from)."""
+    ref = graph.weights
     if not ref:
         return None
-    if not isinstance(ref, str):
-        raise WeightsError(f"graph '{graph.name}': training.{WEIGHTS_KEY} must be a file name, got {ref!r}")
     p = Path(ref)
-    if not p.is_absolute() and graph_file is not None:
-        p = Path(graph_file).resolve().parent / p
+    base = graph_file if graph_file is not None else graph.path
+    if not p.is_absolute() and base is not None:
+        p = Path(base).resolve().parent / p
+    if not p.exists():
+        raise WeightsError(f"graph '{graph.name}' starts from the weights file {p}, which does not exist")
     return p
 
 
@@ -210,6 +211,6 @@ def build_with_weights(graph: "Graph", graph_file: str | os.PathLike | None = No
     return compiled
 
 
-__all__ = ["WeightsError", "WEIGHTS_KEY", "read_checkpoint", "save_node_weights", "write_bytes_atomic",
+__all__ = ["WeightsError", "read_checkpoint", "save_node_weights", "write_bytes_atomic",
            "graph_weights_path", "to_node_keys", "to_model_keys", "is_node_keyed", "apply_state", "load_into",
            "build_with_weights"]

@@ -288,3 +288,27 @@ def test_a_non_finite_position_does_not_make_an_unreadable_file(tmp_path):
     path = tmp_path / "pos.dcnet"
     save_graph(loaded, path)
     load_graph(path)
+
+
+def test_the_weights_a_graph_starts_from_are_part_of_the_document(tmp_path):
+    import torch
+
+    from engine.compiler import build
+    from engine.onnx_weights import WeightsError, build_with_weights, save_node_weights, to_node_keys
+
+    g = mlp()
+    compiled = build(g, seed=7)
+    state, _ = to_node_keys(compiled.model.state_dict(), compiled.plan.attrs)
+    save_node_weights(tmp_path / "mlp.safetensors", state, {})
+    g.weights = "mlp.safetensors"
+    save_graph(g, tmp_path / "mlp.dcnet")
+    again = load_graph(tmp_path / "mlp.dcnet")
+    assert again.weights == "mlp.safetensors" and again.path == str(tmp_path / "mlp.dcnet")
+    started = build_with_weights(again, seed=0).model  # another seed: the file's weights win
+    for name, value in compiled.model.state_dict().items():
+        assert torch.equal(started.state_dict()[name], value)
+    (tmp_path / "mlp.safetensors").unlink()
+    with pytest.raises(WeightsError, match="does not exist"):
+        build_with_weights(again)
+    with pytest.raises(GraphFileError, match="weights"):
+        loads(dumps(g).replace('"weights": "mlp.safetensors"', '"weights": 3'))

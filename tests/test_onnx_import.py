@@ -25,7 +25,7 @@ import engine
 from engine import export as ex
 from engine.cli import main
 from engine.onnx_import import OnnxImportError, import_onnx, save_imported
-from engine.onnx_weights import WEIGHTS_KEY, build_with_weights
+from engine.onnx_weights import build_with_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = sorted(ROOT.glob("templates/*.dcnet"))
@@ -280,7 +280,7 @@ def test_import_writes_graph_and_weights_that_compile_train_and_export_from_them
     assert rc == 0
     assert (tmp_path / "res.safetensors").is_file()
     back = engine.load_graph(tmp_path / "res.dcnet")
-    assert back.training[WEIGHTS_KEY] == "res.safetensors"
+    assert back.weights == "res.safetensors"
     compiled = build_with_weights(back, tmp_path / "res.dcnet")
     x = torch.randn(5, 4, 8, 8)
     with torch.no_grad():

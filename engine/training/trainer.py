@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..compiler import build
+from ..onnx_weights import build_with_weights
 from ..graph import Graph
 from .augment import build_augmentation
 from .config import TrainingConfig
@@ -360,7 +360,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._dispatch = _Dispatcher(self, callbacks)
 
-        self.compiled = build(graph, seed=cfg.seed)
+        # An imported graph starts from the weights it names (engine.onnx_weights); others from the seed.
+        self.compiled = build_with_weights(graph, seed=cfg.seed)
         self.mode = select_mode(self.compiled, cfg.mode)
         self.model = self.compiled.model
         self.loss_fn = self.compiled.loss
@@ -426,6 +427,8 @@ class Trainer:
             self.notes += aug_notes
         if cfg.early_stopping.enabled and len(self.splits["dev"]) == 0:
             self.notes.append("early stopping needs a dev set; the split has none, so it is off")
+        elif cfg.early_stopping.enabled and not self.mode.selects_best:
+            self.notes.append(f"early stopping is off in {self.mode.name} mode: no dev metric tells its best epoch")
 
         # ---- run state
         self.epoch = 0  # epochs completed
@@ -862,7 +865,7 @@ class Trainer:
             if cfg.checkpoint_seconds and now - self._last_ckpt_write >= cfg.checkpoint_seconds:
                 self.save_checkpoint(self.run_dir / "last.pt", kind="last")
         es = cfg.early_stopping
-        if es.enabled and len(self.splits["dev"]):
+        if es.enabled and len(self.splits["dev"]) and self.mode.selects_best:
             self._bad_epochs = 0 if improved else self._bad_epochs + 1
             if self._bad_epochs >= es.patience:
                 return True
