@@ -103,7 +103,8 @@ class CanvasGraph(NodeGraph):
 class Canvas(QtCore.QObject):
     """The editor view of one document at a time."""
 
-    selection_changed = QtCore.Signal(list)  # engine node ids
+    selection_changed = QtCore.Signal(list)  # ids of selected nodes of the main graph ([] inside a composite)
+    shown_selection_changed = QtCore.Signal(list)  # ids of selected nodes of the graph shown (main or composite)
     message = QtCore.Signal(str)             # refusals and notes, for the status bar
     node_activated = QtCore.Signal(str)      # double click: show its properties
     group_requested = QtCore.Signal()        # a context menu asked to group the selection
@@ -149,7 +150,8 @@ class Canvas(QtCore.QObject):
         box.addWidget(self.viewer, 1)
         self._selection_timer = QtCore.QTimer(self, singleShot=True, interval=0)
         self._selection_timer.timeout.connect(self._selection_now)
-        self._last_selection: list[str] = []
+        self._last_selection: list[str] | None = []
+        self._last_main_selection: list[str] = []
         self.apply_theme(self.theme)
         self.set_document(document)
 
@@ -176,6 +178,7 @@ class Canvas(QtCore.QObject):
         for nid in list(self._nodes):
             self._remove_view_node(nid)
         self.doc = doc
+        self._last_selection = None  # a new graph: the next selection is news
         doc.changed.connect(self.sync)
         self.sync()
         self.crumbs.refresh()
@@ -546,7 +549,11 @@ class Canvas(QtCore.QObject):
         ids = self.selected_ids()
         if ids != self._last_selection:
             self._last_selection = ids
-            self.selection_changed.emit(ids)
+            self.shown_selection_changed.emit(ids)
+        main = [] if self.scopes else ids
+        if main != self._last_main_selection:
+            self._last_main_selection = main
+            self.selection_changed.emit(main)
 
     def nodes_rect(self, node_ids=None) -> QtCore.QRectF:
         """The scene rectangle around the given nodes (all by default), their labels included.

@@ -149,7 +149,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a["reset_layout"].triggered.connect(lambda: self.restoreState(self._default_state, STATE_VERSION))
         a["shortcuts"].triggered.connect(self.show_shortcuts)
         a["about"].triggered.connect(self.show_about)
-        c.selection_changed.connect(self.properties.show_selection)
+        c.shown_selection_changed.connect(self.properties.show_selection)  # inside an open composite too
         c.node_activated.connect(self._show_properties)
         c.message.connect(self.flash)
         self.palette.add_requested.connect(lambda name: c.add_node(name))

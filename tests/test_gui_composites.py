@@ -330,3 +330,21 @@ def test_removing_a_port_inside_removes_the_instances_wires_and_says_so(window):
     assert f"{len(wired)} wire(s) of the composite's instances were removed" in messages[-1]
     w.actions_["undo"].trigger()
     assert [e for e in root.graph.edges if e.src == "decoder"] == wired and root.inference.ok
+
+
+def test_panels_of_the_main_graph_see_no_selection_inside_a_composite(window):
+    w = window
+    open_template(w, "vae")
+    c = w.canvas
+    main, shown = [], []
+    c.selection_changed.connect(main.append)
+    c.shown_selection_changed.connect(shown.append)
+    c.select(["encoder"])
+    assert main[-1] == shown[-1] == ["encoder"]
+    c.open_composite()
+    inner = next(iter(c.doc.graph.nodes))
+    c.select([inner])
+    assert shown[-1] == [inner] and main[-1] == []  # the Preview and training health read main-graph ids
+    assert w.properties.node_id == inner
+    c.close_scope()
+    assert main[-1] == shown[-1] == ["encoder"]
