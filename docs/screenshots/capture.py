@@ -118,7 +118,22 @@ def main(names: list[str]) -> None:
     def open_dcgan():
         from gui.templates import load_template
         w.files.open_graph(load_template("dcgan"), "Opened the DCGAN template")
+        # the canvas and Properties in their usual room: Problems below, Pre-flight beside Properties
+        for dock in w.findChildren(QtWidgets.QDockWidget):
+            if dock.objectName() in ("dock_training", "dock_preview"):
+                dock.hide()
+        w.docks["problems"].show()
+        w.docks["preflight"].show()
+        settle(app, 200)
+        vertical = QtCore.Qt.Orientation.Vertical
+        w.resizeDocks([w.docks["problems"]], [150], vertical)
+        w.resizeDocks([w.docks["properties"], w.docks["preflight"]], [520, 330], vertical)
         settle(app, 600)
+
+    def restore_docks():
+        for dock in w.findChildren(QtWidgets.QDockWidget):
+            if dock.objectName() in ("dock_training", "dock_preview"):
+                dock.show()
 
     def shared_screen():
         open_dcgan()
@@ -126,6 +141,7 @@ def main(names: list[str]) -> None:
         w.canvas.select(["discriminator_real"])
         settle(app)
         grab("shared")
+        restore_docks()
     screens["shared"] = shared_screen
 
     def composite_screen():
@@ -135,6 +151,7 @@ def main(names: list[str]) -> None:
         settle(app)
         grab("composite")
         w.canvas.close_scope(0)
+        restore_docks()
     screens["composite"] = composite_screen
 
     for name in names or list(screens):
