@@ -320,6 +320,10 @@ class Walker:
         self.problem = problem
         self.method = METHODS[method] if isinstance(method, str) else method
         surface = problem.surface
+        foreign = sorted(set(values or {}) - set(self.method.params))
+        if foreign:
+            raise ValueError(f"{self.method.label} has no {', '.join(map(repr, foreign))} "
+                             f"(it has {', '.join(self.method.params)})")
         self.values = dict(surface.default_values(self.method))
         self.values.update(values or {})
         batching = self.method.batching or "mini-batch"

@@ -171,6 +171,8 @@ def test_bad_hyperparameters_are_named():
     assert "training.optimizer.momentum" in str(err.value)
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         optlab.method_config("adam", {"momentum2": 0.5})
+    with pytest.raises(ValueError, match="Adam has no 'momentum'"):
+        optlab.trajectory("beale", "adam", steps=3, momentum=0.5)
 
 
 def test_every_method_beats_or_matches_gd_where_the_textbook_says():
