@@ -203,8 +203,11 @@ def test_gan_run_emits_sample_grids_saves_pngs_and_resumes(tmp_path):
     assert epoch.dev_loss == pytest.approx(sum(epoch.dev_terms.values()), rel=1e-6)
     report = tr.report()
     assert report["mode"] == "gan" and set(report["test_terms"]) == {"d_loss", "g_loss"} and "doctor" not in report
-    again = Trainer(tiny_gan(), config(epochs=3, sample_every=10), run_dir=tmp_path / "more")
+    again = Trainer(tiny_gan(), config(epochs=3, sample_every=10, **{"early_stopping.enabled": True,
+                                                                     "early_stopping.patience": 1}),
+                    run_dir=tmp_path / "more")
     assert again.fit(resume_from=tmp_path / "final.pt").status == "finished" and again.step == 51
+    assert "early stopping is off in gan mode" in " ".join(again.notes)
 
 
 # --------------------------------------------------------------------------- VAE

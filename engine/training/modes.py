@@ -934,13 +934,15 @@ class VAEMode(TrainingMode):
             outputs = call_model(trainer.forward_model, xb)
         recon = self._display(outputs[self.recon_output]).cpu()
         original = xb.float().cpu()
-        columns = 8
-        pairs = []
-        for start in range(0, k, columns):  # a row of originals, then the row of their reconstructions
-            pairs += [original[start:start + columns], recon[start:start + columns]]
-        images = _as_images(torch.cat(pairs))
-        grid = image_grid(images, columns=min(columns, k)) if images is not None and k >= columns else (
-            image_grid(images, columns=k) if images is not None else None)
+        columns = min(8, k)
+        rows = []
+        for start in range(0, k, columns):  # a row of originals over the row of their reconstructions
+            chunk = slice(start, start + columns)
+            pad = columns - len(original[chunk])
+            blank = torch.zeros(pad, *original.shape[1:])
+            rows += [torch.cat([original[chunk], blank]), torch.cat([recon[chunk], blank])]
+        images = _as_images(torch.cat(rows))
+        grid = image_grid(images, columns=columns) if images is not None else None
         out.append(Samples(epoch, "reconstructions", original, original, recon, None, None, step=trainer.step,
                            grid=grid))
         if self.decoder is not None:
