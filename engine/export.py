@@ -216,16 +216,31 @@ def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, g
     else:
         load_into(model, compiled.plan.attrs, _part_state(state, graph), source)
 
-    job = _Job(graph, inf, compiled, model, opset, batch, exporter, threads)
-    job.fallback = requested == "auto"
-    t0 = time.perf_counter()
-    proto, folded = job.export()
-    seconds_export = time.perf_counter() - t0
-    data = proto.SerializeToString()
-    job.check(data)
-    t1 = time.perf_counter()
-    checks = job.verify(data, seed, tolerance)
-    seconds_verify = time.perf_counter() - t1
+    def attempt(which: str):
+        job = _Job(graph, inf, compiled, model, opset, batch, which, threads)
+        job.fallback = requested == "auto"
+        t0 = time.perf_counter()
+        proto, folded = job.export()
+        seconds_export = time.perf_counter() - t0
+        data = proto.SerializeToString()
+        job.check(data)
+        t1 = time.perf_counter()
+        checks = job.verify(data, seed, tolerance)
+        return job, proto, folded, data, checks, seconds_export, time.perf_counter() - t1
+
+    try:
+        job, proto, folded, data, checks, seconds_export, seconds_verify = attempt(exporter)
+    except ExportError as first:
+        # With exporter "auto", a dynamo file that the checker or onnxruntime refuses (torch 2.11's
+        # exporter writes such files for some recurrent graphs) gets a second chance with the legacy one.
+        if requested != "auto" or exporter != "dynamo" or first.stage not in ("checker", "onnxruntime", "verify"):
+            raise
+        try:
+            job, proto, folded, data, checks, seconds_export, seconds_verify = attempt("legacy")
+        except ExportError:
+            raise first from None
+        job.note = (f"the dynamo exporter's file did not pass verification ({first.reason or first.stage}); "
+                    "the legacy exporter was used instead")
     try:
         write_bytes_atomic(out, data)
     except OSError as exc:
