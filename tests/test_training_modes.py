@@ -225,8 +225,10 @@ def test_vae_reconstruction_loss_falls_and_samples_come_from_the_prior(tmp_path)
     with torch.no_grad():
         total, _ = tr.mode.eval_step(tr, xb, None)
         assert float(total) == pytest.approx(float(tr.loss_fn(*tr.model(xb), xb)) / 50, rel=1e-5)
-    kinds = {s.kind: s for s in rec.samples if s.epoch == 8}
-    gen, recs = kinds["generated"], kinds["reconstructions"]
+    last = [s for s in rec.samples if s.epoch == 8]
+    assert [s.kind for s in last] == ["generated", "reconstructions"]
+    gen, recs = last
+    assert recs.samples is gen.predictions  # the prior's samples travel with the reconstructions too
     assert gen.inputs.shape == (16, 20) and gen.predictions.shape == (16, 1, 28, 28)
     assert 0 <= float(gen.predictions.min()) and float(gen.predictions.max()) <= 1  # sigmoid of the logits
     assert recs.predictions.shape == recs.inputs.shape == (8, 1, 28, 28)

@@ -943,8 +943,8 @@ class VAEMode(TrainingMode):
             rows += [torch.cat([original[chunk], blank]), torch.cat([recon[chunk], blank])]
         images = _as_images(torch.cat(rows))
         grid = image_grid(images, columns=columns) if images is not None else None
-        out.append(Samples(epoch, "reconstructions", original, original, recon, None, None, step=trainer.step,
-                           grid=grid))
+        reconstructions = Samples(epoch, "reconstructions", original, original, recon, None, None,
+                                  step=trainer.step, grid=grid)
         if self.decoder is not None:
             decoder = getattr(trainer.model, self.decoder["attr"])
             with trainer.autocast():
@@ -958,6 +958,8 @@ class VAEMode(TrainingMode):
             grid = image_grid(images, columns=math.ceil(math.sqrt(count))) if images is not None else None
             out.append(Samples(epoch, "generated", self.fixed_z.cpu(), None, generated, None, None,
                                step=trainer.step, grid=grid))
+            reconstructions.samples = generated
+        out.append(reconstructions)  # last, so a view showing the newest event shows both
         return out
 
     def summary(self, report):

@@ -135,7 +135,8 @@ class Samples:
     - "generated" (GAN, VAE): inputs = the noise (k, *z), targets None, predictions = the images (k, C, H, W)
       in [0, 1] for display.
     - "reconstructions" (VAE): inputs = targets = the original images, predictions = their reconstructions,
-      both in [0, 1].
+      both in [0, 1]; ``samples`` also holds the images generated from the prior (sent just before as a
+      "generated" event of their own).
     - "nearest-neighbour" (triplet): predictions = the class of each input's nearest training example in
       embedding space.
 
@@ -152,6 +153,7 @@ class Samples:
     step: int = 0  # the step after which the samples were made
     grid: torch.Tensor | None = None
     path: str | None = None
+    samples: torch.Tensor | None = None  # further images shown with these (a VAE's samples from the prior)
 
 
 @dataclass
