@@ -136,7 +136,6 @@ def test_graphs_a_mode_cannot_train_are_refused_with_the_reason():
     vae.set_param(target.id, "shape", [784])
     vae.add_node("Reshape", "flat_recon", {"shape": [784]})  # keeps the graph valid: recon reshaped below
     recon = next(n for n in vae.nodes.values() if n.label == "reconstruction")
-    loss = next(n for n in vae.nodes.values() if n.label == "reconstruction_loss")
     flat = next(n for n in vae.nodes.values() if n.label == "flat_recon")
     dec = next(e for e in vae.edges if e.dst == recon.id)
     vae.disconnect(dec)
@@ -191,7 +190,8 @@ def test_gan_run_emits_sample_grids_saves_pngs_and_resumes(tmp_path):
     steps = [s.step for s in rec.samples]
     assert steps == [10, 20, 30, 34] and {s.kind for s in rec.samples} == {"generated"}
     last = rec.samples[-1]
-    assert last.predictions.shape == (16, 64) and 0 <= float(last.predictions.min()) <= float(last.predictions.max()) <= 1
+    assert last.predictions.shape == (16, 64)
+    assert 0 <= float(last.predictions.min()) <= float(last.predictions.max()) <= 1
     assert last.grid.shape == (1, 4 * 10 + 2, 4 * 10 + 2)  # 16 8x8 images, 4 a row, 2 pixels apart
     with Image.open(last.path) as img:
         assert img.mode == "L" and min(img.size) >= 400

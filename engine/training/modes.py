@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..spec import INPUT, LAYER, OUTPUT
+from ..spec import INPUT, OUTPUT
 from .data import CLASSIFICATION, REGRESSION, DataError, fit_inputs, fit_targets
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -569,9 +569,9 @@ class GANMode(TrainingMode):
         data_inputs = sorted({i for s in real_sources for i in _inputs_of(compiled, s)})
         d_label = _label(compiled, sides["discriminator"][0])
         if len(data_inputs) != 1:
-            return_msg = ("no Input" if not data_inputs else
-                          "several Inputs (" + ", ".join(_label(compiled, i) for i in data_inputs) + ")")
-            raise SetupError(f"the real scores of GANLoss '{d_label}' come from {return_msg}; they must come from "
+            where = ("no Input" if not data_inputs else
+                     "several Inputs (" + ", ".join(_label(compiled, i) for i in data_inputs) + ")")
+            raise SetupError(f"the real scores of GANLoss '{d_label}' come from {where}; they must come from "
                              "exactly one Input, the real data")
         data_id = data_inputs[0]
         if inf.shape(data_id).dtype != "float32":
@@ -622,8 +622,9 @@ class GANMode(TrainingMode):
         self.noise_shapes = {nid: tuple(inf.shape(nid).shape[1:]) for nid in self.noise_ids}
         params = _loss_params(compiled)
         sides = self._sides(compiled)
-        self.d_terms = {_label(compiled, lid): params[_label(compiled, lid)]["weight"] for lid in sides["discriminator"]}
-        self.g_terms = {_label(compiled, lid): params[_label(compiled, lid)]["weight"] for lid in sides["generator"]}
+        weight = {label: p["weight"] for label, p in params.items()}
+        self.d_terms = {_label(compiled, lid): weight[_label(compiled, lid)] for lid in sides["discriminator"]}
+        self.g_terms = {_label(compiled, lid): weight[_label(compiled, lid)] for lid in sides["generator"]}
         self.out_range = (_value_range(compiled, plan.outputs[self.fake_output][0])
                           if self.fake_output is not None else None)
         self.data_range: tuple[float, float] = (0.0, 1.0)
@@ -816,7 +817,7 @@ class VAEMode(TrainingMode):
 
     def __init__(self, compiled):
         super().__init__(compiled)
-        inf, plan, graph = compiled.inference, compiled.plan, compiled.inference.graph
+        plan, graph = compiled.plan, compiled.inference.graph
         self.input_id = plan.inputs[0][0]
         self.n_targets = len(plan.targets)
         lid, self.recon_output = self._reconstruction(compiled)
