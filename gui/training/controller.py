@@ -39,7 +39,7 @@ class RunController(QtCore.QObject):
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(1000 // DRAIN_HZ)
         self.timer.timeout.connect(self.drain)
-        self._pending_config: dict | None = None
+        self.say = None  # shows a message while the training modules load the first time
 
     # ------------------------------------------------------------------ state
     @property
@@ -64,6 +64,8 @@ class RunController(QtCore.QObject):
         TrainingConfig). Returns None when a run is already going."""
         if self.running:
             return None
+        from .warmup import AUGMENT, TRAINING, ensure_imported
+        ensure_imported(TRAINING + (AUGMENT if config.augmentation.enabled else ()), say=self.say)
         number = len(self.runs) + 1 if not self.runs else self.runs[-1].number + 1
         previous = self.runs[-1] if self.runs else None
         cfg = config.to_dict()

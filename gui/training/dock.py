@@ -205,6 +205,7 @@ class TrainingDock(QtWidgets.QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
 
+        controller.say = self._say
         controller.started.connect(self._started)
         controller.updated.connect(self._updated)
         controller.finished.connect(self._finished)

@@ -181,6 +181,8 @@ class ExportDialog(QtWidgets.QDialog):
             return
         graph = self.doc.graph.copy()
         opset = self.opset.value()
+        from .warmup import EXPORT, ensure_imported
+        ensure_imported(EXPORT, say=self.verdict.setText)  # before the thread starts (see warmup)
         self.onnx_button.setEnabled(False)
         self.busy.show()
         self.verdict.setText(f"Exporting {graph.name} and verifying it with onnxruntime…")

@@ -187,8 +187,8 @@ class LivePlots(QtWidgets.QWidget):
 
     def schedule(self) -> None:
         """Redraw soon: at once when nothing trains, else when the drawing budget allows."""
-        if not self.isVisible() or self._timer.isActive():
-            return
+        if not self.isVisible() or self.visibleRegion().isEmpty() or self._timer.isActive():
+            return  # hidden, or in a dock tabbed away (Qt keeps those "visible", off screen)
         if not self.controller.running:
             self._timer.start(0)
             return

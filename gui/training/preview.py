@@ -53,7 +53,7 @@ def compute(req: PreviewRequest, cache: dict) -> PreviewResult:
     import engine
     from engine.compiler import build
     from engine.inspect import NodeRunner, load_matching, preview, sample_batch
-    from engine.spec import INPUT, OUTPUT, TARGET
+    from engine.spec import INPUT, LOSS, OUTPUT, TARGET
     from engine.training.config import ConfigError, TrainingConfig
     from engine.training.data import DataError
 
@@ -108,6 +108,13 @@ def compute(req: PreviewRequest, cache: dict) -> PreviewResult:
     if role == INPUT:
         pos = [nid for nid, _ in compiled.plan.inputs].index(req.node)
         values = {req.node: {"out": batch.inputs[pos]}}
+    elif role == LOSS:
+        if not batch.targets:
+            return PreviewResult(req.serial, req.node, error=f"'{node.label}' needs targets this data set does not "
+                                                             "give for this network.")
+        with torch.no_grad():
+            values = NodeRunner(compiled).run(batch.inputs, batch.targets, upto=target, losses=True)
+        where += " · the loss of this batch of examples"
     else:
         with torch.no_grad():
             values = NodeRunner(compiled).run(batch.inputs, None, upto=target, losses=False)
@@ -206,6 +213,7 @@ class PreviewPanel(QtWidgets.QWidget):
         layout.addWidget(self.stats)
         self.plot = None
         self.image = None
+        self.shown = False  # the dock is on screen (a tabbed-away dock stays "visible" to Qt)
         self.apply_theme()
         controller.updated.connect(self._run_updated)
         controller.started.connect(lambda run: self._sync_want())
@@ -241,17 +249,15 @@ class PreviewPanel(QtWidgets.QWidget):
     def schedule(self, delay: int = DEBOUNCE_MS) -> None:
         self._timer.start(delay)
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
+    def set_shown(self, shown: bool) -> None:
+        """The dock came on screen or left it (QDockWidget.visibilityChanged)."""
+        self.shown = shown
         self._sync_want()
-        self.schedule(0)
-
-    def hideEvent(self, event) -> None:
-        super().hideEvent(event)
-        self._sync_want()
+        if shown:
+            self.schedule(0)
 
     def _sync_want(self) -> None:
-        self.controller.want_weights = self.isVisible() and self.node is not None
+        self.controller.want_weights = self.shown and self.node is not None
 
     def _weights(self):
         """The newest weights of this network from the runs (exact for the same network; partial else)."""
@@ -263,10 +269,12 @@ class PreviewPanel(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         self._sync_want()
-        if self.doc is None or self.node is None or not self.isVisible():
+        if self.doc is None or self.node is None or not self.shown:
             if self.node is None:
                 self._clear("Select a node to see its output on a real example.")
             return
+        from .warmup import ensure_imported
+        ensure_imported(say=self.title.setText)  # before the thread starts (see warmup)
         weights, note, norm = self._weights()
         self.serial += 1
         req = PreviewRequest(self.doc.graph.copy(), self.node, self.example.value() - 1, weights, note, norm,

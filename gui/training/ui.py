@@ -82,6 +82,8 @@ class TrainingUI(QtCore.QObject):
             panels.addAction(self.preview_dock.toggleViewAction())
 
         window.canvas.selection_changed.connect(self.preview.show_selection)
+        self.preview_dock.visibilityChanged.connect(self.preview.set_shown)
+        self.dock.visibilityChanged.connect(lambda shown: shown and self.dock_widget.plots.schedule())
         self.controller.started.connect(self._started)
         self.controller.updated.connect(self._updated)
         self.controller.finished.connect(self._finished)

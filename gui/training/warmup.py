@@ -1,0 +1,50 @@
+"""Import what the training, preview and export threads need, in the UI thread, before any of them starts.
+
+PySide6 replaces ``builtins.__import__`` with its own hook (``__feature_import__``). A background thread
+that imports a module while the UI thread calls into Qt can then deadlock (seen here: the preview
+thread importing torch while the property panel built a QLabel; both threads stopped for good). The
+first training run alone imports about 800 modules (torch, ``torch._dynamo`` from the optimizer,
+scikit-learn for the digits), so they are imported here once, in the UI thread, with a busy cursor,
+and the threads then find them in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+TRAINING = ("torch", "torch._dynamo", "torch.optim", "engine.compiler", "engine.training.trainer",
+            "engine.training.modes", "engine.training.metrics", "engine.inspect", "sklearn.datasets")
+OPTIONAL = ("engine.training.images", "engine.training.files", "PIL.Image")
+EXPORT = ("engine.export", "onnx", "onnxruntime", "onnxscript", "torch.onnx", "torch.export")
+AUGMENT = ("kornia.augmentation",)
+
+
+def ensure_imported(modules=TRAINING, optional=OPTIONAL, say=None) -> bool:
+    """Import ``modules`` (and, when they exist, ``optional``) unless they are loaded already. Returns
+    whether anything had to be imported. ``say(text)`` shows a message first (it is painted before the
+    wait)."""
+    missing = [m for m in modules if m not in sys.modules]
+    extra = [m for m in optional if m not in sys.modules]
+    if not missing and not extra:
+        return False
+    if say is not None and missing:
+        say("Loading PyTorch and the training modules (only the first time)…")
+        QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+    app = QtWidgets.QApplication.instance()
+    if app is not None:
+        QtWidgets.QApplication.setOverrideCursor(QtGui.QCursor(QtCore.Qt.CursorShape.WaitCursor))
+    try:
+        for name in missing:
+            importlib.import_module(name)
+        for name in extra:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+    finally:
+        if app is not None:
+            QtWidgets.QApplication.restoreOverrideCursor()
+    return True
