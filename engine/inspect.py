@@ -43,7 +43,7 @@ DEAD_UNIT_TYPES = frozenset({"ReLU"})
 # Gradient health thresholds (L2 norm of a node's parameter gradients).
 EXPLODING_NORM = 1e2  # larger: the update is likely to overshoot; clipping or a lower rate helps
 VANISHING_NORM = 1e-6  # smaller: the layer has all but stopped learning
-VANISHING_RATIO = 1e-3  # or this much smaller than the largest layer's norm in the same step
+VANISHING_RATIO = 1e-3  # or this much smaller than the largest (not exploding) layer's norm in the same step
 
 NodeValues = dict  # node id -> {port: tensor}; a loss node's value is under the port "loss"
 
@@ -238,7 +238,9 @@ def gradient_level(norm: float, largest: float) -> str:
 
 
 def gradient_levels(norms: dict[str, float]) -> dict[str, str]:
-    finite = [v for v in norms.values() if math.isfinite(v)]
+    """Each node's level; "vanishing" is judged against the largest norm that is not itself exploding,
+    so one exploding layer does not make the healthy ones look vanishing."""
+    finite = [v for v in norms.values() if math.isfinite(v) and v <= EXPLODING_NORM]
     largest = max(finite, default=0.0)
     return {nid: gradient_level(v, largest) for nid, v in norms.items()}
 

@@ -1,0 +1,186 @@
+"""engine.inspect, without Qt: node-by-node evaluation equals the compiled model, activation statistics
+(dead ReLU units), where a NaN first appears, gradient health, previews, real examples fitted to a
+graph, per-example results, and the health monitor on real training runs."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+from engine.compiler import build
+from engine.inspect import (HealthMonitor, NodeRunner, activation_stats, dead_units, example_results,
+                            find_nonfinite, gradient_level, gradient_levels, gradient_score, histogram, load_matching,
+                            preview, sample_batch, tile)
+from engine.training import Trainer, TrainingConfig
+from tests import graphs
+
+torch.set_num_threads(1)
+
+
+def _x(compiled, n=5, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, *compiled.inference.shape(nid).shape[1:], generator=gen) for nid, _ in compiled.plan.inputs]
+
+
+def test_node_by_node_outputs_equal_the_compiled_model():
+    for g in (graphs.lenet5(), engine.load_graph("templates/vae.dcnet"), graphs.inception_block()):
+        c = build(g, seed=0)
+        c.model.eval()
+        xs = _x(c)
+        values = NodeRunner(c).run(xs, model=c.model)
+        with torch.no_grad():
+            out = c.model(*xs)
+        out = out if isinstance(out, tuple) else (out,)
+        mine = NodeRunner(c).model_outputs(values)
+        assert len(mine) == len(out)
+        for a, b in zip(mine, out):
+            torch.testing.assert_close(a, b)
+
+
+def test_functional_nodes_and_losses_get_values():
+    g = graphs.mlp(4, 8, 3)
+    c = build(g, seed=0)
+    x = torch.randn(6, 4)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    values = NodeRunner(c).run([x], [y])
+    hidden, relu = values["hidden"]["out"], values["relu"]["out"]  # ReLU has no submodule
+    torch.testing.assert_close(relu, torch.relu(hidden))
+    logits = c.model(x)
+    torch.testing.assert_close(values["ce"]["loss"], torch.nn.functional.cross_entropy(logits, y))
+    assert "ce" not in NodeRunner(c).run([x])  # no targets: no loss
+    assert list(NodeRunner(c).run([x], upto="hidden")) == ["hidden"]
+
+
+def test_dead_units_counted_per_unit_over_the_batch():
+    g = graphs.mlp(4, 8, 3, with_loss=False)
+    c = build(g, seed=0)
+    with torch.no_grad():
+        c.model.hidden.bias[:2] = -100.0  # two of eight units never fire
+        c.model.hidden.bias[2:] = 100.0
+    values = NodeRunner(c).run([torch.randn(32, 4)])
+    stats = activation_stats(c, values)
+    assert stats["relu"].dead == pytest.approx(0.25)
+    assert stats["relu"].units == 8
+    assert stats["hidden"].dead is None  # only ReLU-like nodes have dead units
+    assert stats["relu"].zeros == pytest.approx(0.25)
+    assert dead_units(torch.zeros(3, 4, 5, 5)) == 1.0  # maps: a unit is a channel
+    maps = torch.zeros(3, 4, 5, 5)
+    maps[0, 1, 2, 2] = 1.0
+    assert dead_units(maps) == pytest.approx(0.75)
+
+
+def test_find_nonfinite_names_the_node():
+    g = graphs.mlp(4, 8, 3)
+    c = build(g, seed=0)
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    assert find_nonfinite(c, [x], [y]) is None
+    bad = x.clone()
+    bad[0, 0] = float("nan")
+    found = find_nonfinite(c, [bad], [y])
+    assert (found.node, found.where) == ("x", "input")
+    with torch.no_grad():
+        c.model.head.weight[0, 0] = float("nan")
+    found = find_nonfinite(c, [x], [y])
+    assert (found.node, found.where) == ("head", "weights")
+    assert "head" in found.message and "learning rate" in found.message
+    c = build(g, seed=0)
+    with torch.no_grad():
+        c.model.hidden.weight.fill_(1e30)
+        c.model.head.weight.fill_(1e30)  # finite weights, but (1e30)^2 overflows float32
+    found = find_nonfinite(c, [x.abs() + 1], [y])
+    assert (found.node, found.where) == ("head", "output")
+    assert c.model.training  # the model's mode is restored
+
+
+def test_gradient_health():
+    assert gradient_level(float("nan"), 1.0) == "nonfinite"
+    assert gradient_level(1e3, 1e3) == "exploding"
+    assert gradient_level(1e-8, 1e-8) == "vanishing"
+    assert gradient_level(1e-5, 1.0) == "vanishing"  # a thousand times below the largest layer
+    assert gradient_level(0.3, 1.0) == "healthy"
+    assert gradient_levels({"a": 1.0, "b": 1e-6, "c": 5e3}) == {"a": "healthy", "b": "vanishing", "c": "exploding"}
+    norms = [1e-4, 1e-2, 1.0]
+    assert gradient_score(1e-4, norms) == pytest.approx(-2.0)
+    assert gradient_score(1.0, norms) == pytest.approx(2.0)
+    assert gradient_score(1e-2, norms) == pytest.approx(0.0)
+    assert gradient_score(float("inf"), norms) == 3.0
+
+
+def test_previews_of_maps_and_values():
+    c = build(graphs.lenet5(with_loss=False), seed=0)
+    c.model.eval()
+    values = NodeRunner(c).run(_x(c, 2), upto="fc1")
+    assert "fc2" not in values
+    maps = preview(c, values, "conv1", index=1)
+    assert (maps.kind, maps.shape, maps.channels, maps.data.shape) == ("maps", (6, 28, 28), 6, (6, 28, 28))
+    torch.testing.assert_close(torch.from_numpy(maps.data), values["conv1"]["out"][1])
+    dense = preview(c, values, "fc1")
+    assert dense.kind == "values" and dense.data.shape == (120,)
+    assert dense.stats["min"] <= dense.stats["mean"] <= dense.stats["max"]
+    grid = tile(maps.data)
+    assert grid.shape == (2 * 29 - 1, 3 * 29 - 1)  # 6 maps in 2 rows of 3, 1-pixel gaps
+    assert np.nanmax(grid) == pytest.approx(1.0) and np.nanmin(grid) == pytest.approx(0.0)
+    counts, edges = histogram(dense.data, bins=10)
+    assert counts.sum() == 120 and len(edges) == 11
+    with pytest.raises(KeyError):
+        preview(c, values, "image")
+
+
+def test_sample_batch_fits_real_examples_to_the_inputs():
+    g = graphs.lenet5()
+    c = build(g, seed=0)
+    batch = sample_batch(c, TrainingConfig.from_dict({}), count=3)  # digits, resized 8x8 -> 32x32 as in training
+    assert batch.inputs[0].shape == (3, 1, 32, 32) and batch.targets[0].shape == (3,)
+    assert batch.data_input == "image" and not batch.notes
+    assert batch.targets[0].tolist() == [int(batch.dataset.y[i]) for i in batch.indices]
+    gan = build(engine.load_graph("templates/dcgan.dcnet"), seed=0)
+    batch = sample_batch(gan, TrainingConfig.from_dict({"data": {"options": {"size": 32}}}), count=2)
+    ids = [nid for nid, _ in gan.plan.inputs]
+    assert batch.data_input == "real"  # the images, not the latent code
+    assert batch.inputs[ids.index("real")].shape == (2, 1, 32, 32)
+    assert any("Input 'z': random values" in n for n in batch.notes)
+
+
+def test_load_matching_keeps_the_layers_that_still_fit():
+    a = build(graphs.mlp(4, 8, 3), seed=0).model
+    b = build(graphs.mlp(4, 8, 5), seed=1).model  # a wider head: only the hidden layer matches
+    got, total = load_matching(b, a.state_dict())
+    assert (got, total) == (2, 4)
+    torch.testing.assert_close(b.hidden.weight, a.hidden.weight)
+
+
+def _digits_mlp():
+    g = graphs.mlp(64, 32, 10)
+    return g
+
+
+def test_health_monitor_on_a_run_and_a_nan_run():
+    got = []
+    cfg = TrainingConfig.from_dict({"epochs": 2, "batch_size": 64})
+    trainer = Trainer(_digits_mlp(), cfg, callbacks=[HealthMonitor(got.append, budget=1.0)])
+    assert trainer.fit().status == "finished"
+    full = [h for h in got if h.stats]
+    assert full and full[-1].final
+    assert 0.0 <= full[-1].dead["relu"] <= 1.0
+    assert set(full[-1].grad_norms) == {"hidden", "head"}
+    assert all(level in ("healthy", "vanishing", "exploding") for level in full[-1].grad_levels.values())
+    results = example_results(trainer, "dev")
+    assert len(results.true) == len(trainer.splits["dev"])
+    for true, pred in [(0, 0), (3, 8)]:
+        rows = results.cell(true, pred)
+        assert all((results.true[rows] == true) & (results.predicted[rows] == pred))
+        assert all(np.diff(results.loss[rows]) <= 0)  # highest loss first
+    assert results.loss[results.mistakes()[:1]].tolist() == [results.loss[results.true != results.predicted].max()]
+
+    got = []
+    cfg = TrainingConfig.from_dict({"epochs": 1, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 1e20}})
+    trainer = Trainer(_digits_mlp(), cfg, callbacks=[HealthMonitor(got.append)])
+    result = trainer.fit()
+    assert result.status == "failed"
+    bad = [h.nonfinite for h in got if h.nonfinite is not None]
+    assert bad and bad[-1].node in ("hidden", "relu", "head", "ce")
+    assert bad[-1].where in ("weights", "output", "loss", "gradient")
+    assert bad[-1].label in bad[-1].message
