@@ -174,7 +174,8 @@ class RunController(QtCore.QObject):
             run.weights_epoch, run.weights = p
             changes.add("weights")
         elif kind == "state":
-            run.status = p
+            run.status, step = p
+            run.step = max(run.step, step)
             changes.add("state")
         elif kind == "start":
             run.info = p

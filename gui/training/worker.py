@@ -10,7 +10,8 @@ the training thread never waits for the UI and the UI never waits for training.
 
 Items put in the buffer, in order: ``network`` (hash), ``phase`` (text), ``start`` (RunStarted), then any
 number of ``step`` (StepMetrics), ``epochs`` (EpochEnd), ``samples``, ``health`` (engine.inspect.Health),
-``weights`` (a CPU state dict, only while ``want_weights()``), ``state``, ``checkpoint``, then ``result``
+``weights`` (a CPU state dict, only while ``want_weights()``), ``state`` (paused, running or stopping, and
+the step), ``checkpoint``, then ``result``
 (RunResult), ``report`` (the evaluation, per-example results, final weights) and last ``done``. A run that
 cannot be set up (bad settings, data that does not fit) puts ``error`` (the engine's message) and ``done``.
 """
@@ -85,7 +86,7 @@ def buffer_callback(buffer: EventBuffer, want_weights: Callable[[], bool] = lamb
             self.buffer.put("checkpoint", event)
 
         def on_state(self, trainer, event):
-            self.buffer.put("state", event.state)
+            self.buffer.put("state", (event.state, trainer.step))  # the step it stopped at, exactly
 
         def on_run_failed(self, trainer, event):
             self.buffer.put("failed", event)

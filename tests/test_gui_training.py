@@ -1,0 +1,313 @@
+"""Training in the app, headless (pytest-qt, offscreen Qt), through the widgets a person uses: the settings
+form, the Train / Pause / Stop buttons, the plots, the runs list, the confusion matrix, the doctor, the
+preview, the canvas health marks and the export dialog. Real (tiny) training runs on the digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtWidgets
+from PySide6.QtTest import QTest
+
+import engine
+from tests import graphs
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+LEFT = QtCore.Qt.MouseButton.LeftButton
+RUN_TIMEOUT = 60_000  # ms; a tiny run takes about a second
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from gui.mainwindow import MainWindow
+
+    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings, tmp_path / "autosave")
+    w.training.controller._runs_dir = tmp_path / "runs"
+    w.ask = lambda title, text, buttons: "Discard"
+    w.report = lambda title, text: None
+    w.resize(1500, 950)
+    w.show()
+    QTest.qWaitForWindowExposed(w)
+    yield w
+    w.training.controller.shutdown()
+    w.doc.undo_stack.setClean()
+    w.doc._recovered = False
+    w.close()
+    w.deleteLater()
+
+
+def open_graph(w, graph, training: dict | None = None):
+    from gui.document import Document
+
+    if training is not None:
+        graph.training = training
+    w.set_document(Document(graph))
+    QtWidgets.QApplication.processEvents()
+    return w.training
+
+
+def digits_mlp(training=None, hidden=32):
+    """Input (64) -> Linear -> ReLU -> Linear (10 classes); the 8x8 digits are flattened to fit."""
+    g = graphs.mlp(64, hidden, 10)
+    g.name = "digits MLP"
+    return g, training if training is not None else {"epochs": 1, "batch_size": 32}
+
+
+def train(w, qtbot, click: bool = True):
+    ui = w.training
+    if click:
+        qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
+    run = ui.controller.current
+    assert run is not None, ui.dock_widget.status.text()
+    qtbot.waitUntil(lambda: run.done, timeout=RUN_TIMEOUT)
+    QtWidgets.QApplication.processEvents()
+    return run
+
+
+def widget(ui, path):
+    return ui.dock_widget.settings.widgets[path]
+
+
+def test_one_epoch_puts_points_on_the_loss_plot(window, qtbot, tmp_path):
+    ui = open_graph(window, *digits_mlp({}))
+    spin = widget(ui, "epochs")  # the settings form edits the graph: saved with it
+    spin.setValue(1)
+    batch = widget(ui, "batch_size")
+    batch.setValue(32)
+    assert window.doc.graph.training == {"epochs": 1, "batch_size": 32}
+    assert window.doc.modified
+    path = tmp_path / "mlp.dcnet"
+    engine.save_graph(window.doc.graph, path)
+    assert engine.load_graph(path).training == {"epochs": 1, "batch_size": 32}
+
+    run = train(window, qtbot)
+    assert run.status == "finished", run.error
+    steps = run.info.steps_per_epoch
+    assert run.step == steps == int(np.ceil(run.info.split_sizes["train"] / 32))
+    plots = ui.dock_widget.plots
+    qtbot.waitUntil(lambda: plots.point_count(run, "raw") == steps, timeout=5000)
+    x, y = plots.curves[(run.number, "raw")].getData()
+    assert list(x) == list(range(1, steps + 1)) and np.isfinite(y).all()
+    assert plots.point_count(run, "dev") == 1  # the dev loss at the end of the epoch
+    assert plots.curves[("grad", "hidden")].yData.size > 0  # per-layer gradient norms
+    assert ui.dock_widget.progress.value() == 1000
+    assert "finished" in ui.dock_widget.status.text()
+    # training health on the canvas: layers tinted by gradient norm, the ReLU's dead units
+    marks = ui.health.marks
+    assert {"hidden", "head", "relu"} <= set(marks)
+    assert marks["hidden"].tag.startswith("∇") and marks["relu"].tag.startswith("dead ")
+    assert marks["hidden"].parentItem() is window.canvas.node_item("hidden")
+
+
+def test_pause_resume_and_stop_mid_epoch(window, qtbot):
+    ui = open_graph(window, *digits_mlp({"epochs": 4, "batching": "stochastic"}))  # one example per step
+    dock = ui.dock_widget
+    qtbot.mouseClick(dock.start_button, LEFT)
+    run = ui.controller.current
+    qtbot.waitUntil(lambda: run.step >= 10, timeout=RUN_TIMEOUT)
+    qtbot.mouseClick(dock.pause_button, LEFT)
+    qtbot.waitUntil(lambda: run.status == "paused", timeout=10_000)
+    assert dock.pause_button.text() == "Resume"
+    paused_at = run.step
+    total = run.info.steps_per_epoch * run.info.epochs
+    assert 0 < paused_at < total and paused_at % run.info.steps_per_epoch  # mid-epoch
+    assert ui.controller.job.trainer.step == paused_at  # the dock shows the step it paused after
+    qtbot.wait(400)
+    assert ui.controller.job.trainer.step == paused_at  # nothing moves while paused
+    qtbot.mouseClick(dock.pause_button, LEFT)
+    qtbot.waitUntil(lambda: run.status == "running" and run.step > paused_at + 20, timeout=RUN_TIMEOUT)
+    assert dock.pause_button.text() == "Pause"
+    qtbot.mouseClick(dock.stop_button, LEFT)
+    qtbot.waitUntil(lambda: run.done, timeout=RUN_TIMEOUT)
+    assert run.status == "stopped"
+    assert paused_at < run.step < total
+    assert Path(run.result.checkpoints["final"]).is_file()  # resumable
+    assert dock.start_button.isEnabled() and not dock.stop_button.isEnabled()
+
+
+def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 64}))
+    first = train(window, qtbot)
+    lr = widget(ui, "optimizer.lr")
+    lr.setText("0.01")
+    lr.editingFinished.emit()
+    assert window.doc.graph.training["optimizer"] == {"lr": 0.01}
+    second = train(window, qtbot)
+    assert second.label == "run 2: optimizer.lr 0.001→0.01"
+    plots = ui.dock_widget.plots
+    for run in (first, second):
+        assert plots.point_count(run, "train") > 0
+    runs = ui.dock_widget.runs
+    assert runs.count() == 2 and "optimizer.lr 0.001→0.01" in runs.item(0).text()
+    runs.item(1).setCheckState(QtCore.Qt.CheckState.Unchecked)  # hide run 1
+    assert plots.point_count(first, "train") == 0 and plots.point_count(second, "train") > 0
+    runs.item(1).setCheckState(QtCore.Qt.CheckState.Checked)
+    assert plots.point_count(first, "train") > 0
+
+
+def test_confusion_matrix_per_class_metrics_gallery_and_doctor(window, qtbot):
+    ui = open_graph(window, *digits_mlp({"epochs": 2, "batch_size": 32}))
+    run = train(window, qtbot)
+    results = ui.dock_widget.results
+    assert ui.dock_widget.tabs.currentWidget() is results
+    matrix = results.matrix
+    dev = run.report["dev"]
+    assert matrix.matrix.sum() == dev["examples"] == len(run.examples.true)
+    assert results.per_class.rowCount() == 11  # ten digits and the macro average
+    assert float(results.per_class.item(10, 3).text()) == pytest.approx(dev["macro"]["f1"], abs=1e-3)
+    # the gallery starts with every mistake, highest loss first
+    ex = run.examples
+    wrong = int((ex.true != ex.predicted).sum())
+    assert results.gallery.count() == min(wrong, 60)
+    # click the busiest off-diagonal cell: its examples, highest loss first
+    off = matrix.matrix.copy()
+    np.fill_diagonal(off, -1)
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    centre = matrix.cell_rect(int(i), int(j)).center().toPoint()
+    qtbot.mouseClick(matrix, LEFT, pos=centre)
+    assert matrix.selected == (i, j)
+    shown = results.gallery_indices()
+    assert len(shown) == min(int(matrix.matrix[i, j]), 60)
+    rows = [int(np.flatnonzero(ex.indices == idx)[0]) for idx in shown]
+    assert all(ex.true[r] == i and ex.predicted[r] == j for r in rows)
+    assert list(ex.loss[rows]) == sorted(ex.loss[rows], reverse=True)
+    # the doctor: human-level error in, avoidable bias and variance out; saved with the graph
+    doctor = results.doctor
+    doctor.human.setValue(1.0)
+    d = doctor.diagnosis
+    train_err, dev_err = run.report["train"]["error"], dev["error"]
+    assert d.avoidable_bias == pytest.approx(train_err - 0.01)
+    assert d.variance == pytest.approx(dev_err - train_err)
+    assert f"{d.avoidable_bias * 100:.1f}%" in doctor.figures.text()
+    assert doctor.verdict.text() == d.message
+    assert window.doc.graph.training["human_error"] == pytest.approx(0.01)
+
+
+def tiny_gan():
+    """A GAN small enough for a test: 8-d noise -> Linear -> Sigmoid makes an 8x8 image (64 values); one
+    Linear discriminator scores generated and real images (shared weights)."""
+    g = engine.Graph("tiny GAN")
+    z = g.add_node("Input", "z", {"shape": [8]})
+    real = g.add_node("Input", "real", {"shape": [64]})
+    gen = g.add_node("Linear", "gen", {"out_features": 64})
+    sig = g.add_node("Sigmoid", "gen_out")
+    fake = g.add_node("Output", "fake")
+    d_fake = g.add_node("Linear", "disc", {"out_features": 1})
+    d_real = g.add_node("Linear", "disc_real", {"out_features": 1})
+    g.set_shares(d_real.id, d_fake.id)
+    s_fake, s_real = g.add_node("Output", "score_fake"), g.add_node("Output", "score_real")
+    d_loss = g.add_node("GANLoss", "d_loss", {"side": "discriminator"})
+    g_loss = g.add_node("GANLoss", "g_loss", {"side": "generator"})
+    for a, ap, b, bp in [(z, "out", gen, "in"), (gen, "out", sig, "in"), (sig, "out", fake, "in"),
+                         (sig, "out", d_fake, "in"), (real, "out", d_real, "in"), (d_fake, "out", s_fake, "in"),
+                         (d_real, "out", s_real, "in"), (s_fake, "out", d_loss, "fake"),
+                         (s_real, "out", d_loss, "real"), (s_fake, "out", g_loss, "fake")]:
+        g.connect(a.id, ap, b.id, bp)
+    return g
+
+
+def test_a_gan_run_shows_generated_samples_and_both_losses(window, qtbot):
+    from engine.training import modes
+
+    if "gan" not in modes.MODES:
+        pytest.skip("the trainer has no GAN mode yet (engine.training.modes)")
+    ui = open_graph(window, tiny_gan(), {"epochs": 2, "batch_size": 64})
+    run = train(window, qtbot)
+    assert run.status == "finished", run.error
+    assert run.samples is not None and run.samples.kind == "generated"
+    samples = ui.dock_widget.samples
+    assert samples.kind == "generated" and len(samples.cells) == len(run.samples.predictions)
+    pix = samples.cells[0].findChild(QtWidgets.QLabel).pixmap()
+    assert not pix.isNull() and pix.width() > 8  # each sample drawn as an image
+    assert "generated" in samples.title.text()
+    plots = ui.dock_widget.plots
+    for name in ("d_loss", "g_loss"):  # the two players' losses, epoch by epoch
+        assert plots.curves[(run.number, "term", "train", name)].yData.size == 2
+
+
+def test_export_writes_a_verified_onnx_file_code_and_checkpoint(window, qtbot, tmp_path):
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 64}))
+    run = train(window, qtbot)
+    dialog = ui.open_export()
+    qtbot.addWidget(dialog)
+    assert dialog.weights.currentText().startswith("trained: run 1")
+    dialog.onnx_path.setText(str(tmp_path / "mlp.onnx"))
+    qtbot.mouseClick(dialog.onnx_button, LEFT)
+    dialog.wait(180)
+    qtbot.waitUntil(lambda: dialog.report is not None or dialog.error, timeout=10_000)
+    assert dialog.error == ""
+    report = dialog.report
+    assert report.ok and Path(report.path).is_file() and report.weights == "run 1 (epoch 1)"
+    assert "onnx.checker passed" in dialog.verdict.text() and "max |difference|" in dialog.verdict.text()
+    assert "onnxruntime vs PyTorch" in dialog.details.toPlainText()
+    # the file holds the trained weights: onnxruntime gives the trained model's answers
+    import onnxruntime as ort
+    import torch
+
+    from engine.compiler import build
+    model = build(window.doc.graph).model.eval()
+    model.load_state_dict(run.weights)
+    x = torch.randn(3, 64)
+    got = ort.InferenceSession(report.path).run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
+    dialog.code_path.setText(str(tmp_path / "mlp.py"))
+    qtbot.mouseClick(dialog.code_button, LEFT)
+    assert "class DigitsMLP(nn.Module)" in (tmp_path / "mlp.py").read_text()
+    dialog.ckpt_path.setText(str(tmp_path / "mlp.pt"))
+    qtbot.mouseClick(dialog.ckpt_button, LEFT)
+    state = torch.load(tmp_path / "mlp.pt", weights_only=True)
+    torch.testing.assert_close(state["model"]["hidden.weight"], run.weights["hidden.weight"])
+
+
+def test_live_preview_of_the_selected_node(window, qtbot):
+    ui = open_graph(window, graphs.lenet5(), {})
+    ui.preview_dock.show()
+    ui.preview_dock.raise_()
+    qtbot.waitUntil(lambda: ui.preview.shown, timeout=5000)
+    window.canvas.select(["conv1"])
+    preview = ui.preview
+    qtbot.waitUntil(lambda: preview.result is not None and preview.result.node == "conv1", timeout=30_000)
+    result = preview.result
+    assert result.error == "" and result.preview.kind == "maps" and result.preview.channels == 6
+    assert preview.image is not None  # drawn as an image grid
+    assert "conv1 · Conv2d · output (6, 28, 28)" == preview.title.text()
+    assert "digits, dev example 1" in preview.where.text() and "initial weights" in preview.where.text()
+    window.canvas.select(["fc1"])
+    qtbot.waitUntil(lambda: preview.result.node == "fc1", timeout=30_000)
+    assert preview.result.preview.kind == "values" and preview.plot is not None  # a histogram
+    # an edit refreshes it: fc1 narrower
+    window.doc.set_param("fc1", "out_features", 50)
+    qtbot.waitUntil(lambda: preview.result.preview.shape == (50,), timeout=30_000)
+
+
+def test_a_nan_run_marks_the_node_where_it_started(window, qtbot):
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 32, "optimizer": {"name": "sgd",
+                                                                                        "lr": 1e20}}))
+    run = train(window, qtbot)
+    assert run.status == "failed" and "NaN" in run.error
+    assert run.nonfinite is not None
+    mark = ui.health.marks[run.nonfinite.node]
+    assert mark.tag == "NaN here" and mark.alarm
+    assert "First non-finite value" in mark.toolTip()
+    assert "failed" in ui.dock_widget.status.text() and run.nonfinite.label in ui.dock_widget.status.text()
+
+
+def test_bad_settings_and_invalid_graphs_are_refused_with_the_reason(window, qtbot):
+    ui = open_graph(window, *digits_mlp({"epochs": 1}))
+    lr = widget(ui, "optimizer.lr")
+    lr.setText("-1")
+    lr.editingFinished.emit()
+    assert "optimizer" not in window.doc.graph.training  # not stored
+    assert "must be above 0" in ui.dock_widget.settings.message.text()
+    assert lr.text() == "0.001"
+    window.doc.edit("break", lambda g: g.disconnect(g.edges[0]))
+    qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
+    assert ui.controller.current is None
+    assert "error" in ui.dock_widget.status.text()
+    window.doc.undo_stack.undo()
+    open_graph(window, *digits_mlp({"data": {"dataset": "moons"}, "epochs": 1}))
+    run = train(window, qtbot)  # moons points do not fit a 64-value Input: the engine says so
+    assert run.status == "failed" and "Input 'x'" in run.error
