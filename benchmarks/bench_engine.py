@@ -80,15 +80,24 @@ def _step_fn(model, x, y, device, amp):
     return step
 
 
+def _clock(device):
+    """On a CPU with one torch thread, the thread's own CPU time: what the step costs, whatever else the
+    machine is doing (wall time on a shared 2-core machine swings by 10-20%). Otherwise wall time."""
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        return time.thread_time
+    return time.perf_counter
+
+
 def _time(step, n, device) -> float:
+    clock = _clock(device)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t = time.perf_counter()
+    t = clock()
     for _ in range(n):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - t) / n
+    return (clock() - t) / n
 
 
 def ratio(name, graph, reference, shape, batch, device, rounds, steps, amp=False, channels_last=False):
@@ -165,11 +174,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: steps are then timed in thread CPU time)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
     rounds, steps = (3, 3) if args.quick else (10, 10)
     print(f"torch {torch.__version__}, device {device}"
-          + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f", {torch.get_num_threads()} threads"))
+          + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else
+             f", {torch.get_num_threads()} thread(s), timed in "
+             f"{'thread CPU time' if _clock(device) is time.thread_time else 'wall time'}"))
 
     editor_figures()
     lenet = lenet_graph()
