@@ -18,7 +18,8 @@ from .document import Document
 if TYPE_CHECKING:  # pragma: no cover
     from .mainwindow import MainWindow
 
-FILTER = f"DeepCanvas networks (*{engine.EXTENSION});;All files (*)"
+FILTER = (f"DeepCanvas networks (*{engine.EXTENSION});;ONNX models, imported as a new network (*.onnx);;"
+          "All files (*)")
 SAVE, DISCARD, CANCEL = "Save", "Discard", "Cancel"
 
 
@@ -52,6 +53,12 @@ class FileCommands:
                 return False
         if not self.confirm_discard():
             return False
+        note = ""
+        if str(path).lower().endswith(".onnx"):
+            imported = self._import_onnx(Path(path))
+            if imported is None:
+                return False
+            path, note = imported
         try:
             graph = engine.load_graph(path)
         except engine.GraphFileError as exc:
@@ -64,8 +71,33 @@ class FileCommands:
         self.w.set_document(Document(graph, path))
         self.w.recent.add(path)
         self.w.refresh_recent()
-        self.w.flash(f"Opened {Path(path).name}")
+        self.w.flash(note or f"Opened {Path(path).name}")
         return True
+
+    def _import_onnx(self, onnx_path: Path) -> tuple[Path, str] | None:
+        """Import an ONNX model as a graph (engine.onnx_import: op by op onto the registry's node types,
+        checked against onnxruntime) saved beside it with its weights; the new graph file and a note.
+        Nothing is overwritten: an existing name gets a number."""
+        from PySide6 import QtCore, QtWidgets
+
+        from engine.onnx_import import OnnxImportError, import_onnx, save_imported
+
+        out = onnx_path.with_suffix(engine.EXTENSION)
+        k = 2
+        while out.exists() or out.with_suffix(".safetensors").exists():
+            out = onnx_path.with_name(f"{onnx_path.stem}_{k}{engine.EXTENSION}")
+            k += 1
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            result = import_onnx(onnx_path)
+            save_imported(result, out)
+        except (OnnxImportError, ValueError, OSError) as exc:
+            self.w.report("Cannot import the ONNX model", f"{onnx_path.name} could not be imported:\n\n{exc}")
+            return None
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        return out, (f"Imported {onnx_path.name} as {out.name} (weights in {out.with_suffix('.safetensors').name}; "
+                     f"largest difference to onnxruntime {result.report.max_diff:.1e})")
 
     def open_graph(self, graph: engine.Graph, note: str = "") -> bool:
         """A template (or any graph made in memory) as a new, untitled document."""

@@ -182,3 +182,22 @@ def test_device_probe_reports_in_the_gui_thread(qtbot):
     assert isinstance(info, DeviceInfo) and info == detect()
     assert info.short
     QTest.qWait(1)
+
+
+def test_open_an_onnx_model_imports_it_beside_the_file(window, tmp_path):
+    from engine.export import export_graph
+
+    w = window
+    w.doc.undo_stack.setClean()
+    source = engine.load_graph(os.path.join(os.path.dirname(__file__), "..", "templates", "mlp.dcnet"))
+    export_graph(source, tmp_path / "mlp.onnx")
+    (tmp_path / "mlp.dcnet").write_text("taken")  # an existing name is never overwritten
+    assert w.files.open(tmp_path / "mlp.onnx")
+    assert w.doc.path == tmp_path / "mlp_2.dcnet" and (tmp_path / "mlp_2.safetensors").is_file()
+    assert w.doc.graph.weights == "mlp_2.safetensors"
+    assert engine.infer_shapes(w.doc.graph).total_params == 4547
+    assert "Imported mlp.onnx" in w.statusBar().currentMessage()
+    (tmp_path / "broken.onnx").write_bytes(b"not onnx")
+    assert not w.files.open(tmp_path / "broken.onnx")
+    assert "broken.onnx could not be imported" in w.reports[-1]
+    assert w.doc.path == tmp_path / "mlp_2.dcnet"  # the open document is untouched
