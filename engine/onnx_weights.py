@@ -18,7 +18,6 @@ Nothing here imports Qt; torch is imported when a function needs it.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,22 +95,10 @@ def save_node_weights(path: str | os.PathLike, tensors: dict[str, "torch.Tensor"
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Like ``engine.fileio.write_atomic`` for bytes: the target is either the old file or the new one."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, (target.stat().st_mode & 0o777) if target.exists() else 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """``engine.fileio.write_atomic`` for bytes: the target is either the old file or the new one."""
+    from .fileio import write_atomic
+
+    write_atomic(path, data)
 
 
 def graph_weights_path(graph: "Graph", graph_file: str | os.PathLike | None = None) -> Path | None:

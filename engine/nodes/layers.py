@@ -184,7 +184,8 @@ AvgPool2d = NodeSpec(
 )
 
 
-def _gap_infer(p, ins):
+def _global_pool_infer(p, ins):
+    """Global pooling over H and W (average or max): (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdim."""
     t = ins["in"]
     expect_float(t)
     expect_rank(t, (4,), "(N, C, H, W)")
@@ -195,7 +196,7 @@ GlobalAvgPool2d = NodeSpec(
     type="GlobalAvgPool2d", category="Pooling",
     doc="Mean over all of H and W: (N, C, H, W) -> (N, C), as before a ResNet's classifier.",
     params=(Bool("keepdim", False, doc="keep H and W as size-1 axes: (N, C, 1, 1)"),),
-    infer=_gap_infer,
+    infer=_global_pool_infer,
     forward=lambda p, args, mod: f"{args[0]}.mean(dim=(2, 3){', keepdim=True' if p['keepdim'] else ''})",
     cost=lambda p, ins, outs: Cost(0, numel(ins["in"].shape)),
     aliases=("GlobalAveragePooling",), label_prefix="gap",

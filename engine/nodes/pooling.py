@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..params import Bool, Float, Int, Ints
 from ..spec import Call, NodeSpec
+from .layers import _global_pool_infer
 from ._common import (Cost, ShapeError, TensorInfo, call_module, expect_float, expect_rank, numel,
                       pass_through, window_out)
 
@@ -37,18 +38,11 @@ AdaptiveAvgPool2d = NodeSpec(
 
 # ---------------------------------------------------------------- GlobalMaxPool2d
 
-def _gmp_infer(p, ins):
-    t = ins["in"]
-    expect_float(t)
-    expect_rank(t, (4,), "(N, C, H, W)")
-    return {"out": TensorInfo(t.shape[:2] + ((1, 1) if p["keepdim"] else ()), t.dtype)}
-
-
 GlobalMaxPool2d = NodeSpec(
     type="GlobalMaxPool2d", category="Pooling",
     doc="Largest value over all of H and W: (N, C, H, W) -> (N, C).",
     params=(Bool("keepdim", False, doc="keep H and W as size-1 axes: (N, C, 1, 1)"),),
-    infer=_gmp_infer,
+    infer=_global_pool_infer,
     forward=lambda p, args, mod: f"torch.amax({args[0]}, dim=(2, 3){', keepdim=True' if p['keepdim'] else ''})",
     cost=lambda p, ins, outs: Cost(0, numel(ins["in"].shape)),
     aliases=("GlobalMaxPooling",), label_prefix="gmp",
