@@ -15,7 +15,6 @@ import importlib
 import json
 import os
 import sys
-from pathlib import Path
 
 from . import __version__
 from .fileio import GraphFileError, load_graph, write_atomic
