@@ -483,7 +483,7 @@ def sample_batch(compiled, config, count: int = 8, split: str = "dev", input_nor
     fitted to each Input node as the trainer fits them (resized, flattened, standardized). An Input the
     data set does not fit (a GAN's latent ``z``) gets seeded random values, and a note says so. Raises
     ``DataError`` when the data set cannot be loaded."""
-    from .training.data import DataError, fit_inputs, fit_targets, split_dataset
+    from .training.data import DataError, fit_targets, split_dataset
 
     ds = _cached_dataset(config.data.dataset, dict(config.data.options), config.seed)
     parts = split_dataset(ds, config.data.split, config.seed, config.data.stratify)
@@ -695,6 +695,34 @@ def _probe_inputs(trainer, size: int) -> tuple[list[torch.Tensor], list[torch.Te
     return inputs, targets
 
 
+@torch.no_grad()
+def trainer_preview(trainer, node_id: str, index: int = 0) -> tuple[Preview, torch.Tensor | None]:
+    """The preview of one node with a trainer's current weights, on its ``index``-th dev example (as the
+    trainer fitted and standardized it), computed in the calling thread (the training thread, between
+    epochs: no other thread runs PyTorch kernels meanwhile). Returns the preview and the example fed
+    to the data Input."""
+    inputs, targets = _probe_inputs(trainer, index + 1)
+    compiled = trainer.compiled
+    graph = compiled.inference.graph
+    role = graph.registry[graph.nodes[node_id].type].role
+    target = compiled.inference.nodes[node_id].sources["in"][0] if role == "output" else node_id
+    was = trainer.model.training
+    trainer.model.eval()
+    try:
+        if role == "input":
+            pos = [nid for nid, _ in compiled.plan.inputs].index(node_id)
+            values = {node_id: {"out": inputs[pos]}}
+            target = node_id
+        else:
+            values = NodeRunner(compiled).run(inputs, targets or None, model=trainer.model, upto=target,
+                                              losses=role == LOSS)
+    finally:
+        trainer.model.train(was)
+    data = next((x for x in inputs if x.is_floating_point() or len(inputs) == 1), inputs[0] if inputs else None)
+    sample = data[min(index, len(data) - 1)].cpu() if data is not None else None
+    return preview(compiled, values, target, index=index), sample
+
+
 class HealthMonitor(Callback):
     """A trainer subscriber that reports :class:`Health` to ``sink`` (any callable; called in the
     training thread, so keep it quick: the GUI appends to a buffer).
@@ -812,4 +840,5 @@ class HealthMonitor(Callback):
 __all__ = ["NodeRunner", "NodeStats", "activation_stats", "dead_units", "gradient_level", "gradient_levels",
            "gradient_score", "NonFinite", "find_nonfinite", "Preview", "preview", "tile", "histogram",
            "SampleBatch", "sample_batch", "load_matching", "ExampleResults", "example_results", "Health",
+           "trainer_preview",
            "HealthMonitor", "DEAD_UNIT_TYPES"]

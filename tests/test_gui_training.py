@@ -311,3 +311,23 @@ def test_bad_settings_and_invalid_graphs_are_refused_with_the_reason(window, qtb
     open_graph(window, *digits_mlp({"data": {"dataset": "moons"}, "epochs": 1}))
     run = train(window, qtbot)  # moons points do not fit a 64-value Input: the engine says so
     assert run.status == "failed" and "Input 'x'" in run.error
+
+
+def test_health_marks_belong_to_the_top_level_graph(window, qtbot):
+    """Inside an opened composite (whose nodes may reuse top-level ids) the marks come off; they return
+    when the canvas goes back to the graph they were measured on."""
+    from engine.composites import collapse
+
+    g, training = digits_mlp()
+    block = collapse(g, ["hidden", "relu"], "HiddenBlock", "block")
+    ui = open_graph(window, g, training)
+    run = train(window, qtbot)
+    assert run.status == "finished", run.error
+    assert block in ui.health.marks and ui.health.legend.isVisibleTo(window)
+    assert window.canvas.open_composite(block)
+    QtWidgets.QApplication.processEvents()
+    assert ui.health.marks == {} and not ui.health.legend.isVisibleTo(window)
+    window.canvas.close_scope()
+    QtWidgets.QApplication.processEvents()
+    assert block in ui.health.marks
+    assert ui.health.marks[block].parentItem() is window.canvas.node_item(block)

@@ -13,7 +13,7 @@ import engine
 from engine.compiler import build
 from engine.inspect import (HealthMonitor, NodeRunner, activation_stats, dead_units, example_results,
                             find_nonfinite, gradient_level, gradient_levels, gradient_score, histogram, load_matching,
-                            preview, sample_batch, tile)
+                            preview, sample_batch, tile, trainer_preview)
 from engine.training import Trainer, TrainingConfig
 from tests import graphs
 
@@ -184,3 +184,35 @@ def test_health_monitor_on_a_run_and_a_nan_run():
     assert bad and bad[-1].node in ("hidden", "relu", "head", "ce")
     assert bad[-1].where in ("weights", "output", "loss", "gradient")
     assert bad[-1].label in bad[-1].message
+
+
+def test_trainer_preview_uses_the_trainers_weights_and_dev_examples():
+    """The live preview computed in the training thread: the node's output for the index-th dev example
+    (fitted and standardized as trained on), with the current weights, in eval mode, leaving the mode be."""
+    from gui.training.worker import EventBuffer, buffer_callback
+
+    buffer = EventBuffer()
+    wanted = [("hidden", 2)]
+    cfg = TrainingConfig.from_dict({"epochs": 2, "batch_size": 64})
+    trainer = Trainer(_digits_mlp(), cfg, callbacks=[buffer_callback(buffer, lambda: wanted[0])])
+    assert trainer.fit().status == "finished"
+    live = [p for kind, p in buffer.drain() if kind == "preview"]
+    assert live and all((node, index, error) == ("hidden", 2, "") for node, index, _, _, _, error in live)
+    assert len(live) == 1  # the same node again within PREVIEW_EVERY (2 s) of the first: not recomputed
+
+    trainer.model.train()
+    pv, sample = trainer_preview(trainer, "hidden", 2)
+    assert trainer.model.training
+    x = trainer.splits["dev"].x[:3]
+    torch.testing.assert_close(sample, x[2])
+    with torch.no_grad():
+        trainer.model.eval()
+        expected = trainer.model.hidden(x)[2]
+    torch.testing.assert_close(torch.from_numpy(pv.data), expected)
+    assert (pv.node, pv.kind, pv.shape) == ("hidden", "values", (32,))
+    head, _ = trainer_preview(trainer, "logits", 0)  # an Output shows what flows into it
+    assert head.node == "head" and head.shape == (10,)
+    image, sample = trainer_preview(trainer, "x", 1)  # an Input shows the example itself
+    torch.testing.assert_close(torch.from_numpy(image.data), x[1])
+    with pytest.raises(KeyError):
+        trainer_preview(trainer, "nowhere")

@@ -6,6 +6,7 @@ step, so no button ever waits for training.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,16 @@ from PySide6 import QtCore
 from .runs import RUN_COLORS, Run, describe_change
 from .worker import EventBuffer, TrainingJob
 
-DRAIN_HZ = 25
+DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few per cent of a core during a run
+# While a run trains, the interpreter hands the GIL over after 0.5 ms instead of 5 ms. Painting calls
+# back into Python once per item (each plot curve and axis, each node card and wire), and every call
+# waits for the training thread to let go of the GIL: at 5 ms a wait, one repaint of the canvas could
+# hold the event loop for a hundred milliseconds. Only a thread that asks for the GIL makes the other
+# switch, so training pays only while the UI works.
+SWITCH_INTERVAL = 0.0005
+# The training thread starts this long after the click: the dock, the plots and the canvas answer the
+# click (a repaint each, all Python) before the trainer starts competing with them for the interpreter.
+START_AFTER_MS = 60
 KEEP_WEIGHTS = 3  # runs whose final weights stay in memory (the latest ones)
 
 
@@ -34,12 +44,13 @@ class RunController(QtCore.QObject):
         self.current: Run | None = None
         self.job: TrainingJob | None = None
         self.buffer = EventBuffer()
-        self.want_weights = False  # the live preview asks for weight snapshots while it is shown
+        self.want_preview: tuple | None = None  # (node id, example index) the live preview shows, if any
         self.health_enabled = True
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(1000 // DRAIN_HZ)
         self.timer.timeout.connect(self.drain)
         self.say = None  # shows a message while the training modules load the first time
+        self._switch_interval: float | None = None  # the interpreter's own, while a run has it lowered
 
     # ------------------------------------------------------------------ state
     @property
@@ -76,8 +87,11 @@ class RunController(QtCore.QObject):
         self.current = run
         self.buffer = EventBuffer()
         self.job = TrainingJob(graph.copy(), config, self.buffer, run.run_dir,
-                               want_weights=lambda: self.want_weights, health=self.health_enabled)
-        self.job.start()
+                               want_preview=lambda: self.want_preview, health=self.health_enabled)
+        if self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(SWITCH_INTERVAL, self._switch_interval))
+        QtCore.QTimer.singleShot(START_AFTER_MS, self.job.start)  # (start() is idempotent)
         self.timer.start()
         self.started.emit(run)
         self.runs_changed.emit()
@@ -107,7 +121,8 @@ class RunController(QtCore.QObject):
         if self.job is not None and self.job.alive:
             self.job.stop()
             self.job.resume()
-            self.job.thread.join(wait_s)
+            self.job.start()  # if the click came a moment ago: it ends at once, with a stopped run
+            self.job.wait(wait_s)
         self.timer.stop()
 
     def set_visible(self, run: Run, visible: bool) -> None:
@@ -139,6 +154,9 @@ class RunController(QtCore.QObject):
             self.updated.emit(run, changes)
         if done:
             self.timer.stop()
+            if self._switch_interval is not None:
+                sys.setswitchinterval(self._switch_interval)
+                self._switch_interval = None
             self._forget_old_weights()
             self.finished.emit(run)
 
@@ -170,9 +188,9 @@ class RunController(QtCore.QObject):
             if p.nonfinite is not None:
                 run.nonfinite = p.nonfinite
             changes.add("health")
-        elif kind == "weights":
-            run.weights_epoch, run.weights = p
-            changes.add("weights")
+        elif kind == "preview":
+            run.preview = p
+            changes.add("preview")
         elif kind == "state":
             run.status, step = p
             run.step = max(run.step, step)

@@ -15,7 +15,48 @@ from .runs import Run, format_seconds
 from .samples import SamplesView
 from .settings import SettingsForm
 
-PROGRESS_EVERY = 0.25  # seconds between progress-bar updates (each one repaints at once)
+PROGRESS_EVERY = 0.5  # seconds between progress-bar updates
+
+
+class ProgressBar(QtWidgets.QProgressBar):
+    """A progress bar that repaints with the rest of the window. Qt's ``QProgressBar.setValue`` repaints
+    at once, synchronously, and with it whatever the bar overlaps (the plots: tens of milliseconds of
+    Python while a run holds the GIL); here the change is painted at the next paint event instead."""
+
+    def setValue(self, value: int) -> None:
+        self.setUpdatesEnabled(False)  # repaint() does nothing now; re-enabling schedules an update()
+        try:
+            super().setValue(value)
+        finally:
+            self.setUpdatesEnabled(True)
+
+
+class StatusLine(QtWidgets.QWidget):
+    """One line of text that changes every half second during a run (its loss and accuracy). A QLabel
+    whose text changes asks the whole window for a new layout each time (the main window then lays out
+    and animates every dock); this line keeps its size and only repaints itself."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._text = ""
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.fontMetrics().height() + 4)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:
+        if text != self._text:
+            self._text = text
+            self.setToolTip(text)
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QtGui.QPainter(self)
+        p.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
+        fm = self.fontMetrics()
+        p.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
+                   fm.elidedText(self._text, QtCore.Qt.TextElideMode.ElideRight, self.width()))
 
 
 def _swatch(color: str) -> QtGui.QIcon:
@@ -144,7 +185,7 @@ class TrainingDock(QtWidgets.QWidget):
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(controller.toggle_pause)
         self.stop_button.clicked.connect(controller.stop)
-        self.progress = QtWidgets.QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setObjectName("train_progress")
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
@@ -153,6 +194,10 @@ class TrainingDock(QtWidgets.QWidget):
         self.status.setObjectName("train_status")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.live = StatusLine()  # the running run's loss and accuracy
+        self.live.setObjectName("train_live")
+        self.live.hide()
+        self._error_shown = False
 
         buttons = QtWidgets.QHBoxLayout()
         buttons.setSpacing(4)
@@ -167,6 +212,7 @@ class TrainingDock(QtWidgets.QWidget):
         controls.setContentsMargins(8, 0, 8, 0)
         controls.addLayout(buttons)
         controls.addWidget(self.progress)
+        controls.addWidget(self.live)
         controls.addWidget(self.status)
         lv.addLayout(controls)
 
@@ -251,9 +297,11 @@ class TrainingDock(QtWidgets.QWidget):
         self.pause_button.setIcon(self.style().standardIcon(icon))
 
     def _say(self, text: str, error: bool = False) -> None:
-        t = themes.current()
-        self.status.setText(text)
-        self.status.setStyleSheet(f"color: {t.error};" if error else "")
+        if text != self.status.text():
+            self.status.setText(text)
+        if error != self._error_shown:  # (a style sheet re-polishes the label: only on a change)
+            self._error_shown = error
+            self.status.setStyleSheet(f"color: {themes.current().error};" if error else "")
 
     # ------------------------------------------------------------------ run events
     def _started(self, run: Run) -> None:
@@ -289,13 +337,17 @@ class TrainingDock(QtWidgets.QWidget):
             acc = f", accuracy {run.train_accuracy:.1%}" if run.train_accuracy is not None else ""
             loss = f"train loss {run.train_loss:.4g}{acc}" if run.train_loss is not None else "first steps…"
             state = {"paused": "paused", "stopping": "stopping after this step"}.get(run.status, loss)
-            self._say(f"Run {run.number} on {run.info.device}: {state}")
+            self.live.setText(f"Run {run.number} on {run.info.device}: {state}")
+            if self.live.isHidden():
+                self.live.show()
         elif run.phase:
             self.progress.setFormat(run.phase)
             self._say(f"Run {run.number}: {run.phase}")
 
     def _finished(self, run: Run) -> None:
         self._controls()
+        self.live.hide()
+        self.live.setText("")
         total = run.total_steps
         self.progress.setValue(1000 if run.status == "finished" else int(1000 * run.step / total) if total else 0)
         self.progress.setFormat(f"{run.status} · step {run.step:,}/{total:,}" if total else run.status)
@@ -317,10 +369,12 @@ class TrainingDock(QtWidgets.QWidget):
             return
         self.focus = run
         self.plots.set_focus(run)
+        # The results and the samples follow at the next turns of the event loop, one each: a run that
+        # just ended fills all three, and together they would hold the event loop too long.
         if run.done:
-            self.results.show_run(run)
+            QtCore.QTimer.singleShot(0, lambda: self.focus is run and self.results.show_run(run))
         if run.samples is not None:
-            self.samples.show_samples(run, run.samples)
+            QtCore.QTimer.singleShot(0, lambda: self.focus is run and self.samples.show_samples(run, run.samples))
 
     def _human_error(self, value: float) -> None:
         """The doctor's human-level error is a setting: saved with the graph."""

@@ -36,7 +36,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.folder = Path(folder) if folder else Path.cwd()
         self.report = None
         self.error = ""
-        self._thread: threading.Thread | None = None
+        self._done: threading.Event | None = None  # set when the export job ends
         base = _safe_name(doc.graph.name)
 
         self.weights = QtWidgets.QComboBox()
@@ -166,7 +166,7 @@ class ExportDialog(QtWidgets.QDialog):
 
     # ------------------------------------------------------------------ ONNX
     def export_onnx(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        if self._done is not None and not self._done.is_set():
             return
         path = Path(self.onnx_path.text().strip())
         run = self.run
@@ -195,8 +195,17 @@ class ExportDialog(QtWidgets.QDialog):
                 self.onnx_done.emit(report)
             except Exception as exc:  # ExportError, GraphError, WeightsError: their messages name the node
                 self.onnx_done.emit(f"{exc}")
-        self._thread = threading.Thread(target=work, name="deepcanvas-export", daemon=True)
-        self._thread.start()
+        self._done = threading.Event()
+
+        def job():
+            try:
+                work()
+            finally:
+                self._done.set()
+        from .compute import submit
+        if self.controller.running:
+            self.verdict.setText("Waiting for the training run to end (the export runs in the same thread)…")
+        submit(job)
 
     def _onnx_finished(self, outcome) -> None:
         t = themes.current()
@@ -219,8 +228,8 @@ class ExportDialog(QtWidgets.QDialog):
 
     def wait(self, timeout: float = 120.0) -> None:
         """Block until the export thread ends (tests only; the app never waits)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._done is not None:
+            self._done.wait(timeout)
         QtCore.QCoreApplication.processEvents()
 
     # ------------------------------------------------------------------ PyTorch

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import theme as themes
@@ -114,6 +115,7 @@ class HealthOverlay(QtCore.QObject):
         self.canvas = canvas
         self.enabled = True
         self.marks: dict[str, HealthMark] = {}
+        self._cards: dict[str, object] = {}  # node id -> the card its mark was made on
         self.state: dict[str, tuple] = {}  # node id -> (color, tag, tag color, tip, alarm)
         self.run = None
         self.legend = QtWidgets.QLabel(canvas.viewer)
@@ -125,6 +127,9 @@ class HealthOverlay(QtCore.QObject):
         self._doc = None
         self._timer = QtCore.QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self.apply)
+        # Inside an opened composite the canvas shows the composite's own nodes, whose ids may repeat the
+        # top-level ones: the marks (which belong to the top-level graph) come off and return on the way out.
+        canvas.scope_changed.connect(lambda scope: self._timer.start())
 
     def watch(self, doc) -> None:
         if self._doc is not None:
@@ -147,7 +152,7 @@ class HealthOverlay(QtCore.QObject):
 
         self.run = run
         t = themes.current()
-        graph = self.canvas.doc.graph
+        graph = (self._doc or self.canvas.doc).graph
         state: dict[str, tuple] = {}
         norms = run.grad_norms or {}
         levels = run.grad_levels or {}
@@ -195,15 +200,23 @@ class HealthOverlay(QtCore.QObject):
         self.run = None
         self.apply()
 
+    @property
+    def at_top(self) -> bool:
+        """Whether the canvas shows the watched document itself (not a composite opened inside it)."""
+        return self._doc is None or self.canvas.doc is self._doc
+
     def apply(self) -> None:
-        shown = self.state if self.enabled else {}
+        shown = self.state if self.enabled and self.at_top else {}
         for nid in list(self.marks):
-            mark = self.marks[nid]
-            card = self.canvas.node_item(nid)
-            if nid not in shown or card is None or mark.parentItem() is not card:
-                if mark.scene() is not None:
+            mark, card = self.marks[nid], self._cards[nid]
+            if self.canvas.node_item(nid) is not card:
+                # The canvas dropped or rebuilt this card (another document, a port change): the mark,
+                # its child, went with it. Forget it without touching it (its C++ side may be gone).
+                del self.marks[nid], self._cards[nid]
+            elif nid not in shown:
+                if shiboken6.isValid(mark) and mark.scene() is not None:
                     mark.scene().removeItem(mark)
-                del self.marks[nid]
+                del self.marks[nid], self._cards[nid]
         for nid, (color, tag, tag_color, tip, alarm) in shown.items():
             card = self.canvas.node_item(nid)
             if card is None:
@@ -211,6 +224,7 @@ class HealthOverlay(QtCore.QObject):
             mark = self.marks.get(nid)
             if mark is None:
                 mark = self.marks[nid] = HealthMark(card)
+                self._cards[nid] = card  # (held: the identity check above needs the card alive)
             mark.set(color, tag, tag_color, tip, alarm)
         self.legend.setVisible(bool(shown))
         self.legend.raise_()

@@ -9,10 +9,22 @@ import numpy as np
 from PySide6 import QtCore, QtGui
 
 
+def to_numpy(t) -> np.ndarray:
+    """A CPU tensor (or array) as NumPy without running a PyTorch kernel in the UI thread (see
+    ``gui.training.compute``): the array shares the tensor's memory."""
+    if hasattr(t, "detach"):
+        t = t.detach()
+        try:
+            return t.numpy()
+        except (TypeError, RuntimeError):  # bfloat16 and friends have no NumPy twin
+            return t.float().numpy()
+    return np.asarray(t)
+
+
 def as_image(sample) -> np.ndarray | None:
     """An (H, W) or (H, W, 3) float array for an example that is an image: (C, H, W) with 1 or 3
     channels, (H, W), or a flat vector whose length is a square (a flattened 28x28 digit). None else."""
-    a = np.asarray(sample.detach().cpu().float() if hasattr(sample, "detach") else sample, dtype=np.float32)
+    a = np.asarray(to_numpy(sample), dtype=np.float32)
     if a.ndim == 3 and a.shape[0] in (1, 3) and min(a.shape[1:]) >= 4:
         return a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
     if a.ndim == 3 and a.shape[-1] in (1, 3) and min(a.shape[:2]) >= 4:
@@ -50,7 +62,7 @@ def pixmap(sample, size: int = 64) -> QtGui.QPixmap | None:
 
 def describe(sample, dataset=None, limit: int = 40) -> str:
     """A short text for an example that is not an image."""
-    a = np.asarray(sample.detach().cpu() if hasattr(sample, "detach") else sample)
+    a = to_numpy(sample)
     if dataset is not None and getattr(dataset, "kind", "") == "tokens" and np.issubdtype(a.dtype, np.integer):
         vocab = (dataset.meta or {}).get("input_vocab") or (dataset.meta or {}).get("vocab")
         if vocab:

@@ -32,9 +32,10 @@ from .runs import Run, Series
 LAYER_COLORS = ("#4c9aff", "#f0508c", "#3ecf8e", "#f0b429", "#b57cf0", "#20b2a0", "#f06a4a", "#9aa83a",
                 "#38bdf8", "#fb7185", "#a3e635", "#c084fc")
 SMOOTH = 0.9  # exponential moving average of the per-step loss (the raw curve stays faint behind it)
-DRAW_BUDGET = 0.015  # share of wall-clock time the plots may take while a run trains
+DRAW_BUDGET = 0.01  # share of wall-clock time the plots may take while a run trains
 MIN_INTERVAL = 0.04  # seconds: 25 Hz at most
-MAX_INTERVAL = 2.0  # seconds: the curves move at least this often, whatever the cost
+MAX_INTERVAL = 5.0  # seconds: the curves move at least this often, whatever the cost
+SLICE = 0.01  # seconds of drawing per turn of the event loop while a run trains; the rest at the next turn
 
 
 class TimedLayout(pg.GraphicsLayoutWidget):
@@ -59,27 +60,28 @@ def _pen(color: str, width: float = 1.6, alpha: int = 255, dash: bool = False) -
 
 
 class _Smoother:
-    """Incremental EMA of a run's per-step loss (bias-corrected like Adam's moments)."""
+    """Incremental EMA of a run's per-step loss, bias-corrected like Adam's moments (a few finite values
+    do not start from 0). Vectorised with scipy's ``lfilter``; non-finite losses are skipped."""
 
     def __init__(self):
         self.series = Series(1024)
         self.done = 0
-        self.avg = 0.0
+        self.state = 0.0  # the filter's memory: the uncorrected average so far
         self.count = 0
 
     def update(self, source: Series) -> Series:
+        from scipy.signal import lfilter
+
         x, y = source.data()
         if self.done < len(x):
             new_x, new_y = x[self.done:], y[self.done:]
-            out = np.empty(len(new_y))
-            avg, count = self.avg, self.count
-            for i, v in enumerate(new_y):
-                if math.isfinite(v):
-                    avg = SMOOTH * avg + (1 - SMOOTH) * v
-                    count += 1
-                out[i] = avg / (1 - SMOOTH ** count) if count else np.nan
-            self.avg, self.count = avg, count
-            self.series.extend(new_x, out)
+            finite = np.isfinite(new_y)
+            fx, fy = new_x[finite], new_y[finite]
+            if len(fy):
+                avg, zf = lfilter([1 - SMOOTH], [1, -SMOOTH], fy, zi=[SMOOTH * self.state])
+                counts = self.count + np.arange(1, len(fy) + 1)
+                self.series.extend(fx, avg / (1 - SMOOTH ** counts))
+                self.state, self.count = float(avg[-1]), int(counts[-1])
             self.done = len(x)
         return self.series
 
@@ -94,6 +96,7 @@ class LivePlots(QtWidgets.QWidget):
         self.focus: Run | None = None
         self.curves: dict[tuple, pg.PlotDataItem] = {}
         self._where: dict[tuple, str] = {}  # curve key -> the plot it is in
+        self._sizes: dict[tuple, int] = {}  # curve key -> points it was given last (unchanged: no setData)
         self._smoothers: dict[int, _Smoother] = {}
         self._dirty: set[int] = set()
         self._grad_dirty = False
@@ -102,8 +105,9 @@ class LivePlots(QtWidgets.QWidget):
         self._last_draw = 0.0
         self._draw_cost = 0.0
         self.draw_seconds = 0.0  # total time spent in flush() (for the benchmark)
+        self._slices = 0.0  # time spent on the update being drawn in slices
         self._timer = QtCore.QTimer(self, singleShot=True)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._tick)
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
@@ -174,7 +178,9 @@ class LivePlots(QtWidgets.QWidget):
         self.focus = run
         self._grad_dirty = True
         self._manual.clear()
-        self.rebuild()
+        self._dirty.add(run.number)
+        self._fit_x()
+        self.schedule()
 
     def on_update(self, run: Run, changes) -> None:
         if changes & {"steps", "epochs", "state", "result"}:
@@ -203,48 +209,74 @@ class LivePlots(QtWidgets.QWidget):
 
     def set_x_mode(self, mode: str) -> None:
         self.x_mode = mode
+        self._sizes.clear()
         self._dirty = {r.number for r in self.controller.runs}
         self._manual.clear()
         self._fit_x()
-        self.flush()
+        self._tick()
 
     def set_focus(self, run: Run | None) -> None:
         self.focus = run
         self._grad_dirty = True
         self._fit_x()
-        self.flush()
+        self._tick()
 
     def rebuild(self) -> None:
-        """Drop every curve and draw the visible runs again (a run added, removed, shown or hidden)."""
-        for key, item in self.curves.items():
-            self.plots[self._where[key]].removeItem(item)
-        self.curves.clear()
-        self.loss_legend.clear()
-        self.grad_legend.clear()
-        self._grad_run = None
-        self._dirty = {r.number for r in self.controller.runs}
-        self._grad_dirty = True
+        """Follow the runs: drop the curves of runs removed or hidden, draw the ones added or shown."""
+        visible = {r.number for r in self.controller.runs if r.visible}
+        shown = {k[0] for k in self.curves if isinstance(k[0], int)}
+        for key in [k for k in self.curves if isinstance(k[0], int) and k[0] not in visible]:
+            item = self.curves.pop(key)
+            plot = self._where.pop(key)
+            self.plots[plot].removeItem(item)
+            self._sizes.pop(key, None)
+            for legend in (self.loss_legend, self.grad_legend):
+                legend.removeItem(item)
+        self._dirty |= visible - shown
+        if self.focus is not None and self.focus not in self.controller.runs:
+            self.focus = self.controller.runs[-1] if self.controller.runs else None
+            self._grad_dirty = True
         self._fit_x()
-        self.flush()
+        if self.controller.running:
+            self._timer.start(0)  # (a run just started: its first events come first)
+        else:
+            self._tick()
 
-    def flush(self) -> None:
+    def _tick(self) -> None:
+        """Draw what is due: all of it when nothing trains, else a slice (see :meth:`flush`)."""
+        self.flush(SLICE if self.controller.running else None)
+
+    def flush(self, budget: float | None = None) -> None:
+        """Bring the curves up to date. With a ``budget`` (seconds), stop once it is spent, after a whole
+        run's curves or one layer's, and do the rest at the next turn of the event loop: while a run
+        trains, every Python call the drawing makes waits for the training thread to hand over the GIL,
+        so a full redraw of several runs can take longer than the event loop may stall (50 ms)."""
         t = time.perf_counter()
+        deadline = t + budget if budget is not None else math.inf
         runs = {r.number: r for r in self.controller.runs}
-        drew = bool(self._dirty)
+        drew = False
         for number in sorted(self._dirty):
+            if drew and time.perf_counter() > deadline:
+                break
+            self._dirty.discard(number)
             run = runs.get(number)
             if run is not None and run.visible:
                 self._draw(run)
-        self._dirty.clear()
-        if self._grad_dirty:
-            self._draw_grads()
-            self._grad_dirty = False
+                drew = True
+        if self._grad_dirty and not (drew and time.perf_counter() > deadline):
+            if self._draw_grads(deadline):
+                self._grad_dirty = False
             drew = True
         if drew:
             self._fit_y()
         end = time.perf_counter()
-        self._draw_cost = 0.7 * self._draw_cost + 0.3 * (end - t)
         self.draw_seconds += end - t
+        if self._dirty or self._grad_dirty:
+            self._slices += end - t
+            self._timer.start(0)  # the rest after the events waiting now
+            return
+        self._draw_cost = 0.7 * self._draw_cost + 0.3 * (self._slices + end - t)
+        self._slices = 0.0
         self._last_draw = end
 
     # ------------------------------------------------------------------ ranges
@@ -319,60 +351,82 @@ class LivePlots(QtWidgets.QWidget):
             self._where[key] = plot
         return item
 
+    def _set(self, x, y, plot: str, key: tuple, pen, *args) -> None:
+        """Give a curve its data, unless it already has exactly as many points (the series only grow, so
+        the same length is the same data: no setData, no repaint)."""
+        if self._sizes.get(key) == len(x) and key in self.curves:
+            return
+        self._curve(plot, key, pen, *args).setData(x, y)
+        self._sizes[key] = len(x)
+
     def _draw(self, run: Run) -> None:
         n, c = run.number, run.color
         tag = f"run {n}"
         by_epoch = self.x_mode == "epoch"
         if by_epoch:
             x, y = run.epoch_series("train_loss", "epoch")
-            self._curve("loss", (n, "train"), _pen(c), f"{tag} train").setData(x, y)
+            self._set(x, y, "loss", (n, "train"), _pen(c), f"{tag} train")
             if (n, "raw") in self.curves:
-                self.curves[(n, "raw")].setData([], [])
+                self._set([], [], "loss", (n, "raw"), None)
         else:
             raw_x, raw_y = run.step_loss.data()
-            self._curve("loss", (n, "raw"), _pen(c, 1.0, 70)).setData(raw_x, raw_y)
+            self._set(raw_x, raw_y, "loss", (n, "raw"), _pen(c, 1.0, 70))
             smooth = self._smoothers.setdefault(n, _Smoother()).update(run.step_loss)
             sx, sy = smooth.data()
-            self._curve("loss", (n, "train"), _pen(c), f"{tag} train").setData(sx, sy)
+            self._set(sx, sy, "loss", (n, "train"), _pen(c), f"{tag} train")
         ex = "epoch" if by_epoch else "step"
         x, y = run.epoch_series("dev_loss", ex)
         if len(x):
-            self._curve("loss", (n, "dev"), _pen(c, 2.0, dash=True), f"{tag} dev", "o", c).setData(x, y)
+            self._set(x, y, "loss", (n, "dev"), _pen(c, 2.0, dash=True), f"{tag} dev", "o", c)
         names = sorted({name for _, name in run.term_names()})
         for split, name in run.term_names():  # a GAN's two losses, a VAE's reconstruction and KL terms
             tx, ty = run.term_series(split, name, ex)
             color = LAYER_COLORS[(names.index(name) + 1 + (n - 1) * 2) % len(LAYER_COLORS)]
-            self._curve("loss", (n, "term", split, name), _pen(color, 1.6, dash=split == "dev"),
-                        f"{tag} {name} ({split})", "t" if split == "train" else "o", color).setData(tx, ty)
+            self._set(tx, ty, "loss", (n, "term", split, name), _pen(color, 1.6, dash=split == "dev"),
+                      f"{tag} {name} ({split})", "t" if split == "train" else "o", color)
         for key, dash in (("train_accuracy", False), ("dev_accuracy", True)):
             x, y = run.epoch_series(key, ex)
             if len(x):
-                self._curve("acc", (n, key), _pen(c, 2.0 if dash else 1.6, dash=dash), None, "o", c).setData(x, y)
+                self._set(x, y, "acc", (n, key), _pen(c, 2.0 if dash else 1.6, dash=dash), None, "o", c)
         if by_epoch:
             x, y = run.epoch_series("lr", "epoch")
         else:
             x, y = run.lr.data()
-        self._curve("lr", (n, "lr"), _pen(c)).setData(x, y)
+        self._set(x, y, "lr", (n, "lr"), _pen(c))
 
-    def _draw_grads(self) -> None:
+    def _draw_grads(self, deadline: float = math.inf) -> bool:
+        """The focused run's per-layer gradient norms; False when the deadline came first (after at least
+        one layer: the layers already up to date cost nothing the next time)."""
         run = self.focus
         number = run.number if run is not None else None
-        if number != self._grad_run:  # another run in focus: its own layers
-            for key in [k for k in self.curves if k[0] == "grad"]:
-                self.grad.removeItem(self.curves.pop(key))
-                self._where.pop(key)
-            self.grad_legend.clear()
+        grad_keys = [k for k in self.curves if k[0] == "grad"]
+        if number != self._grad_run:  # another run in focus: its data replaces the curves' (same layers)
             self._grad_run = number
+            for key in grad_keys:
+                self._sizes.pop(key, None)
             self.grad.setTitle("Gradient norm per layer" + (f" (run {number})" if number else ""))
             self.apply_theme()
-        if run is None:
-            return
-        labels = self._labels(run)
-        for i, (nid, series) in enumerate(run.grad.items()):
+        grads = run.grad if run is not None else {}
+        labels = self._labels(run) if run is not None else {}
+        for i, (nid, series) in enumerate(grads.items()):
+            if i and time.perf_counter() > deadline:
+                return False
             x, y = series.data()
             keep = y > 0
             color = LAYER_COLORS[i % len(LAYER_COLORS)]
-            self._curve("grad", ("grad", nid), _pen(color, 1.4), labels.get(nid, nid)).setData(x[keep], y[keep])
+            self._set(x[keep], y[keep], "grad", ("grad", nid), _pen(color, 1.4), labels.get(nid, nid))
+        for key in grad_keys:
+            if key[1] in grads:
+                continue
+            if grads or run is None:  # a layer the run in focus does not have: its curve goes
+                item = self.curves.pop(key)
+                self.grad.removeItem(item)
+                self.grad_legend.removeItem(item)
+                self._where.pop(key)
+                self._sizes.pop(key, None)
+            else:  # the run has no gradient norms yet: the curve waits for them, empty
+                self._set([], [], "grad", key, None)
+        return True
 
     def _labels(self, run: Run) -> dict[str, str]:
         get = getattr(self, "label_of", None)

@@ -2,10 +2,13 @@
 an image grid for convolutions, a histogram of the values for dense layers, a heat map for sequences.
 
 It refreshes when the selection, the graph (after any edit, debounced) or the weights change: the
-latest run's weights when they belong to this network (during a run, a snapshot at most every two
-seconds while this panel is shown; after an edit, the weights of the layers that still match), else
-the graph's seeded initial weights. The work (compile, load the example, run the graph node by node
-with ``engine.inspect``) happens in a background thread; only the newest request is computed.
+latest run's weights when they belong to this network (after an edit, the weights of the layers that
+still match), else the graph's seeded initial weights. The work (compile, load the example, run the
+graph node by node with ``engine.inspect``) happens in a background thread; only the newest request is
+computed. While a run trains, the refreshes as the weights change are computed by the training thread
+itself between epochs (``engine.inspect.trainer_preview``, at most every two seconds, only while this
+panel is on screen): a second thread running PyTorch kernels would slow training down (see
+``gui.training.worker``).
 """
 
 from __future__ import annotations
@@ -123,7 +126,8 @@ def compute(req: PreviewRequest, cache: dict) -> PreviewResult:
 
 
 class _Worker(QtCore.QObject):
-    """One background thread at a time; a request made while it works replaces any waiting one."""
+    """Computes requests in the shared compute thread (``gui.training.compute``); a request made while
+    one is computed or waiting replaces the waiting one."""
 
     ready = QtCore.Signal(object)
 
@@ -140,7 +144,8 @@ class _Worker(QtCore.QObject):
             if self._busy:
                 return
             self._busy = True
-        threading.Thread(target=self._loop, name="deepcanvas-preview", daemon=True).start()
+        from .compute import submit
+        submit(self._loop)
 
     @property
     def busy(self) -> bool:
@@ -217,6 +222,7 @@ class PreviewPanel(QtWidgets.QWidget):
         self.apply_theme()
         controller.updated.connect(self._run_updated)
         controller.started.connect(lambda run: self._sync_want())
+        controller.finished.connect(lambda run: self.schedule())
 
     # ------------------------------------------------------------------ inputs
     def set_document(self, doc) -> None:
@@ -243,8 +249,16 @@ class PreviewPanel(QtWidgets.QWidget):
         self.schedule()
 
     def _run_updated(self, run, changes) -> None:
-        if changes & {"weights", "report"} and run.weights is not None:
-            self.schedule()
+        if "report" in changes and run.weights is not None:
+            self.schedule()  # the final weights
+        if "preview" in changes and run.preview is not None and self.shown:
+            node, index, epoch, pv, sample, error = run.preview
+            if node != self.node or index != self.example.value() - 1:
+                return
+            dataset = run.info.dataset.split(":")[0] if run.info is not None else "data"
+            where = f"{dataset}, dev example {index + 1} · weights of run {run.number} at epoch {epoch} (live)"
+            self.serial += 1
+            self._show(PreviewResult(self.serial, node, pv, sample, where, f"No preview: {error}" if error else ""))
 
     def schedule(self, delay: int = DEBOUNCE_MS) -> None:
         self._timer.start(delay)
@@ -257,7 +271,8 @@ class PreviewPanel(QtWidgets.QWidget):
             self.schedule(0)
 
     def _sync_want(self) -> None:
-        self.controller.want_weights = self.shown and self.node is not None
+        wanted = self.shown and self.node is not None
+        self.controller.want_preview = (self.node, self.example.value() - 1) if wanted else None
 
     def _weights(self):
         """The newest weights of this network from the runs (exact for the same network; partial else)."""
@@ -273,13 +288,23 @@ class PreviewPanel(QtWidgets.QWidget):
             if self.node is None:
                 self._clear("Select a node to see its output on a real example.")
             return
+        label = self.doc.graph.nodes[self.node].label
+        run = self.controller.current
+        if self.controller.running and run is not None:
+            # The compute thread is training: the run computes the preview itself between epochs.
+            from engine.training.trainer import network_hash
+            if run.network and network_hash(self.doc.graph) == run.network:
+                self.title.setText(f"{label}: shown at the end of the next epoch (live, from run {run.number})")
+            else:
+                self.title.setText(f"{label}: the preview follows when run {run.number} ends (the network "
+                                   "changed since it started)")
+            return
         from .warmup import ensure_imported
         ensure_imported(say=self.title.setText)  # before the thread starts (see warmup)
         weights, note, norm = self._weights()
         self.serial += 1
         req = PreviewRequest(self.doc.graph.copy(), self.node, self.example.value() - 1, weights, note, norm,
                              self.serial)
-        label = self.doc.graph.nodes[self.node].label
         self.title.setText(f"{label}: computing…")
         self.worker.submit(req)
 

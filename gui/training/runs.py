@@ -129,7 +129,8 @@ class Run:
     report: dict | None = None  # Trainer.report()
     examples: Any = None  # engine.inspect.ExampleResults of the dev split
     dataset: Any = None  # the Dataset trained on (for galleries)
-    weights: dict | None = None  # latest weights on the CPU (preview, export)
+    weights: dict | None = None  # final weights on the CPU (preview, export)
+    preview: tuple | None = None  # (node, example index, epoch, Preview, sample, error) from the training thread
     weights_epoch: int = 0
     input_norm: dict | None = None
     error: str = ""  # set-up failure (bad config, data that does not fit), shown as is

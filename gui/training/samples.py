@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from .. import theme as themes
@@ -24,7 +25,7 @@ CELL = 72
 
 
 def _image_like(t) -> bool:
-    return t is not None and hasattr(t, "shape") and len(t) > 0 and images.as_image(t[0]) is not None
+    return t is not None and hasattr(t, "shape") and len(t) > 0 and images.as_image(images.to_numpy(t)[0]) is not None
 
 
 class SamplesView(QtWidgets.QScrollArea):
@@ -115,29 +116,31 @@ class SamplesView(QtWidgets.QScrollArea):
             c = int(c)
             return labels[c] if labels and 0 <= c < len(labels) else str(c)
 
+        inputs, preds = images.to_numpy(e.inputs), images.to_numpy(e.predictions)
+        targets = images.to_numpy(e.targets) if e.targets is not None else None
+        conf = images.to_numpy(e.confidences) if classify else None
+        per_example = classify and preds.ndim == 1 and targets is not None
         cells = []
-        for i in range(len(e.inputs)):
-            if classify and e.predictions.ndim == 1:
-                pred, true = int(e.predictions[i]), int(e.targets[i])
+        for i in range(len(inputs)):
+            if per_example:
+                pred, true = int(preds[i]), int(targets[i])
                 ok = pred == true
-                caption = f"{name(pred)} ({float(e.confidences[i]):.0%})" + ("" if ok else f"\ntrue {name(true)}")
-                cells.append(self._cell(e.inputs[i], caption, t.ok if ok else t.error,
+                caption = f"{name(pred)} ({float(conf[i]):.0%})" + ("" if ok else f"\ntrue {name(true)}")
+                cells.append(self._cell(inputs[i], caption, t.ok if ok else t.error,
                                         f"predicted {name(pred)}, true {name(true)}", run.dataset))
             else:
-                p, y = e.predictions[i], e.targets[i]
-                if getattr(p, "numel", lambda: 2)() == 1:
-                    caption = f"{float(p):.3g}\ntrue {float(y):.3g}"
-                else:
-                    caption = "prediction"
-                cells.append(self._cell(e.inputs[i], caption, None, "", run.dataset))
+                p = preds[i]
+                y = targets[i] if targets is not None else None
+                caption = f"{float(p):.3g}\ntrue {float(y):.3g}" if np.size(p) == 1 and y is not None else ""
+                cells.append(self._cell(inputs[i], caption, None, "", run.dataset))
         self._place(cells, self._columns(len(cells)))
-        right = sum(1 for i in range(len(e.inputs)) if classify and e.predictions.ndim == 1
-                    and int(e.predictions[i]) == int(e.targets[i]))
-        tally = f" · {right} of {len(e.inputs)} right" if classify and e.predictions.ndim == 1 else ""
+        right = int((preds == targets).sum()) if per_example else 0
+        tally = f" · {right} of {len(inputs)} right" if per_example else ""
         self.title.setText(f"Run {run.number}, epoch {e.epoch}: dev examples and the model's answers{tally}")
 
     def _generated(self, run, e) -> None:
         source = e.predictions if _image_like(e.predictions) else e.inputs
+        source = images.to_numpy(source) if source is not None else None
         k = len(source) if source is not None else 0
         cols = max(1, math.ceil(math.sqrt(k))) if k else 1
         cells = [self._cell(source[i], "") for i in range(k)]
@@ -146,13 +149,14 @@ class SamplesView(QtWidgets.QScrollArea):
         self.title.setText(f"Run {run.number}, epoch {e.epoch}: {k} images {what}")
 
     def _reconstructions(self, run, e) -> None:
-        k = len(e.inputs)
+        originals, recon = images.to_numpy(e.inputs), images.to_numpy(e.predictions)
+        k = len(originals)
         cols = self._columns(k)
         cells = []
         for i in range(k):
-            cells.append(self._cell(e.inputs[i], "input"))
+            cells.append(self._cell(originals[i], "input"))
         for i in range(k):
-            cells.append(self._cell(e.predictions[i], "reconstruction"))
+            cells.append(self._cell(recon[i], "reconstruction"))
         # inputs on one row, their reconstructions on the row below
         for i in range(k):
             r, c = divmod(i, cols)
@@ -160,6 +164,7 @@ class SamplesView(QtWidgets.QScrollArea):
             self.grid.addWidget(cells[k + i], 2 * r + 1, c)
         extra = getattr(e, "samples", None)
         if extra is not None and _image_like(extra):
+            extra = images.to_numpy(extra)
             row = 2 * math.ceil(k / cols) + 1
             label = QtWidgets.QLabel("samples from the prior N(0, I):")
             label.setProperty("role", "dim")

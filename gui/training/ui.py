@@ -14,7 +14,7 @@ from .dock import TrainingDock
 from .health import HealthOverlay
 from .preview import PreviewPanel
 
-HEALTH_EVERY = 0.5  # seconds between canvas health updates during a run
+HEALTH_EVERY = 2.0  # seconds between canvas health updates during a run (the cards repaint in Python)
 
 ACTIONS = {
     # name: (text, shortcut, tip)

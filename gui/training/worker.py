@@ -10,8 +10,9 @@ the training thread never waits for the UI and the UI never waits for training.
 
 Items put in the buffer, in order: ``network`` (hash), ``phase`` (text), ``start`` (RunStarted), then any
 number of ``step`` (StepMetrics), ``epochs`` (EpochEnd), ``samples``, ``health`` (engine.inspect.Health),
-``weights`` (a CPU state dict, only while ``want_weights()``), ``state`` (paused, running or stopping, and
-the step), ``checkpoint``, then ``result``
+``preview`` (the selected node's output with the current weights, at an epoch's end, at most every two
+seconds, while ``want_preview()`` names a node), ``state`` (paused, running or stopping, and the step),
+``checkpoint``, then ``result``
 (RunResult), ``report`` (the evaluation, per-example results, final weights) and last ``done``. A run that
 cannot be set up (bad settings, data that does not fit) puts ``error`` (the engine's message) and ``done``.
 """
@@ -24,7 +25,12 @@ import time
 import traceback
 from typing import Any, Callable
 
-WEIGHTS_EVERY = 2.0  # seconds between weight snapshots for the live preview during a run
+PREVIEW_EVERY = 2.0  # seconds between live-preview refreshes during a run
+
+# The live preview is computed in the training thread between epochs, not in a thread of its own:
+# every thread that runs PyTorch's parallel CPU kernels gets its own OpenMP pool, and with more pool
+# threads than cores libgomp stops the busy-waiting that small kernels rely on; training would slow
+# down by a third on two cores while a preview ran beside it.
 
 
 class EventBuffer:
@@ -54,17 +60,18 @@ def cpu_state(model) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def buffer_callback(buffer: EventBuffer, want_weights: Callable[[], bool] = lambda: False):
+def buffer_callback(buffer: EventBuffer, want_preview: Callable[[], tuple | None] = lambda: None):
     """A trainer subscriber that forwards every event into ``buffer``; it runs in the training thread and
     only appends. (Built on first use: engine.training.trainer imports torch, which the window does not
     wait for.)"""
     from engine.training import Callback
 
     class BufferCallback(Callback):
-        def __init__(self, buffer: EventBuffer, want_weights: Callable[[], bool] = lambda: False):
+        def __init__(self, buffer: EventBuffer, want_preview: Callable[[], tuple | None] = lambda: None):
             self.buffer = buffer
-            self.want_weights = want_weights
-            self._last_weights = 0.0
+            self.want_preview = want_preview
+            self._last_preview = 0.0
+            self._served = None  # the (node, example) last previewed
 
         def on_run_start(self, trainer, event):
             self.buffer.put("start", event)
@@ -75,9 +82,17 @@ def buffer_callback(buffer: EventBuffer, want_weights: Callable[[], bool] = lamb
         def on_epoch_end(self, trainer, event):
             self.buffer.put("epochs", event)
             now = time.perf_counter()
-            if self.want_weights() and now - self._last_weights >= WEIGHTS_EVERY:
-                self._last_weights = now
-                self.buffer.put("weights", (event.latest.epoch, cpu_state(trainer.model)))
+            wanted = self.want_preview()
+            if wanted is not None and (wanted != self._served or now - self._last_preview >= PREVIEW_EVERY):
+                self._last_preview, self._served = now, wanted
+                node, index = wanted
+                try:
+                    from engine.inspect import trainer_preview
+                    pv, sample = trainer_preview(trainer, node, index)
+                except Exception as exc:  # a preview must never end a run
+                    self.buffer.put("preview", (node, index, event.latest.epoch, None, None, str(exc)))
+                else:
+                    self.buffer.put("preview", (node, index, event.latest.epoch, pv, sample, ""))
 
         def on_samples(self, trainer, event):
             self.buffer.put("samples", event)
@@ -94,34 +109,45 @@ def buffer_callback(buffer: EventBuffer, want_weights: Callable[[], bool] = lamb
         def on_run_end(self, trainer, result):
             self.buffer.put("result", result)
 
-    return BufferCallback(buffer, want_weights)
+    return BufferCallback(buffer, want_preview)
 
 
 class TrainingJob:
-    """One training run in a daemon thread. Controls may be called before the trainer exists (while the
-    network compiles and the data loads); they apply as soon as it does."""
+    """One training run in the shared compute thread (``gui.training.compute``). Controls may be called
+    before the trainer exists (while the network compiles and the data loads); they apply as soon as it
+    does."""
 
     def __init__(self, graph, config, buffer: EventBuffer, run_dir: str | None = None,
-                 want_weights: Callable[[], bool] = lambda: False, health: bool = True):
+                 want_preview: Callable[[], tuple | None] = lambda: None, health: bool = True):
         self.graph = graph
         self.config = config
         self.buffer = buffer
         self.run_dir = run_dir
-        self.want_weights = want_weights
+        self.want_preview = want_preview
         self.health = health
         self.trainer = None
         self._lock = threading.Lock()
         self._paused = False
         self._stopped = False
-        self.thread = threading.Thread(target=self._work, name="deepcanvas-training", daemon=True)
+        self.finished = threading.Event()
+        self._submitted = False
 
     # ------------------------------------------------------------------ controls (UI thread)
     def start(self) -> None:
-        self.thread.start()
+        """Queue the run in the compute thread (once; a second call does nothing)."""
+        with self._lock:
+            if self._submitted:
+                return
+            self._submitted = True
+        from .compute import submit
+        submit(self._work)
 
     @property
     def alive(self) -> bool:
-        return self.thread.is_alive()
+        return not self.finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.finished.wait(timeout)
 
     def pause(self) -> None:
         with self._lock:
@@ -149,7 +175,7 @@ class TrainingJob:
 
             put("network", network_hash(self.graph))
             put("phase", "compiling the network and loading the data")
-            callbacks = [buffer_callback(self.buffer, self.want_weights)]
+            callbacks = [buffer_callback(self.buffer, self.want_preview)]
             if self.health:
                 from engine.inspect import HealthMonitor
                 callbacks.append(HealthMonitor(lambda h: put("health", h)))
@@ -171,7 +197,9 @@ class TrainingJob:
             put("error", f"training stopped by an internal error ({type(exc).__name__}: {exc})\n"
                          + traceback.format_exc())
         finally:
+            self.trainer = None  # its data and model go with it
             put("done")
+            self.finished.set()
 
     def _finish(self, trainer, result) -> None:
         put = self.buffer.put
