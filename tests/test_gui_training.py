@@ -140,6 +140,10 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
     plots = ui.dock_widget.plots
     for run in (first, second):
         assert plots.point_count(run, "train") > 0
+    names = [label.text for _, label in plots.loss_legend.items]
+    assert sorted(names) == ["run 1 dev", "run 1 train", "run 2 dev", "run 2 train"]  # each once
+    layers = [label.text for _, label in plots.grad_legend.items]
+    assert sorted(layers) == ["head", "hidden"]
     runs = ui.dock_widget.runs
     assert runs.count() == 2 and "optimizer.lr 0.001→0.01" in runs.item(0).text()
     runs.item(1).setCheckState(QtCore.Qt.CheckState.Unchecked)  # hide run 1

@@ -118,6 +118,28 @@ def test_events_cover_every_step_and_epoch_in_order(tmp_path):
     assert result.history[-1]["epoch"] == 4 and result.history[-1]["dev_accuracy"] > 0.5
 
 
+def test_epoch_events_are_not_starved_by_step_events():
+    """Step events go out as soon as MIN_EVENT_INTERVAL has passed, so an epoch's end nearly always
+    falls within that interval of one; epoch events keep their own interval and still come every epoch
+    (when epochs take longer than the interval), not only with the last."""
+    calls = []
+
+    class Timeline(Callback):
+        def on_step(self, trainer, event):
+            calls.append("step")
+
+        def on_epoch_end(self, trainer, event):
+            calls.append(("epochs", [m.epoch for m in event.epochs]))
+
+    cfg = spirals_config(epochs=8, batching="stochastic")  # 900 steps an epoch: far longer than 20 ms
+    tr = Trainer(spiral_mlp(), cfg, callbacks=[Timeline()])
+    assert tr.fit().status == "finished"
+    sent = [c[1] for c in calls if c != "step"]
+    assert sum(sent, []) == list(range(1, 9))
+    assert len(sent) >= 6, sent  # (before the fix: one event with all eight epochs, at the end)
+    assert calls.count("step") > 8
+
+
 def test_a_failing_subscriber_never_stops_training():
     class Broken(Callback):
         def on_epoch_end(self, trainer, event):

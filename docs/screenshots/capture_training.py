@@ -65,7 +65,7 @@ def main(names: list[str]) -> None:
         w.set_document(Document(graph))
         w.resizeDocks([ui.dock], [470], QtCore.Qt.Orientation.Vertical)
         settle(app, 300)
-        w.canvas.fit()
+        w.canvas.frame()  # a readable zoom, from the top
         settle(app, 300)
 
     def run_to_end():
@@ -75,15 +75,16 @@ def main(names: list[str]) -> None:
         return run
 
     def training_screen():
-        open_template("lenet5", {"epochs": 30, "batch_size": 32, "optimizer": {"lr": 0.002}})
+        open_template("lenet5", {"epochs": 100, "batch_size": 32, "optimizer": {"lr": 0.002}})
         ui.preview_dock.show()
         ui.preview_dock.raise_()
         w.canvas.select(["conv2"])
         run = ui.start()
-        wait_for(app, lambda: run.epoch >= 12 and run.health is not None)
+        wait_for(app, lambda: run.epoch >= 55 and run.health is not None)
         dock.tabs.setCurrentIndex(0)
-        settle(app, 1500)
-        grab("training")
+        settle(app, 1200)
+        grab("training")  # mid-run
+        ui.controller.stop()
         wait_for(app, lambda: run.done)
         settle(app, 600)
     screens["training"] = training_screen
@@ -91,6 +92,7 @@ def main(names: list[str]) -> None:
     def compare_screen():
         if not ui.controller.runs:
             training_screen()
+        dock.settings.widgets["epochs"].setValue(30)
         for lr in ("0.0002", "0.02"):
             edit = dock.settings.widgets["optimizer.lr"]
             edit.setText(lr)

@@ -574,6 +574,7 @@ class Trainer:
         self._paused_time = 0.0
         self._spent = 0.0
         self._last_emit = -1e9
+        self._last_epoch_emit = -1e9  # epochs keep their own interval: step events must not starve them
         self._last_best_write = self._last_ckpt_write = time.perf_counter()
         self._pending_steps: list[int] = []
         self._pending_losses: list[float] = []
@@ -746,11 +747,14 @@ class Trainer:
     def _elapsed(self) -> float:
         return time.perf_counter() - self._t0 - self._paused_time
 
-    def _may_emit(self) -> bool:
+    def _may_emit(self, last: float | None = None) -> bool:
         """Whether a progress event fits the budget, counting the cost of the last one in advance, so
-        the share of time in subscribers stays under the budget instead of overshooting by a call."""
+        the share of time in subscribers stays under the budget instead of overshooting by a call.
+        ``last``: when this kind of event was last sent (default: any event). Epoch-end events pass
+        their own: steps are sent as soon as MIN_EVENT_INTERVAL has passed, so an epoch's end nearly
+        always comes within that interval of a step event and would otherwise wait for the run's end."""
         now = time.perf_counter()
-        return (now - self._last_emit >= MIN_EVENT_INTERVAL
+        return (now - (self._last_emit if last is None else last) >= MIN_EVENT_INTERVAL
                 and self._spent + self._last_cost <= PROGRESS_BUDGET * (now - self._t0 - self._paused_time))
 
     def _timed(self, fn, *args) -> None:
@@ -803,10 +807,11 @@ class Trainer:
         return dict(zip(names, values[n:])), dict(zip(names, values[:n]))
 
     def _emit_epochs(self, force: bool = False) -> None:
-        if self._pending_epochs and (force or self._may_emit()):
+        if self._pending_epochs and (force or self._may_emit(self._last_epoch_emit)):
             event = EpochEnd(self._pending_epochs)
             self._pending_epochs = []
             self._timed(self._dispatch.emit, "on_epoch_end", event)
+            self._last_epoch_emit = self._last_emit
 
     @torch.no_grad()
     def _emit_samples(self, epoch: int) -> None:
@@ -857,7 +862,7 @@ class Trainer:
             if cfg.sample_every:  # samples come every sample_every steps; the last step's too
                 due = last
             else:  # image grids after every epoch; supervised predictions when the budget allows
-                due = self.mode.makes_images or last or self._may_emit()
+                due = self.mode.makes_images or last or self._may_emit(self._last_epoch_emit)
             if due:
                 self._emit_samples(epoch)
         now = time.perf_counter()

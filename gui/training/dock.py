@@ -337,9 +337,10 @@ class TrainingDock(QtWidgets.QWidget):
             acc = f", accuracy {run.train_accuracy:.1%}" if run.train_accuracy is not None else ""
             loss = f"train loss {run.train_loss:.4g}{acc}" if run.train_loss is not None else "first steps…"
             state = {"paused": "paused", "stopping": "stopping after this step"}.get(run.status, loss)
-            self.live.setText(f"Run {run.number} on {run.info.device}: {state}")
+            self.live.setText(state)
             if self.live.isHidden():
                 self.live.show()
+            self._say(f"Run {run.number} on {run.info.device}: {run.change}")  # (once: same text after)
         elif run.phase:
             self.progress.setFormat(run.phase)
             self._say(f"Run {run.number}: {run.phase}")

@@ -342,11 +342,7 @@ class LivePlots(QtWidgets.QWidget):
             item = pg.PlotDataItem(**kwargs)
             item.setClipToView(True)
             item.setDownsampling(auto=True, method="peak")
-            self.plots[plot].addItem(item)
-            if name and plot == "loss":
-                self.loss_legend.addItem(item, name)
-            elif name and plot == "grad":
-                self.grad_legend.addItem(item, name)
+            self.plots[plot].addItem(item)  # (a named item joins the plot's legend by itself)
             self.curves[key] = item
             self._where[key] = plot
         return item

@@ -199,7 +199,7 @@ class PreviewPanel(QtWidgets.QWidget):
         self.thumb.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setObjectName("preview_view")
-        self.view.setMinimumHeight(180)
+        self.view.setMinimumHeight(100)  # (the dock may be short: the view gives way, not the text)
         self.stats = QtWidgets.QLabel()
         self.stats.setObjectName("preview_stats")
         self.stats.setWordWrap(True)
