@@ -230,6 +230,10 @@ def test_a_gan_run_shows_generated_samples_and_both_losses(window, qtbot):
     plots = ui.dock_widget.plots
     for name in ("d_loss", "g_loss"):  # the two players' losses, epoch by epoch
         assert plots.curves[(run.number, "term", "train", name)].yData.size == 2
+    QtWidgets.QApplication.processEvents()
+    # the results of a run that is not a classifier leave the window its size (a long unwrapped line in
+    # the doctor once made the window wider than the screen)
+    assert window.minimumSizeHint().width() <= window.width()
 
 
 def test_export_writes_a_verified_onnx_file_code_and_checkpoint(window, qtbot, tmp_path):
@@ -297,6 +301,8 @@ def test_a_nan_run_marks_the_node_where_it_started(window, qtbot):
     assert mark.tag == "NaN here" and mark.alarm
     assert "First non-finite value" in mark.toolTip()
     assert "failed" in ui.dock_widget.status.text() and run.nonfinite.label in ui.dock_widget.status.text()
+    assert ". First non-finite value" in ui.dock_widget.status.text()
+    assert run.step >= 1 and ui.dock_widget.plots.point_count(run, "raw") >= 1  # the steps before it, plotted
 
 
 def test_bad_settings_and_invalid_graphs_are_refused_with_the_reason(window, qtbot):
@@ -335,3 +341,30 @@ def test_health_marks_belong_to_the_top_level_graph(window, qtbot):
     QtWidgets.QApplication.processEvents()
     assert block in ui.health.marks
     assert ui.health.marks[block].parentItem() is window.canvas.node_item(block)
+
+
+def test_runs_of_another_network_step_aside_and_its_gradient_curves_go(window, qtbot):
+    """A run of another file or template hides the earlier runs (they stay in the list, unticked) and
+    the gradient plot shows only the new network's layers."""
+    ui = open_graph(window, *digits_mlp())
+    first = train(window, qtbot)
+    plots = ui.dock_widget.plots
+    assert {k[1] for k in plots.curves if k[0] == "grad"} == {"hidden", "head"}
+    other = engine.Graph("another MLP")
+    nodes = [other.add_node("Input", "x", {"shape": [64]}), other.add_node("Linear", "wide", {"out_features": 16}),
+             other.add_node("Tanh", "act"), other.add_node("Linear", "last", {"out_features": 10}),
+             other.add_node("Output", "logits")]
+    graphs.chain(other, nodes)
+    target, ce = other.add_node("Target", "label"), other.add_node("CrossEntropyLoss", "ce")
+    other.connect(nodes[-1].id, "out", ce.id, "pred")
+    other.connect(target.id, "out", ce.id, "target")
+    ui = open_graph(window, other, {"epochs": 1, "batch_size": 64})
+    second = train(window, qtbot)
+    assert not first.visible and second.visible
+    runs = ui.dock_widget.runs
+    assert [runs.item(i).checkState() for i in range(runs.count())] == [QtCore.Qt.CheckState.Checked,
+                                                                         QtCore.Qt.CheckState.Unchecked]
+    qtbot.waitUntil(lambda: plots.point_count(first, "train") == 0, timeout=5000)
+    assert plots.point_count(second, "train") > 0
+    assert {k[1] for k in plots.curves if k[0] == "grad"} == {"wide", "last"}
+    assert sorted(label.text for _, label in plots.grad_legend.items) == ["last", "wide"]

@@ -216,9 +216,14 @@ def test_nan_loss_stops_the_run_naming_the_step_and_the_last_finite_loss():
         def on_run_failed(self, trainer, event):
             failed.append(event)
 
+    rec = Recorder()
     tr.add_callback(Watch())
+    tr.add_callback(rec)
     result = tr.fit()
     assert result.status == "failed" and failed and failed[0].reason == result.reason
+    # every step up to the bad one reached the subscribers (the plots mark where it went), the bad one last
+    assert rec.steps == list(range(1, len(rec.steps) + 1)) and rec.steps
+    assert all(np.isfinite(rec.losses[:-1])) and not np.isfinite(rec.losses[-1])
     import re
     m = re.search(r"the loss became (NaN|infinite) at step (\d+) \(epoch \d+\); the last finite loss was "
                   r"\S+ at step (\d+)", result.reason)

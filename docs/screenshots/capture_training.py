@@ -59,9 +59,11 @@ def main(names: list[str]) -> None:
     dock = ui.dock_widget
     screens = {}
 
-    def open_template(name: str, training: dict) -> None:
+    def open_template(name: str, training: dict | None) -> None:
+        """The template, with ``training`` in place of its own settings (None: the template's own)."""
         graph = engine.load_graph(ROOT / "templates" / f"{name}.dcnet")
-        graph.training = training
+        if training is not None:
+            graph.training = training
         w.set_document(Document(graph))
         w.resizeDocks([ui.dock], [470], QtCore.Qt.Orientation.Vertical)
         settle(app, 300)
@@ -149,8 +151,7 @@ def main(names: list[str]) -> None:
     screens["vae"] = vae_screen
 
     def gan_screen():
-        open_template("dcgan", {"data": {"dataset": "digits", "options": {"size": 32}}, "epochs": 6,
-                                "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.0005, "beta1": 0.5}})
+        open_template("dcgan", None)  # its own settings: 30 epochs of Adam (2e-4, beta1 0.5) on the digits
         run_to_end()
         dock.tabs.setCurrentWidget(dock.samples)
         settle(app, 800)

@@ -729,6 +729,9 @@ class Trainer:
         first = self.step - k + 1
         for j, v in enumerate(losses):
             if not math.isfinite(v):
+                if self._want_steps:  # the steps up to the bad one still reach the plots and the log
+                    self._pending_steps.extend(range(first, first + j + 1))
+                    self._pending_losses.extend(losses[:j + 1])
                 raise _NonFinite(first + j, epoch, v, self._last_finite)
             self._last_finite = (first + j, v)
         ep = self._ep

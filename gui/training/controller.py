@@ -83,6 +83,9 @@ class RunController(QtCore.QObject):
         run = Run(number, RUN_COLORS[(number - 1) % len(RUN_COLORS)], cfg, "", graph.name,
                   describe_change(previous.config if previous else None, cfg))
         run.run_dir = str(self.runs_dir / f"run{number}")
+        for other in self.runs:  # runs of another network (another file or template) step aside
+            if other.graph_name != run.graph_name:
+                other.visible = False
         self.runs.append(run)
         self.current = run
         self.buffer = EventBuffer()

@@ -355,7 +355,9 @@ class TrainingDock(QtWidgets.QWidget):
         if run.status == "failed":
             where = f" First non-finite value: '{self._label(run.nonfinite.node)}' ({run.nonfinite.where})." \
                 if run.nonfinite is not None else ""
-            self._say(f"Run {run.number} failed: {run.error}{where}", error=True)
+            error = run.error.rstrip()
+            self._say(f"Run {run.number} failed: {error}{'' if error.endswith(('.', '!', '?')) else '.'}{where}",
+                      error=True)
         else:
             secs = f" in {format_seconds(run.result.seconds)}" if run.result else ""
             reason = f" ({run.result.reason})" if run.result and run.result.reason else ""

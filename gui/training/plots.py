@@ -101,6 +101,7 @@ class LivePlots(QtWidgets.QWidget):
         self._dirty: set[int] = set()
         self._grad_dirty = False
         self._grad_run: int | None = None  # the run whose gradient curves exist
+        self._grad_network = ""  # the network (hash) the gradient curves' layers belong to
         self._manual: set[str] = set()  # plots the user zoomed or panned: their range is left alone
         self._last_draw = 0.0
         self._draw_cost = 0.0
@@ -411,17 +412,20 @@ class LivePlots(QtWidgets.QWidget):
             keep = y > 0
             color = LAYER_COLORS[i % len(LAYER_COLORS)]
             self._set(x[keep], y[keep], "grad", ("grad", nid), _pen(color, 1.4), labels.get(nid, nid))
+        same_network = run is not None and bool(run.network) and run.network == self._grad_network
         for key in grad_keys:
             if key[1] in grads:
                 continue
-            if grads or run is None:  # a layer the run in focus does not have: its curve goes
+            if grads or not same_network:  # a layer the run in focus does not have: its curve goes
                 item = self.curves.pop(key)
                 self.grad.removeItem(item)
                 self.grad_legend.removeItem(item)
                 self._where.pop(key)
                 self._sizes.pop(key, None)
-            else:  # the run has no gradient norms yet: the curve waits for them, empty
+            else:  # the same network, no gradient norms yet: the curve waits for them, empty
                 self._set([], [], "grad", key, None)
+        if grads:
+            self._grad_network = run.network
         return True
 
     def _labels(self, run: Run) -> dict[str, str]:

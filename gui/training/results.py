@@ -152,6 +152,7 @@ class Doctor(QtWidgets.QFrame):
         self.figures = QtWidgets.QLabel()
         self.figures.setObjectName("doctor_figures")
         self.figures.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.figures.setWordWrap(True)  # (a long line must not widen the window past the screen)
         layout.addWidget(self.figures)
         self.verdict = QtWidgets.QLabel()
         self.verdict.setObjectName("doctor_verdict")
