@@ -368,3 +368,19 @@ def test_runs_of_another_network_step_aside_and_its_gradient_curves_go(window, q
     assert plots.point_count(second, "train") > 0
     assert {k[1] for k in plots.curves if k[0] == "grad"} == {"wide", "last"}
     assert sorted(label.text for _, label in plots.grad_legend.items) == ["last", "wide"]
+
+
+def test_export_offers_the_newest_run_that_did_not_fail_first(window, qtbot):
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 64}))
+    good = train(window, qtbot)
+    lr = widget(ui, "optimizer.lr")
+    lr.setText("1e20")
+    lr.editingFinished.emit()
+    bad = train(window, qtbot)
+    assert (good.status, bad.status) == ("finished", "failed")
+    dialog = ui.open_export()
+    qtbot.addWidget(dialog)
+    items = [dialog.weights.itemText(i) for i in range(dialog.weights.count())]
+    assert items[0].startswith("trained: run 1 (finished") and items[1].startswith("trained: run 2 (failed")
+    assert items[-1].startswith("initial weights")
+    dialog.close()

@@ -171,9 +171,8 @@ def main(names: list[str]) -> None:
     screens["nan"] = nan_screen
 
     def export_screen():
-        if not ui.controller.runs:
-            open_template("lenet5", {"epochs": 4, "batch_size": 32})
-            run_to_end()
+        open_template("lenet5", {"epochs": 8, "batch_size": 32})
+        run_to_end()
         dialog = ui.open_export()
         dialog.onnx_path.setText(str(tmp / "lenet5.onnx"))
         dialog.move(w.geometry().center() - dialog.rect().center())

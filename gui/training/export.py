@@ -47,10 +47,11 @@ class ExportDialog(QtWidgets.QDialog):
             here = network_hash(doc.graph)
         except Exception:
             here = None
-        for run in reversed(controller.runs):
-            if run.weights is not None and run.network == here:
-                self.weights.addItem(f"trained: run {run.number} ({run.status}, epoch {run.weights_epoch})")
-                self._runs.append(run)
+        mine = [r for r in reversed(controller.runs) if r.weights is not None and r.network == here]
+        # the newest run that did not fail comes first: it is the one exported by default
+        for run in [r for r in mine if r.status != "failed"] + [r for r in mine if r.status == "failed"]:
+            self.weights.addItem(f"trained: run {run.number} ({run.status}, epoch {run.weights_epoch})")
+            self._runs.append(run)
         self.weights.addItem("initial weights (seeded, untrained)")
         self._runs.append(None)
 
