@@ -145,7 +145,8 @@ class TrainingConfig:
     augmentation: AugmentationConfig = _section(AugmentationConfig)
     early_stopping: EarlyStoppingConfig = _section(EarlyStoppingConfig)
     device: str = _choice("auto", DEVICES, "auto: CUDA when available, then Apple MPS, then the CPU")
-    precision: str = _choice("fp32", PRECISIONS, "bf16/fp16 mixed precision (GPU only)")
+    precision: str = _choice("fp32", PRECISIONS, "bf16/fp16 mixed precision (autocast; pays off on a GPU, on a "
+                                                 "CPU only with bf16/fp16 instructions)")
     compile: bool = _flag(False, "torch.compile the model (GPU; falls back to eager with a message)")
     channels_last: bool = _flag(False, "channels-last memory layout for convolutions (GPU)")
     seed: int = _num(0, lo=0, whole=True, doc="fixes initial weights, data split, shuffling and dropout")
