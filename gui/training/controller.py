@@ -78,7 +78,7 @@ class RunController(QtCore.QObject):
         from .warmup import AUGMENT, TRAINING, ensure_imported
         ensure_imported(TRAINING + (AUGMENT if config.augmentation.enabled else ()), say=self.say)
         number = len(self.runs) + 1 if not self.runs else self.runs[-1].number + 1
-        previous = self.runs[-1] if self.runs else None
+        previous = next((r for r in reversed(self.runs) if r.graph_name == graph.name), None)
         cfg = config.to_dict()
         run = Run(number, RUN_COLORS[(number - 1) % len(RUN_COLORS)], cfg, "", graph.name,
                   describe_change(previous.config if previous else None, cfg))
@@ -249,8 +249,9 @@ class RunController(QtCore.QObject):
         return False
 
     def _previous(self, run: Run) -> Run | None:
+        """The run before ``run`` of the same graph (runs of another file or template are not compared)."""
         i = self.runs.index(run)
-        return self.runs[i - 1] if i > 0 else None
+        return next((r for r in reversed(self.runs[:i]) if r.graph_name == run.graph_name), None)
 
     def _forget_old_weights(self) -> None:
         finished = [r for r in self.runs if r.weights is not None]
