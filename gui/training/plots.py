@@ -307,6 +307,8 @@ class LivePlots(QtWidgets.QWidget):
             lo, hi = self._data_range(name, log)
             if lo is None:
                 continue
+            if name == "lr":
+                lo = 0.0  # from zero: a schedule's decay reads in proportion, a constant rate gets its ticks
             plot = self.plots[name]
             cur_lo, cur_hi = plot.getViewBox().viewRange()[1]
             span = max(hi - lo, abs(hi) * 0.05, 1e-12)
