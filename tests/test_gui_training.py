@@ -385,3 +385,26 @@ def test_export_offers_the_newest_run_that_did_not_fail_first(window, qtbot):
     assert items[0].startswith("trained: run 1 (finished") and items[1].startswith("trained: run 2 (failed")
     assert items[-1].startswith("initial weights")
     dialog.close()
+
+
+def test_the_x_axis_grows_with_the_run_in_a_few_steps():
+    from gui.training.plots import LivePlots
+
+    span = LivePlots._span
+    assert [span(1000, s) for s in (0, 100, 120, 230, 400, 480, 600, 1000)] == \
+        [125, 125, 250, 250, 500, 1000, 1000, 1000]
+    assert span(3, 0) == 1 and span(0, 0) == 1  # a tiny plan: no fractions of an epoch
+
+
+def test_the_first_points_are_drawn_soon_after_a_run_starts(window, qtbot):
+    """The plots' redraw interval follows what an update costs; making the curves at the start costs once
+    and must not hold back the first points (it held them back for seconds)."""
+    ui = open_graph(window, *digits_mlp({"epochs": 20, "batching": "stochastic"}))
+    qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
+    run = ui.controller.current
+    plots = ui.dock_widget.plots
+    qtbot.waitUntil(lambda: run.step > 0, timeout=RUN_TIMEOUT)
+    qtbot.waitUntil(lambda: plots.point_count(run, "raw") > 0, timeout=1500)
+    assert not run.done
+    qtbot.mouseClick(ui.dock_widget.stop_button, LEFT)
+    qtbot.waitUntil(lambda: run.done, timeout=RUN_TIMEOUT)

@@ -111,6 +111,10 @@ class LivePlots(QtWidgets.QWidget):
         self._draw_cost = 0.0
         self.draw_seconds = 0.0  # total time spent in flush() (for the benchmark)
         self._slices = 0.0  # time spent on the update being drawn in slices
+        self._created = False  # a curve was made during this update (a one-time cost, not the steady one)
+        self._fresh = False  # a run started and its first points are not drawn yet: draw them soon
+        self._x_end = 1  # the x range's end (steps or epochs), and the gradient plot's (steps)
+        self._grad_end = 1
         self._timer = QtCore.QTimer(self, singleShot=True)
         self._timer.timeout.connect(self._tick)
 
@@ -181,6 +185,7 @@ class LivePlots(QtWidgets.QWidget):
     # ------------------------------------------------------------------ updates
     def on_started(self, run: Run) -> None:
         self.focus = run
+        self._fresh = True
         self._grad_dirty = True
         self._manual.clear()
         self._dirty.add(run.number)
@@ -204,7 +209,7 @@ class LivePlots(QtWidgets.QWidget):
             self._timer.start(0)
             return
         cost = self._draw_cost + self.view.paint_cost
-        interval = min(MAX_INTERVAL, max(MIN_INTERVAL, cost / DRAW_BUDGET))
+        interval = MIN_INTERVAL if self._fresh else min(MAX_INTERVAL, max(MIN_INTERVAL, cost / DRAW_BUDGET))
         wait = self._last_draw + interval - time.perf_counter()
         self._timer.start(max(0, int(wait * 1000)))
 
@@ -273,6 +278,8 @@ class LivePlots(QtWidgets.QWidget):
                 self._grad_dirty = False
             drew = True
         if drew:
+            if self._outgrown():
+                self._fit_x()
             self._fit_y()
         end = time.perf_counter()
         self.draw_seconds += end - t
@@ -280,25 +287,56 @@ class LivePlots(QtWidgets.QWidget):
             self._slices += end - t
             self._timer.start(0)  # the rest after the events waiting now
             return
-        self._draw_cost = 0.7 * self._draw_cost + 0.3 * (self._slices + end - t)
+        if not self._created:  # (making curves costs once; the interval follows what an update costs)
+            self._draw_cost = 0.7 * self._draw_cost + 0.3 * (self._slices + end - t)
         self._slices = 0.0
+        self._created = False
+        if self._fresh and self.focus is not None and len(self.focus.step_loss):
+            self._fresh = False
         self._last_draw = end
 
     # ------------------------------------------------------------------ ranges
+    @staticmethod
+    def _span(planned: int, reached: int) -> int:
+        """The x range for a run planned to ``planned`` steps (or epochs) that has reached ``reached``: the
+        first of an eighth, a quarter, a half or all of the plan that leaves room ahead, so that a long
+        run's first minutes are not squeezed against the left edge and the axis is laid out again at most
+        three times."""
+        planned = max(planned, 1)
+        for part in (8, 4, 2):
+            if reached * 1.05 <= planned / part:
+                return max(1, math.ceil(planned / part))
+        return planned
+
     def _fit_x(self) -> None:
-        """x from 0 to the longest visible run's planned length (so the axis is laid out once per run)."""
+        """x from 0 to a share of the longest visible run's plan, growing as the runs go (see ``_span``)."""
         runs = [r for r in self.controller.runs if r.visible]
         if not runs:
             return
         if self.x_mode == "epoch":
-            end = max((r.info.epochs if r.info else max(len(r.epochs), 1)) for r in runs)
+            planned = max((r.info.epochs if r.info else max(len(r.epochs), 1)) for r in runs)
+            reached = max(len(r.epochs) for r in runs)
         else:
-            end = max((r.total_steps or r.step or 1) for r in runs)
+            planned = max((r.total_steps or r.step or 1) for r in runs)
+            reached = max(r.step for r in runs)
+        end = self._span(planned, reached)
+        self._x_end = end
         for name in ("loss", "acc", "lr"):
             if name not in self._manual:
-                self.plots[name].setXRange(0, max(end, 1), padding=0.01)
+                self.plots[name].setXRange(0, end, padding=0.01)
         if "grad" not in self._manual and self.focus is not None:  # always against the step
-            self.grad.setXRange(0, max(self.focus.total_steps or self.focus.step, 1), padding=0.01)
+            f = self.focus
+            self._grad_end = self._span(f.total_steps or f.step or 1, f.step)
+            self.grad.setXRange(0, self._grad_end, padding=0.01)
+
+    def _outgrown(self) -> bool:
+        """Whether a run has reached the end of the x range it was given."""
+        runs = [r for r in self.controller.runs if r.visible]
+        if not runs:
+            return False
+        reached = max((len(r.epochs) for r in runs) if self.x_mode == "epoch" else (r.step for r in runs))
+        focus = self.focus.step if self.focus is not None else 0
+        return reached * 1.05 > self._x_end or focus * 1.05 > self._grad_end
 
     def _fit_y(self) -> None:
         for name, log in (("loss", self.log_loss.isChecked()), ("lr", False), ("grad", True)):
@@ -347,6 +385,7 @@ class LivePlots(QtWidgets.QWidget):
             if symbol:
                 kwargs.update(symbol=symbol, symbolSize=5, symbolPen=pen, symbolBrush=pg.mkBrush(color))
             item = pg.PlotDataItem(**kwargs)
+            self._created = True
             item.setClipToView(True)
             item.setDownsampling(auto=True, method="peak")
             self.plots[plot].addItem(item)  # (a named item joins the plot's legend by itself)
