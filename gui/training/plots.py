@@ -278,8 +278,8 @@ class LivePlots(QtWidgets.QWidget):
                 self._grad_dirty = False
             drew = True
         if drew:
-            if self._outgrown():
-                self._fit_x()
+            if self._outgrown():  # at the next turn: the axes' relayout and repaint apart from this one's
+                QtCore.QTimer.singleShot(0, self._fit_x)
             self._fit_y()
         end = time.perf_counter()
         self.draw_seconds += end - t
