@@ -36,10 +36,6 @@ class ComputeThread:
     def submit(self, fn: Callable[[], None]) -> None:
         self.queue.put(fn)
 
-    @property
-    def pending(self) -> int:
-        return self.queue.qsize()
-
     def _loop(self) -> None:
         while True:
             fn = self.queue.get()

@@ -231,7 +231,7 @@ class RunController(QtCore.QObject):
             run.dataset = p["dataset"]
             run.input_norm = p["input_norm"]
             run.notes = p["notes"] + [f"a subscriber failed: {e}" for e in p["callback_errors"]]
-            changes.update(("report", "weights"))
+            changes.add("report")  # (with the final weights)
         elif kind == "error":
             run.error = p
             run.status = "failed"

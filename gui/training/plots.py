@@ -39,6 +39,7 @@ MAX_INTERVAL = 5.0  # seconds: the curves move at least this often, whatever the
 # a 1-pixel pen on a fast path and strokes anything wider, six times slower here (7 ms against 1.2 ms
 # for 16,000 steps), and that repaint happens in the UI thread while a run holds the GIL half the time.
 STEP_WIDTH = 1.0
+HEADROOM = 1.05  # the x axis grows before a run reaches its end
 SLICE = 0.01  # seconds of drawing per turn of the event loop while a run trains; the rest at the next turn
 
 
@@ -236,12 +237,7 @@ class LivePlots(QtWidgets.QWidget):
         visible = {r.number for r in self.controller.runs if r.visible}
         shown = {k[0] for k in self.curves if isinstance(k[0], int)}
         for key in [k for k in self.curves if isinstance(k[0], int) and k[0] not in visible]:
-            item = self.curves.pop(key)
-            plot = self._where.pop(key)
-            self.plots[plot].removeItem(item)
-            self._sizes.pop(key, None)
-            for legend in (self.loss_legend, self.grad_legend):
-                legend.removeItem(item)
+            self._drop(key)
         self._dirty |= visible - shown
         if self.focus is not None and self.focus not in self.controller.runs:
             self.focus = self.controller.runs[-1] if self.controller.runs else None
@@ -304,26 +300,29 @@ class LivePlots(QtWidgets.QWidget):
         three times."""
         planned = max(planned, 1)
         for part in (8, 4, 2):
-            if reached * 1.05 <= planned / part:
+            if reached * HEADROOM <= planned / part:
                 return max(1, math.ceil(planned / part))
         return planned
 
-    def _fit_x(self) -> None:
-        """x from 0 to a share of the longest visible run's plan, growing as the runs go (see ``_span``)."""
+    def _extent(self) -> tuple[int, int] | None:
+        """(planned, reached) of the visible runs, in steps or epochs as the x axis counts; None: no run."""
         runs = [r for r in self.controller.runs if r.visible]
         if not runs:
-            return
+            return None
         if self.x_mode == "epoch":
-            planned = max((r.info.epochs if r.info else max(len(r.epochs), 1)) for r in runs)
-            reached = max(len(r.epochs) for r in runs)
-        else:
-            planned = max((r.total_steps or r.step or 1) for r in runs)
-            reached = max(r.step for r in runs)
-        end = self._span(planned, reached)
-        self._x_end = end
+            return (max((r.info.epochs if r.info else max(len(r.epochs), 1)) for r in runs),
+                    max(len(r.epochs) for r in runs))
+        return max((r.total_steps or r.step or 1) for r in runs), max(r.step for r in runs)
+
+    def _fit_x(self) -> None:
+        """x from 0 to a share of the longest visible run's plan, growing as the runs go (see ``_span``)."""
+        extent = self._extent()
+        if extent is None:
+            return
+        self._x_end = self._span(*extent)
         for name in ("loss", "acc", "lr"):
             if name not in self._manual:
-                self.plots[name].setXRange(0, end, padding=0.01)
+                self.plots[name].setXRange(0, self._x_end, padding=0.01)
         if "grad" not in self._manual and self.focus is not None:  # always against the step
             f = self.focus
             self._grad_end = self._span(f.total_steps or f.step or 1, f.step)
@@ -331,12 +330,11 @@ class LivePlots(QtWidgets.QWidget):
 
     def _outgrown(self) -> bool:
         """Whether a run has reached the end of the x range it was given."""
-        runs = [r for r in self.controller.runs if r.visible]
-        if not runs:
+        extent = self._extent()
+        if extent is None:
             return False
-        reached = max((len(r.epochs) for r in runs) if self.x_mode == "epoch" else (r.step for r in runs))
         focus = self.focus.step if self.focus is not None else 0
-        return reached * 1.05 > self._x_end or focus * 1.05 > self._grad_end
+        return extent[1] * HEADROOM > self._x_end or focus * HEADROOM > self._grad_end
 
     def _fit_y(self) -> None:
         for name, log in (("loss", self.log_loss.isChecked()), ("lr", False), ("grad", True)):
@@ -392,6 +390,11 @@ class LivePlots(QtWidgets.QWidget):
             self.curves[key] = item
             self._where[key] = plot
         return item
+
+    def _drop(self, key: tuple) -> None:
+        """Remove a curve from its plot (and so from the plot's legend) and forget it."""
+        self.plots[self._where.pop(key)].removeItem(self.curves.pop(key))
+        self._sizes.pop(key, None)
 
     def _set(self, x, y, plot: str, key: tuple, pen, *args) -> None:
         """Give a curve its data, unless it already has exactly as many points (the series only grow, so
@@ -462,11 +465,7 @@ class LivePlots(QtWidgets.QWidget):
             if key[1] in grads:
                 continue
             if grads or not same_network:  # a layer the run in focus does not have: its curve goes
-                item = self.curves.pop(key)
-                self.grad.removeItem(item)
-                self.grad_legend.removeItem(item)
-                self._where.pop(key)
-                self._sizes.pop(key, None)
+                self._drop(key)
             else:  # the same network, no gradient norms yet: the curve waits for them, empty
                 self._set([], [], "grad", key, None)
         if grads:
