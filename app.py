@@ -70,6 +70,9 @@ def main(argv=None) -> int:
             probe = DeviceProbe(window)
             probe.found.connect(window.set_device)
             probe.start()
+            # The training process loads PyTorch (a few seconds) while the user draws, not at the first run.
+            from gui.training.controller import start_training_process
+            QtCore.QTimer.singleShot(1500, start_training_process)
     QtCore.QTimer.singleShot(0, after_show)
     del themes
     return app.exec()

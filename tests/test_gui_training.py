@@ -114,9 +114,10 @@ def test_pause_resume_and_stop_mid_epoch(window, qtbot):
     paused_at = run.step
     total = run.info.steps_per_epoch * run.info.epochs
     assert 0 < paused_at < total and paused_at % run.info.steps_per_epoch  # mid-epoch
-    assert ui.controller.job.trainer.step == paused_at  # the dock shows the step it paused after
+    assert run.step_loss.x[len(run.step_loss) - 1] == paused_at  # the curve ends at the step it paused after
     qtbot.wait(400)
-    assert ui.controller.job.trainer.step == paused_at  # nothing moves while paused
+    assert run.step == paused_at and run.status == "paused"  # nothing moves while paused
+    assert run.step_loss.x[len(run.step_loss) - 1] == paused_at
     qtbot.mouseClick(dock.pause_button, LEFT)
     qtbot.waitUntil(lambda: run.status == "running" and run.step > paused_at + 20, timeout=RUN_TIMEOUT)
     assert dock.pause_button.text() == "Pause"

@@ -189,14 +189,14 @@ def test_health_monitor_on_a_run_and_a_nan_run():
 def test_trainer_preview_uses_the_trainers_weights_and_dev_examples():
     """The live preview computed in the training thread: the node's output for the index-th dev example
     (fitted and standardized as trained on), with the current weights, in eval mode, leaving the mode be."""
-    from gui.training.worker import EventBuffer, buffer_callback
+    from engine.training.job import event_forwarder
 
-    buffer = EventBuffer()
+    events = []
     wanted = [("hidden", 2)]
     cfg = TrainingConfig.from_dict({"epochs": 2, "batch_size": 64})
-    trainer = Trainer(_digits_mlp(), cfg, callbacks=[buffer_callback(buffer, lambda: wanted[0])])
+    trainer = Trainer(_digits_mlp(), cfg, callbacks=[event_forwarder(lambda *e: events.append(e), lambda: wanted[0])])
     assert trainer.fit().status == "finished"
-    live = [p for kind, p in buffer.drain() if kind == "preview"]
+    live = [p for kind, p in events if kind == "preview"]
     assert live and all((node, index, error) == ("hidden", 2, "") for node, index, _, _, _, error in live)
     assert len(live) == 1  # the same node again within PREVIEW_EVERY (2 s) of the first: not recomputed
 

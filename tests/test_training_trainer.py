@@ -194,6 +194,37 @@ def test_pause_resume_stop_and_resume_from_the_checkpoint_exactly(tmp_path):
         assert torch.allclose(resumed.model.state_dict()[key], value, atol=1e-6), key
 
 
+def test_the_steps_before_a_pause_or_stop_reach_subscribers_before_the_state_does():
+    """Step events are coalesced (``event_interval``); a pause must not leave the curves short of the
+    step it paused after until the run goes on."""
+    seen: list = []
+
+    class Record(Callback):
+        def on_step(self, trainer, event):
+            seen.append(("step", event.steps[-1]))
+
+        def on_state(self, trainer, event):
+            seen.append((event.state, trainer.step))
+            if event.state == "paused":
+                trainer.stop()
+
+    config = spirals_config(epochs=50, batching="stochastic")
+    tr = Trainer(spiral_mlp(), config, callbacks=[Record()], event_interval=3600.0)  # one step event, then none
+    worker = threading.Thread(target=tr.fit)
+    worker.start()
+    deadline = time.time() + 30
+    while tr.step < 50 and time.time() < deadline:
+        time.sleep(0.001)
+    tr.pause()
+    worker.join(30)
+    assert seen[0][0] == "step" and seen[0][1] < 50  # (the first event goes out at once)
+    for i, (kind, step) in enumerate(seen):
+        if kind in ("paused", "stopping"):
+            last_step = next(s for k, s in reversed(seen[:i]) if k == "step")
+            assert last_step == step, seen[max(0, i - 3):i + 1]
+    assert [k for k, _ in seen].count("paused") == 1 and tr.result.status == "stopped"
+
+
 def test_a_checkpoint_of_another_network_is_refused(tmp_path):
     Trainer(spiral_mlp(), spirals_config(epochs=1), run_dir=tmp_path).fit()
     other = spiral_mlp()

@@ -355,8 +355,10 @@ class Trainer:
     raises for a failing run: it returns a ``RunResult`` whose status and reason say what happened."""
 
     def __init__(self, graph: Graph, config: TrainingConfig | None = None, dataset: Dataset | None = None,
-                 callbacks: Iterable[Callback] = (), run_dir: str | os.PathLike | None = None):
+                 callbacks: Iterable[Callback] = (), run_dir: str | os.PathLike | None = None,
+                 event_interval: float = MIN_EVENT_INTERVAL):
         self.graph = graph
+        self.event_interval = event_interval  # seconds at least between progress events (steps, epochs)
         self.config = cfg = config if config is not None else TrainingConfig.from_graph(graph)
         self.notes: list[str] = []
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -757,10 +759,10 @@ class Trainer:
         """Whether a progress event fits the budget, counting the cost of the last one in advance, so
         the share of time in subscribers stays under the budget instead of overshooting by a call.
         ``last``: when this kind of event was last sent (default: any event). Epoch-end events pass
-        their own: steps are sent as soon as MIN_EVENT_INTERVAL has passed, so an epoch's end nearly
+        their own: steps are sent as soon as ``event_interval`` has passed, so an epoch's end nearly
         always comes within that interval of a step event and would otherwise wait for the run's end."""
         now = time.perf_counter()
-        return (now - (self._last_emit if last is None else last) >= MIN_EVENT_INTERVAL
+        return (now - (self._last_emit if last is None else last) >= self.event_interval
                 and self._spent + self._last_cost <= PROGRESS_BUDGET * (now - self._t0 - self._paused_time))
 
     def _timed(self, fn, *args) -> None:
@@ -920,6 +922,8 @@ class Trainer:
     def _handle_interrupt(self, epoch: int, perm: torch.Tensor, next_batch: int) -> bool:
         position = {"perm": perm.detach().cpu(), "batch": next_batch, "accumulators": dict(self._ep),
                     "epoch": epoch}
+        if self._want_steps:  # the curves reach the step it pauses or stops after, before the state says so
+            self._emit_steps(epoch)
         if self._pause_req.is_set() and not self._stop_req.is_set():
             self.state = "paused"
             self._emit_always("on_state", StateChanged("paused"))

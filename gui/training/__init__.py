@@ -2,8 +2,8 @@
 dock, results after a run (confusion matrix, per-class metrics, mistakes, the bias/variance doctor),
 the live preview of a node's output, training health drawn on the canvas, and the export dialog.
 
-The engine's trainer runs in a background thread (``worker``); its subscribers only append to a buffer
-that ``controller.RunController`` drains with a 25 Hz timer (pull, not push), so the UI thread never
-waits on training. Per-node statistics come from ``engine.inspect``. ``TrainingUI`` (``ui``) adds the
+Runs train in the engine's training process (``engine.training.remote``); a reader thread appends
+their events to a buffer (``worker``) that ``controller.RunController`` drains with a 10 Hz timer (pull,
+not push), so the UI thread never waits on training. Per-node statistics come from ``engine.inspect``. ``TrainingUI`` (``ui``) adds the
 docks and the Train menu to the main window.
 """

@@ -1,12 +1,11 @@
-"""One long-lived thread for all the PyTorch work the app does off the UI thread: training runs, live
-previews and ONNX exports, one after another.
+"""One long-lived thread for the PyTorch work the app itself does off the UI thread: live previews and
+ONNX exports, one after another (training runs in the training process, ``engine.training.remote``).
 
 Why one: each thread that runs PyTorch's parallel CPU kernels gets its own OpenMP thread pool, and
 once the pools hold more threads than there are cores, libgomp stops the busy-waiting between kernels
-that small kernels rely on; measured on two cores, training in a second thread beside another pool ran
-about a third slower. A single compute thread keeps a single pool (the UI thread runs no kernels), so
-training in the app runs as fast as headless. Work submitted while a run trains waits for it; the
-panels say so (the live preview during a run is computed by the training run itself, between epochs).
+that small kernels rely on (measured on two cores: a third slower). A single compute thread keeps a
+single pool in this process; the UI thread runs no kernels. During a run the live preview is computed
+by the run itself, between epochs.
 """
 
 from __future__ import annotations

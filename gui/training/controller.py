@@ -1,31 +1,30 @@
-"""The Qt side of training: starts :class:`~gui.training.worker.TrainingJob` runs, drains their event
-buffer with a timer at 25 Hz in the UI thread, keeps every :class:`~gui.training.runs.Run`, and tells
-the panels what changed. Pause, resume and stop only set flags the trainer reads after its current
-step, so no button ever waits for training.
+"""The Qt side of training: starts runs in the engine's training process
+(:class:`~engine.training.remote.RemoteJob`), drains their event buffer with a timer in the UI thread,
+keeps every :class:`~gui.training.runs.Run`, and tells the panels what changed. Pause, resume and stop
+are messages to that process, so no button ever waits for training; the run trains there as
+``deepcanvas train`` does, without sharing this process's interpreter with the UI thread (see
+``engine.training.remote`` for why).
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 from PySide6 import QtCore
 
 from .runs import RUN_COLORS, Run, describe_change
-from .worker import EventBuffer, TrainingJob
+from .worker import EventBuffer
 
 DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few per cent of a core during a run
-# While a run trains, the interpreter hands the GIL over after 0.5 ms instead of 5 ms. Painting calls
-# back into Python once per item (each plot curve and axis, each node card and wire), and every call
-# waits for the training thread to let go of the GIL: at 5 ms a wait, one repaint of the canvas could
-# hold the event loop for a hundred milliseconds. Only a thread that asks for the GIL makes the other
-# switch, so training pays only while the UI works.
-SWITCH_INTERVAL = 0.0005
-# The training thread starts this long after the click: the dock, the plots and the canvas answer the
-# click (a repaint each, all Python) before the trainer starts competing with them for the interpreter.
-START_AFTER_MS = 60
 KEEP_WEIGHTS = 3  # runs whose final weights stay in memory (the latest ones)
+
+
+def start_training_process() -> None:
+    """Start the training process now (it takes a few seconds to import PyTorch), so the first run
+    does not wait for it."""
+    from engine.training.remote import TrainingProcess
+    TrainingProcess.shared()
 
 
 class RunController(QtCore.QObject):
@@ -42,17 +41,28 @@ class RunController(QtCore.QObject):
         self._runs_dir = Path(runs_dir) if runs_dir else None
         self.runs: list[Run] = []
         self.current: Run | None = None
-        self.job: TrainingJob | None = None
+        self.job = None  # the RemoteJob of the current run
         self.buffer = EventBuffer()
-        self.want_preview: tuple | None = None  # (node id, example index) the live preview shows, if any
+        self._want_preview: tuple | None = None
         self.health_enabled = True
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(1000 // DRAIN_HZ)
         self.timer.timeout.connect(self.drain)
         self.say = None  # shows a message while the training modules load the first time
-        self._switch_interval: float | None = None  # the interpreter's own, while a run has it lowered
 
     # ------------------------------------------------------------------ state
+    @property
+    def want_preview(self) -> tuple | None:
+        """(node id, dev example index) the live preview shows, if any: a run computes it between epochs."""
+        return self._want_preview
+
+    @want_preview.setter
+    def want_preview(self, wanted: tuple | None) -> None:
+        if wanted != self._want_preview:
+            self._want_preview = wanted
+            if self.running and self.job is not None:
+                self.job.set_preview(wanted)
+
     @property
     def running(self) -> bool:
         return self.current is not None and not self.current.done
@@ -89,12 +99,13 @@ class RunController(QtCore.QObject):
         self.runs.append(run)
         self.current = run
         self.buffer = EventBuffer()
-        self.job = TrainingJob(graph.copy(), config, self.buffer, run.run_dir,
-                               want_preview=lambda: self.want_preview, health=self.health_enabled)
-        if self._switch_interval is None:
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(SWITCH_INTERVAL, self._switch_interval))
-        QtCore.QTimer.singleShot(START_AFTER_MS, self.job.start)  # (start() is idempotent)
+        from engine.training.remote import RemoteJob, TrainingProcess
+        process = TrainingProcess.shared()
+        if not process.ready.is_set():
+            self.buffer.put("phase", "starting the training process (it loads PyTorch)")
+        self.job = RemoteJob(graph, config, self.buffer.put, run.run_dir, want_preview=self.want_preview,
+                             health=self.health_enabled, process=process)
+        self.job.start()
         self.timer.start()
         self.started.emit(run)
         self.runs_changed.emit()
@@ -120,11 +131,10 @@ class RunController(QtCore.QObject):
 
     def shutdown(self, wait_s: float = 3.0) -> None:
         """Stop a run when the window closes; waits at most ``wait_s`` for the trainer to finish its step
-        and write its checkpoint (the thread is a daemon either way)."""
+        and write its checkpoint (the training process stops it anyway when the app exits)."""
         if self.job is not None and self.job.alive:
             self.job.stop()
             self.job.resume()
-            self.job.start()  # if the click came a moment ago: it ends at once, with a stopped run
             self.job.wait(wait_s)
         self.timer.stop()
 
@@ -157,9 +167,6 @@ class RunController(QtCore.QObject):
             self.updated.emit(run, changes)
         if done:
             self.timer.stop()
-            if self._switch_interval is not None:
-                sys.setswitchinterval(self._switch_interval)
-                self._switch_interval = None
             self._forget_old_weights()
             self.finished.emit(run)
 

@@ -204,8 +204,6 @@ class ExportDialog(QtWidgets.QDialog):
             finally:
                 self._done.set()
         from .compute import submit
-        if self.controller.running:
-            self.verdict.setText("Waiting for the training run to end (the export runs in the same thread)…")
         submit(job)
 
     def _onnx_finished(self, outcome) -> None:

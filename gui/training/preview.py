@@ -5,10 +5,9 @@ It refreshes when the selection, the graph (after any edit, debounced) or the we
 latest run's weights when they belong to this network (after an edit, the weights of the layers that
 still match), else the graph's seeded initial weights. The work (compile, load the example, run the
 graph node by node with ``engine.inspect``) happens in a background thread; only the newest request is
-computed. While a run trains, the refreshes as the weights change are computed by the training thread
-itself between epochs (``engine.inspect.trainer_preview``, at most every two seconds, only while this
-panel is on screen): a second thread running PyTorch kernels would slow training down (see
-``gui.training.worker``).
+computed. While a run trains, the refreshes as the weights change are computed by the run itself
+between epochs, in the training process (``engine.inspect.trainer_preview``, at most every two seconds,
+only while this panel is on screen): PyTorch kernels run here beside it would take its cores.
 """
 
 from __future__ import annotations
@@ -291,7 +290,7 @@ class PreviewPanel(QtWidgets.QWidget):
         label = self.doc.graph.nodes[self.node].label
         run = self.controller.current
         if self.controller.running and run is not None:
-            # The compute thread is training: the run computes the preview itself between epochs.
+            # The run computes the preview itself between epochs (kernels here would take its cores).
             from engine.training.trainer import network_hash
             if run.network and network_hash(self.doc.graph) == run.network:
                 self.title.setText(f"{label}: shown at the end of the next epoch (live, from run {run.number})")

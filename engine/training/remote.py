@@ -1,0 +1,393 @@
+"""Training in a child process, for a front end that stays responsive while a run trains (the app).
+
+    proc = TrainingProcess.shared()           # starts ``python -m engine.training.remote`` once, kept alive
+    job = RemoteJob(proc, graph, config, put, run_dir="runs/3", want_preview=("conv1", 0))
+    job.start()                               # returns at once
+    job.pause(); job.resume(); job.stop(); job.set_preview(None)
+    job.wait()                                # or poll job.alive; ``put`` got every event, ``done`` last
+
+The events are those of :class:`engine.training.job.TrainingJob`, in the same order, delivered to ``put``
+from a reader thread of this process (so ``put`` must be thread-safe and quick: the app appends to a
+buffer its UI thread drains).
+
+Why a process and not a thread. A run in a thread of the app shares the interpreter lock with the UI
+thread: every repaint (pyqtgraph and the canvas paint in Python) waited for the training thread to let go
+of it, and every step of training waited for the repaints, so the window stuttered and training slowed
+by 5-15% on two cores. In a process of its own the run trains exactly as ``deepcanvas train`` does (in
+the main thread, with its own OpenMP pool), the UI thread keeps its interpreter to itself, and a crash
+in native code (a segfault in a kernel, the system's out-of-memory killer) ends the run, not the app:
+the run is reported failed with the exit status and the end of the process's error output, and the
+next run starts a new process.
+
+The protocol: frames of an 8-byte little-endian length and a pickle, on the child's stdin (requests:
+``("run", id, spec)``, ``("pause"|"resume"|"stop", id)``, ``("preview", id, wanted)``, ``("quit",)``) and
+on a private copy of its stdout (``("ready", info)``, then ``(id, kind, payload)`` per event); the
+child's file descriptor 1 is pointed at stderr, so stray prints from libraries cannot corrupt the
+stream. The child inherits nothing else; it exits when its stdin closes (this process ended), after
+stopping its run cleanly (the checkpoint is written).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+HEADER = struct.Struct("<Q")
+# What the child imports before it says it is ready: a run then starts without waiting for them.
+WARM_MODULES = ("torch", "torch.optim", "engine.compiler", "engine.training.trainer", "engine.training.modes",
+                "engine.training.metrics", "engine.inspect", "sklearn.datasets")
+STDERR_TAIL = 40  # lines of the child's error output kept for the message when it dies
+# The training process runs a little below the window's priority: when both want a core, the window's
+# few milliseconds of drawing come first (on a machine whose every core trains, a repaint otherwise
+# waits for a core and the window stutters), and training still gets every cycle the window leaves.
+NICE = int(os.environ.get("DEEPCANVAS_TRAINING_NICE", "5"))
+
+
+# =========================================================================== framing
+def write_frame(stream: BinaryIO, data: bytes) -> None:
+    if len(data) < 1 << 16:  # one write (a copy) for small frames, two for large ones
+        stream.write(HEADER.pack(len(data)) + data)
+    else:
+        stream.write(HEADER.pack(len(data)))
+        stream.write(data)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> Any:
+    """The next object, or raises EOFError when the stream ended."""
+    head = _read_exact(stream, HEADER.size)
+    return pickle.loads(_read_exact(stream, HEADER.unpack(head)[0]))
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    parts, left = [], n
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError
+        parts.append(chunk)
+        left -= len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class _Sender:
+    """Writes frames from a queue in a thread of its own: the training thread only pickles (a snapshot
+    of the event) and never waits for the pipe."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="deepcanvas-sender", daemon=True)
+        self.thread.start()
+
+    def send(self, obj: Any) -> None:
+        self.queue.put(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while (data := self.queue.get()) is not None:
+            try:
+                write_frame(self.stream, data)
+            except (BrokenPipeError, OSError):  # the parent is gone: nobody to tell
+                return
+
+
+# =========================================================================== the child
+def child_main() -> int:
+    import signal
+
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # print() and libraries writing to fd 1 now write to stderr
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the app's terminal is the app's to handle
+    except (ValueError, OSError):
+        pass
+    if NICE and hasattr(os, "nice"):
+        try:
+            os.nice(NICE)
+        except OSError:
+            pass
+    inp = sys.stdin.buffer
+    sender = _Sender(out)
+
+    import importlib
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    import torch
+    sender.send(("ready", {"pid": os.getpid(), "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+    from .job import TrainingJob, message
+
+    runs: queue.SimpleQueue = queue.SimpleQueue()
+    jobs: dict[int, TrainingJob] = {}
+    wanted: dict[int, Any] = {}
+
+    def read_requests() -> None:
+        try:
+            while True:
+                msg = read_frame(inp)
+                what = msg[0]
+                if what == "run":
+                    _, rid, spec = msg
+                    wanted[rid] = spec.get("want_preview")
+
+                    def put(kind, payload, rid=rid):
+                        try:
+                            sender.send((rid, kind, payload))
+                        except Exception as exc:  # an event that cannot be pickled is named, not lost silently
+                            sender.send((rid, "phase", f"could not pass on the '{kind}' event: {exc}"))
+
+                    jobs[rid] = TrainingJob(None, None, put, spec.get("run_dir"),
+                                            want_preview=lambda rid=rid: wanted.get(rid),
+                                            health=spec.get("health", True))
+                    runs.put((rid, spec))
+                elif what in ("pause", "resume", "stop"):
+                    job = jobs.get(msg[1])
+                    if job is not None:
+                        getattr(job, what)()
+                elif what == "preview":
+                    wanted[msg[1]] = msg[2]
+                elif what == "quit":
+                    break
+        except EOFError:
+            pass
+        finally:  # quit, or the app is gone: stop every run (each writes its checkpoint) and end
+            for job in list(jobs.values()):
+                job.stop()
+                job.resume()
+            runs.put(None)
+
+    threading.Thread(target=read_requests, name="deepcanvas-requests", daemon=True).start()
+    while (item := runs.get()) is not None:
+        rid, spec = item
+        job = jobs[rid]
+        try:
+            from engine.fileio import loads
+            from engine.training.config import TrainingConfig
+            job.graph = loads(spec["graph"])
+            job.config = TrainingConfig.from_dict(spec["config"])
+        except Exception as exc:
+            job.put("error", message(exc))
+            job.put("done", None)
+        else:
+            job.run()
+        jobs.pop(rid, None)
+        wanted.pop(rid, None)
+    sender.close()
+    return 0
+
+
+# =========================================================================== the parent
+class TrainingProcess:
+    """The child process and the thread that reads its events. One is shared by the whole app
+    (:meth:`shared`); it runs one run at a time (a second waits for the first)."""
+
+    _shared: "TrainingProcess | None" = None
+    _shared_lock = threading.Lock()
+
+    def __init__(self, python: str | None = None):
+        root = str(Path(__file__).resolve().parents[2])  # the folder that holds the engine package
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.proc = subprocess.Popen([python or sys.executable, "-m", "engine.training.remote"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, cwd=root)
+        self.ready = threading.Event()
+        self.info: dict = {}
+        self.ended = threading.Event()
+        self._sinks: dict[int, Callable[[str, Any], None]] = {}
+        self._ids = itertools.count(1)
+        self._write_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
+        threading.Thread(target=self._read_events, name="deepcanvas-events", daemon=True).start()
+        threading.Thread(target=self._read_stderr, name="deepcanvas-stderr", daemon=True).start()
+
+    @classmethod
+    def shared(cls) -> "TrainingProcess":
+        """The app's training process, started on first use and again after it died."""
+        with cls._shared_lock:
+            if cls._shared is None or not cls._shared.alive:
+                cls._shared = cls()
+            return cls._shared
+
+    @classmethod
+    def close_shared(cls, wait_s: float = 5.0) -> None:
+        with cls._shared_lock:
+            proc, cls._shared = cls._shared, None
+        if proc is not None:
+            proc.close(wait_s)
+
+    @property
+    def alive(self) -> bool:
+        return not self.ended.is_set() and self.proc.poll() is None
+
+    # ------------------------------------------------------------------ requests
+    def send(self, msg: tuple) -> bool:
+        """Sends a request; False when the process is gone (its runs were reported failed)."""
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._write_lock:
+            try:
+                write_frame(self.proc.stdin, data)
+                return True
+            except (BrokenPipeError, OSError, ValueError):
+                return False
+
+    def submit(self, spec: dict, put: Callable[[str, Any], None]) -> int:
+        rid = next(self._ids)
+        with self._lock:
+            self._sinks[rid] = put
+        if not self.send(("run", rid, spec)):
+            self._ended_runs()
+        return rid
+
+    def close(self, wait_s: float = 5.0) -> None:
+        """Stops the runs (they write their checkpoints) and ends the process, killing it after
+        ``wait_s``."""
+        self.send(("quit",))
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    # ------------------------------------------------------------------ the reader threads
+    def _read_events(self) -> None:
+        stream = self.proc.stdout
+        try:
+            while True:
+                msg = read_frame(stream)
+                if msg[0] == "ready":
+                    self.info = msg[1]
+                    self.ready.set()
+                    continue
+                rid, kind, payload = msg
+                with self._lock:
+                    sink = self._sinks.get(rid)
+                    if kind == "done":
+                        self._sinks.pop(rid, None)
+                if sink is not None:
+                    sink(kind, payload)
+        except EOFError:
+            pass
+        except Exception as exc:  # a frame that cannot be read: the stream is lost, so is the process
+            self._stderr.append(f"unreadable event from the training process ({type(exc).__name__}: {exc})")
+            self.proc.kill()
+        self.proc.wait()
+        self.ended.set()
+        self._ended_runs()
+
+    def _ended_runs(self) -> None:
+        """The process is gone: every run it had is reported failed, with why."""
+        with self._lock:
+            sinks, self._sinks = list(self._sinks.values()), {}
+        if not sinks:
+            return
+        code = self.proc.poll()
+        why = (f"it was killed by signal {-code}" + (" (the system may have run out of memory)" if code == -9 else "")
+               if code is not None and code < 0 else f"exit status {code}")
+        tail = "\n".join(self._stderr)
+        text = f"The training process ended unexpectedly ({why}). Your network and settings are unchanged."
+        if tail:
+            text += f"\nIts last output:\n{tail}"
+        for sink in sinks:
+            sink("error", text)
+            sink("done", None)
+
+    def _read_stderr(self) -> None:
+        """Passes the child's error output on to ours (warnings, tracebacks) and keeps its end."""
+        out = getattr(sys.stderr, "buffer", None)
+        for line in iter(self.proc.stderr.readline, b""):
+            self._stderr.append(line.decode("utf-8", "replace").rstrip())
+            try:
+                if out is not None:
+                    out.write(line)
+                    out.flush()
+                else:
+                    sys.stderr.write(line.decode("utf-8", "replace"))
+            except (OSError, ValueError):
+                pass
+
+
+atexit.register(TrainingProcess.close_shared, 3.0)
+
+
+class RemoteJob:
+    """One run in a :class:`TrainingProcess`, with the controls of :class:`~engine.training.job.TrainingJob`
+    (they are messages to the child, so none waits). ``process`` None: the shared process."""
+
+    def __init__(self, graph, config, put: Callable[[str, Any], None], run_dir: str | None = None,
+                 want_preview: tuple | None = None, health: bool = True,
+                 process: TrainingProcess | None = None):
+        from engine.fileio import dumps
+
+        self.spec = {"graph": dumps(graph), "config": config.to_dict(), "run_dir": run_dir,
+                     "health": health, "want_preview": want_preview}
+        self._put = put
+        self.process = process
+        self.id: int | None = None
+        self.finished = threading.Event()
+        self._lock = threading.Lock()
+
+    def _sink(self, kind: str, payload: Any) -> None:
+        self._put(kind, payload)
+        if kind == "done":
+            self.finished.set()
+
+    def start(self) -> None:
+        """Send the run to the process (once; a second call does nothing)."""
+        with self._lock:
+            if self.id is not None:
+                return
+            self.process = self.process or TrainingProcess.shared()
+            self.id = self.process.submit(self.spec, self._sink)
+
+    @property
+    def alive(self) -> bool:
+        return not self.finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.finished.wait(timeout)
+
+    def _control(self, what: str, *args) -> None:
+        if self.id is not None and self.process is not None:
+            self.process.send((what, self.id, *args))
+
+    def pause(self) -> None:
+        self._control("pause")
+
+    def resume(self) -> None:
+        self._control("resume")
+
+    def stop(self) -> None:
+        self.start()  # (a run stopped before it was sent ends at once, as a stopped run with no steps)
+        self._control("stop")
+
+    def set_preview(self, wanted: tuple | None) -> None:
+        self.spec["want_preview"] = wanted
+        self._control("preview", wanted)
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())

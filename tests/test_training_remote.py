@@ -1,0 +1,190 @@
+"""Training in a child process (engine.training.remote): what the app's Training dock runs on."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+import torch
+
+from engine.training import TrainingConfig
+from engine.training.job import TrainingJob
+from engine.training.remote import RemoteJob, TrainingProcess, read_frame, write_frame
+from tests import graphs
+
+TIMEOUT = 120
+
+
+def digits_mlp(**training):
+    g = graphs.mlp(64, 32, 10)
+    g.name = "digits MLP"
+    g.training = {"epochs": 2, "batch_size": 32, **training}
+    return g, TrainingConfig.from_graph(g)
+
+
+class Events:
+    """A ``put`` that records every event (called from the process's reader thread)."""
+
+    def __init__(self):
+        self.items: list[tuple[str, object]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, kind, payload):
+        with self.lock:
+            self.items.append((kind, payload))
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.items]
+
+    def of(self, kind):
+        return [p for k, p in self.items if k == kind]
+
+    def wait_for(self, test, timeout=TIMEOUT):
+        deadline = time.time() + timeout
+        while not test() and time.time() < deadline:
+            time.sleep(0.01)
+        assert test(), self.kinds()[-20:]
+
+
+@pytest.fixture(scope="module")
+def process():
+    proc = TrainingProcess()
+    assert proc.ready.wait(TIMEOUT), "the training process did not start"
+    yield proc
+    proc.close()
+
+
+def test_frames_round_trip_small_and_large():
+    buf = io.BytesIO()
+    big = torch.arange(100_000, dtype=torch.float32)
+    import pickle
+    for obj in ("x", {"a": 1}, big):
+        write_frame(buf, pickle.dumps(obj))
+    buf.seek(0)
+    assert read_frame(buf) == "x" and read_frame(buf) == {"a": 1}
+    assert torch.equal(read_frame(buf), big)
+    with pytest.raises(EOFError):
+        read_frame(buf)
+
+
+def test_a_run_in_the_process_reports_what_a_run_in_this_process_does(process, tmp_path):
+    graph, config = digits_mlp()
+    here = Events()
+    TrainingJob(graph, config, here, run_dir=str(tmp_path / "here"), want_preview=lambda: ("hidden", 1)).run()
+    there = Events()
+    job = RemoteJob(graph, config, there, run_dir=str(tmp_path / "there"), want_preview=("hidden", 1),
+                    process=process)
+    job.start()
+    job.start()  # (once)
+    assert job.wait(TIMEOUT) and not job.alive
+    assert process.info["pid"] != os.getpid() and process.info["torch"] == torch.__version__
+    # The same events (how many step, health and epoch events there are, and where samples fall
+    # between them, depends on timing), beginning and ending alike, with the same figures.
+    assert set(there.kinds()) == set(here.kinds())
+    assert there.kinds()[:4] == here.kinds()[:4] == ["network", "phase", "phase", "start"]
+    def tail(ev):
+        return [k for k in ev.kinds() if k != "health"][-4:]
+    assert tail(there) == tail(here) == ["result", "phase", "report", "done"]
+
+    def epochs(ev):
+        return [(e.epoch, e.step, round(e.train_loss, 5), e.dev_accuracy) for end in ev.of("epochs") for e in end.epochs]
+    assert epochs(there) == epochs(here) and len(epochs(there)) == 2
+    assert there.kinds()[-1] == "done" and "error" not in there.kinds()
+    result = there.of("result")[0]
+    assert result.status == "finished" and result.steps == here.of("result")[0].steps
+    report = there.of("report")[0]
+    for key, value in here.of("report")[0]["weights"].items():  # same seed, same data: the same weights
+        torch.testing.assert_close(report["weights"][key], value)
+    assert report["report"] is not None and report["dataset"].name == "digits"
+    node, index, epoch, pv, sample, error = there.of("preview")[0]
+    assert (node, index, error) == ("hidden", 1, "") and pv.shape == (32,)
+    assert (tmp_path / "there" / "final.pt").is_file()
+
+
+def test_pause_resume_and_stop_are_messages_that_act_mid_epoch(process, tmp_path):
+    graph, config = digits_mlp(epochs=20, batching="stochastic")
+    ev = Events()
+    job = RemoteJob(graph, config, ev, run_dir=str(tmp_path / "run"), process=process)
+    job.start()
+    ev.wait_for(lambda: any(s.step >= 20 for s in ev.of("step")))
+    job.pause()
+    ev.wait_for(lambda: ("paused" in [s for s, _ in ev.of("state")]))
+    paused_at = next(step for s, step in ev.of("state") if s == "paused")
+    assert max(s.step for s in ev.of("step")) == paused_at  # the curve reaches the step it paused after
+    n = len(ev.items)
+    time.sleep(0.5)
+    assert len(ev.items) == n  # nothing moves while paused
+    job.resume()
+    ev.wait_for(lambda: max(s.step for s in ev.of("step")) > paused_at + 20)
+    job.stop()
+    assert job.wait(TIMEOUT)
+    result = ev.of("result")[0]
+    assert result.status == "stopped" and paused_at < result.steps
+    assert (tmp_path / "run" / "final.pt").is_file()  # resumable
+
+
+def test_a_run_stopped_before_it_starts_ends_as_a_stopped_run(process, tmp_path):
+    graph, config = digits_mlp()
+    ev = Events()
+    job = RemoteJob(graph, config, ev, run_dir=str(tmp_path / "run"), process=process)
+    job.stop()
+    assert job.wait(TIMEOUT)
+    assert ev.of("result")[0].status == "stopped" and ev.of("result")[0].steps <= 1  # (after its first step)
+
+
+def test_bad_settings_come_back_as_the_engines_message(process, tmp_path):
+    graph, config = digits_mlp()
+    config = config.with_overrides({"data.dataset": str(tmp_path / "missing.csv")})
+    ev = Events()
+    job = RemoteJob(graph, config, ev, process=process)
+    job.start()
+    assert job.wait(TIMEOUT)
+    assert ev.kinds()[-2:] == ["error", "done"]
+    assert "missing.csv" in ev.of("error")[0]
+    assert process.alive  # the next run goes to the same process
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_a_process_that_dies_fails_its_run_with_why_and_the_next_run_gets_a_new_one(tmp_path, monkeypatch):
+    proc = TrainingProcess()
+    monkeypatch.setattr(TrainingProcess, "_shared", proc)
+    graph, config = digits_mlp(epochs=200, batching="stochastic")
+    ev = Events()
+    job = RemoteJob(graph, config, ev, run_dir=str(tmp_path / "run"))  # the shared process
+    job.start()
+    ev.wait_for(lambda: bool(ev.of("step")))
+    os.kill(proc.proc.pid, signal.SIGKILL)  # as the out-of-memory killer would
+    assert job.wait(TIMEOUT)
+    assert ev.kinds()[-2:] == ["error", "done"]
+    text = ev.of("error")[0]
+    assert "ended unexpectedly" in text and "signal 9" in text and "unchanged" in text
+    assert not proc.alive
+    fresh = TrainingProcess.shared()
+    try:
+        assert fresh is not proc and fresh.alive
+        small, small_config = digits_mlp(epochs=1)
+        ev2 = Events()
+        job2 = RemoteJob(small, small_config, ev2)
+        job2.start()
+        assert job2.wait(TIMEOUT) and ev2.of("result")[0].status == "finished"
+    finally:
+        fresh.close()
+
+
+def test_the_process_stops_its_run_and_exits_when_the_app_is_gone(tmp_path):
+    proc = TrainingProcess()
+    graph, config = digits_mlp(epochs=200, batching="stochastic")
+    ev = Events()
+    job = RemoteJob(graph, config, ev, run_dir=str(tmp_path / "run"), process=proc)
+    job.start()
+    ev.wait_for(lambda: bool(ev.of("step")))
+    proc.proc.stdin.close()  # what the child sees when the app exits or crashes
+    assert proc.proc.wait(TIMEOUT) == 0
+    assert (tmp_path / "run" / "final.pt").is_file()  # stopped cleanly: the run can resume
+    if sys.platform != "win32":
+        assert ev.of("result") and ev.of("result")[0].status == "stopped"
