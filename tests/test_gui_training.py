@@ -13,6 +13,7 @@ from PySide6.QtTest import QTest
 
 import engine
 from tests import graphs
+from gui.training.dock import STAGGER_MS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -63,7 +64,7 @@ def train(w, qtbot, click: bool = True):
     run = ui.controller.current
     assert run is not None, ui.dock_widget.status.text()
     qtbot.waitUntil(lambda: run.done, timeout=RUN_TIMEOUT)
-    QtWidgets.QApplication.processEvents()
+    qtbot.wait(4 * STAGGER_MS)  # the results, samples and canvas fill a moment apart after the end
     return run
 
 

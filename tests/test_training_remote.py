@@ -137,6 +137,34 @@ def test_a_run_stopped_before_it_starts_ends_as_a_stopped_run(process, tmp_path)
     assert ev.of("result")[0].status == "stopped" and ev.of("result")[0].steps <= 1  # (after its first step)
 
 
+def test_a_graph_starts_from_the_weights_file_it_names_beside_its_file(process, tmp_path):
+    """An imported graph names its weights relative to its own file: the process finds them there, from
+    whatever folder the app runs in."""
+    from engine.compiler import build
+    from engine.fileio import load_graph, save_graph
+    from engine.onnx_weights import save_node_weights, to_node_keys
+
+    graph, config = digits_mlp(epochs=1)
+    compiled = build(graph, seed=7)
+    state, _ = to_node_keys(compiled.model.state_dict(), compiled.plan.attrs)
+    save_node_weights(tmp_path / "mlp.safetensors", state, {})
+    graph.weights = "mlp.safetensors"
+    save_graph(graph, tmp_path / "mlp.dcnet")
+    graph = load_graph(tmp_path / "mlp.dcnet")
+    ev = Events()
+    job = RemoteJob(graph, config, ev, process=process)
+    job.start()
+    assert job.wait(TIMEOUT) and "error" not in ev.kinds(), ev.of("error")
+    here, fresh = Events(), Events()
+    TrainingJob(graph, config, here).run()  # from the file's weights (seed 7), in this process
+    graph.weights = None
+    TrainingJob(graph, config, fresh).run()  # from the config's seed
+    there = ev.of("report")[0]["weights"]
+    for name, value in here.of("report")[0]["weights"].items():
+        torch.testing.assert_close(there[name], value)
+    assert not all(torch.equal(there[k], v) for k, v in fresh.of("report")[0]["weights"].items())
+
+
 def test_bad_settings_come_back_as_the_engines_message(process, tmp_path):
     graph, config = digits_mlp()
     config = config.with_overrides({"data.dataset": str(tmp_path / "missing.csv")})

@@ -180,7 +180,8 @@ def child_main() -> int:
         try:
             from engine.fileio import loads
             from engine.training.config import TrainingConfig
-            job.graph = loads(spec["graph"])
+            job.graph = loads(spec["graph"], spec.get("path"))
+            job.graph.path = spec.get("path")  # (a weights file the graph names is found beside it)
             job.config = TrainingConfig.from_dict(spec["config"])
         except Exception as exc:
             job.put("error", message(exc))
@@ -208,7 +209,7 @@ class TrainingProcess:
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen([python or sys.executable, "-m", "engine.training.remote"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, cwd=root)
+                                     env=env)  # (the app's working folder: relative data paths mean the same)
         self.ready = threading.Event()
         self.info: dict = {}
         self.ended = threading.Event()
@@ -342,7 +343,7 @@ class RemoteJob:
                  process: TrainingProcess | None = None):
         from engine.fileio import dumps
 
-        self.spec = {"graph": dumps(graph), "config": config.to_dict(), "run_dir": run_dir,
+        self.spec = {"graph": dumps(graph), "path": graph.path, "config": config.to_dict(), "run_dir": run_dir,
                      "health": health, "want_preview": want_preview}
         self._put = put
         self.process = process

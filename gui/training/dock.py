@@ -16,12 +16,13 @@ from .samples import SamplesView
 from .settings import SettingsForm
 
 PROGRESS_EVERY = 0.5  # seconds between progress-bar updates
+STAGGER_MS = 40  # milliseconds between the panels filled at a run's end (results, then samples)
 
 
 class ProgressBar(QtWidgets.QProgressBar):
     """A progress bar that repaints with the rest of the window. Qt's ``QProgressBar.setValue`` repaints
-    at once, synchronously, and with it whatever the bar overlaps (the plots: tens of milliseconds of
-    Python while a run holds the GIL); here the change is painted at the next paint event instead."""
+    at once, synchronously, and with it whatever the bar overlaps (the plots: milliseconds of Python
+    each time); here the change is painted at the next paint event instead."""
 
     def setValue(self, value: int) -> None:
         self.setUpdatesEnabled(False)  # repaint() does nothing now; re-enabling schedules an update()
@@ -372,12 +373,14 @@ class TrainingDock(QtWidgets.QWidget):
             return
         self.focus = run
         self.plots.set_focus(run)
-        # The results and the samples follow at the next turns of the event loop, one each: a run that
-        # just ended fills all three, and together they would hold the event loop too long.
+        # The results and the samples follow a moment apart, each after the event loop has gone idle once
+        # (a zero-delay call would run straight after the plots' repaint, before any waiting input): a
+        # run that just ended fills all three, and together they would hold the event loop too long.
         if run.done:
-            QtCore.QTimer.singleShot(0, lambda: self.focus is run and self.results.show_run(run))
+            QtCore.QTimer.singleShot(STAGGER_MS, lambda: self.focus is run and self.results.show_run(run))
         if run.samples is not None:
-            QtCore.QTimer.singleShot(0, lambda: self.focus is run and self.samples.show_samples(run, run.samples))
+            QtCore.QTimer.singleShot(2 * STAGGER_MS, lambda: self.focus is run and
+                                     self.samples.show_samples(run, run.samples))
 
     def _human_error(self, value: float) -> None:
         """The doctor's human-level error is a setting: saved with the graph."""

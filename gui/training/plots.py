@@ -2,12 +2,12 @@
 the step or the epoch, with every kept run overlaid in its own colour.
 
 The curves are persistent ``PlotDataItem`` objects fed with NumPy views of the run's growing arrays
-(``runs.Series``); the controller's 25 Hz timer says what changed and only those curves get new data,
+(``runs.Series``); the controller's 10 Hz timer says what changed and only those curves get new data,
 and only while the plots are on screen. Each plot clips to the view and downsamples by peaks, so a run
 of a million steps draws as fast as one of a thousand (pyqtgraph's scrolling-plots recipe).
 
-Drawing must not slow training down: pyqtgraph paints in Python, in the UI thread, and every
-millisecond it holds the interpreter is a millisecond the training thread may wait for. So:
+Drawing must neither stall the window nor slow training down: pyqtgraph paints in Python, in the UI
+thread, and on a machine whose every core trains each millisecond of it is taken from the run. So:
 
 - the axes keep their range while the data stays inside it (x: the run's length, known when it starts;
   y: widened or narrowed only when the data leaves the range or fills less than a third of it), so an
@@ -37,7 +37,7 @@ MIN_INTERVAL = 0.04  # seconds: 25 Hz at most
 MAX_INTERVAL = 5.0  # seconds: the curves move at least this often, whatever the cost
 # Curves with a point per step (thousands of points) are drawn one pixel wide: Qt's raster engine draws
 # a 1-pixel pen on a fast path and strokes anything wider, six times slower here (7 ms against 1.2 ms
-# for 16,000 steps), and that repaint happens in the UI thread while a run holds the GIL half the time.
+# for 16,000 steps), and that repaint happens in the UI thread while a run trains.
 STEP_WIDTH = 1.0
 HEADROOM = 1.05  # the x axis grows before a run reaches its end
 SLICE = 0.01  # seconds of drawing per turn of the event loop while a run trains; the rest at the next turn
@@ -254,9 +254,9 @@ class LivePlots(QtWidgets.QWidget):
 
     def flush(self, budget: float | None = None) -> None:
         """Bring the curves up to date. With a ``budget`` (seconds), stop once it is spent, after a whole
-        run's curves or one layer's, and do the rest at the next turn of the event loop: while a run
-        trains, every Python call the drawing makes waits for the training thread to hand over the GIL,
-        so a full redraw of several runs can take longer than the event loop may stall (50 ms)."""
+        run's curves or one layer's, and do the rest at the next turn of the event loop: a full redraw
+        of several runs can take longer than the event loop may stall (50 ms), more so while a run
+        trains on the machine's cores."""
         t = time.perf_counter()
         deadline = t + budget if budget is not None else math.inf
         runs = {r.number: r for r in self.controller.runs}

@@ -21,7 +21,7 @@ FINAL_STATES = ("finished", "early-stopped", "stopped", "failed")
 
 
 class Series:
-    """x/y points appended from the training thread's events, kept in amortised-doubling arrays so the
+    """x/y points appended from the training run's events, kept in amortised-doubling arrays so the
     plots get NumPy views without copying."""
 
     def __init__(self, capacity: int = 1024):
@@ -130,7 +130,7 @@ class Run:
     examples: Any = None  # engine.inspect.ExampleResults of the dev split
     dataset: Any = None  # the Dataset trained on (for galleries)
     weights: dict | None = None  # final weights on the CPU (preview, export)
-    preview: tuple | None = None  # (node, example index, epoch, Preview, sample, error) from the training thread
+    preview: tuple | None = None  # (node, example index, epoch, Preview, sample, error) from the run
     weights_epoch: int = 0
     input_norm: dict | None = None
     error: str = ""  # set-up failure (bad config, data that does not fit), shown as is

@@ -10,7 +10,7 @@ import time
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .controller import RunController
-from .dock import TrainingDock
+from .dock import STAGGER_MS, TrainingDock
 from .health import HealthOverlay
 from .preview import PreviewPanel
 
@@ -147,7 +147,8 @@ class TrainingUI(QtCore.QObject):
 
     def _finished(self, run) -> None:
         self._actions()
-        self._show_health(run)
+        # The canvas repaints its cards for the final health after the dock's panels (see dock.STAGGER_MS).
+        QtCore.QTimer.singleShot(3 * STAGGER_MS, lambda: run is self.controller.current and self._show_health(run))
         msg = f"Run {run.number} {run.status}" + (f": {run.error}" if run.error else "")
         self.window.flash(msg.splitlines()[0])
 
