@@ -307,6 +307,22 @@ def test_a_nan_run_marks_the_node_where_it_started(window, qtbot):
     assert run.step >= 1 and ui.dock_widget.plots.point_count(run, "raw") >= 1  # the steps before it, plotted
 
 
+def test_a_run_with_one_step_shows_it_as_a_dot(window, qtbot):
+    """A run that fails at its second step has one point per curve: a line through one point has no
+    length, so it is drawn as a dot (and as a line again once a curve has two points)."""
+    graph = engine.load_graph(Path(__file__).resolve().parent.parent / "templates" / "mlp.dcnet")
+    ui = open_graph(window, graph, {"data": {"dataset": "spirals"}, "epochs": 1,
+                                    "optimizer": {"name": "sgd", "lr": 1e20}})
+    run = train(window, qtbot)
+    plots = ui.dock_widget.plots
+    _, y = plots.curves[(run.number, "raw")].getData()
+    assert run.status == "failed" and np.isfinite(y).sum() == 1  # the loss of step 1 (step 2's is not finite)
+    for part in ("raw", "train"):
+        assert plots.curves[(run.number, part)].opts["symbol"] == "o"
+    plots._set([1.0, 2.0, 3.0], [1.0, 0.5, 0.4], "loss", (run.number, "raw"), None)  # more finite points
+    assert plots.curves[(run.number, "raw")].opts["symbol"] is None
+
+
 def test_bad_settings_and_invalid_graphs_are_refused_with_the_reason(window, qtbot):
     ui = open_graph(window, *digits_mlp({"epochs": 1}))
     lr = widget(ui, "optimizer.lr")

@@ -102,6 +102,7 @@ class LivePlots(QtWidgets.QWidget):
         self.curves: dict[tuple, pg.PlotDataItem] = {}
         self._where: dict[tuple, str] = {}  # curve key -> the plot it is in
         self._sizes: dict[tuple, int] = {}  # curve key -> points it was given last (unchanged: no setData)
+        self._lone: set[tuple] = set()  # curves of one point, drawn as a dot until they get a second
         self._smoothers: dict[int, _Smoother] = {}
         self._dirty: set[int] = set()
         self._grad_dirty = False
@@ -395,14 +396,29 @@ class LivePlots(QtWidgets.QWidget):
         """Remove a curve from its plot (and so from the plot's legend) and forget it."""
         self.plots[self._where.pop(key)].removeItem(self.curves.pop(key))
         self._sizes.pop(key, None)
+        self._lone.discard(key)
 
     def _set(self, x, y, plot: str, key: tuple, pen, *args) -> None:
         """Give a curve its data, unless it already has exactly as many points (the series only grow, so
         the same length is the same data: no setData, no repaint)."""
         if self._sizes.get(key) == len(x) and key in self.curves:
             return
-        self._curve(plot, key, pen, *args).setData(x, y)
+        item = self._curve(plot, key, pen, *args)
+        item.setData(x, y)
         self._sizes[key] = len(x)
+        # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
+        # has its finite first loss and the non-finite one, which is not drawn.)
+        lone = len(x) <= 2 and item.opts["symbol"] is None and int(np.isfinite(np.asarray(y, float)).sum()) == 1
+        if lone or key in self._lone:
+            if lone:
+                self._lone.add(key)
+                item.setSymbol("o")
+                item.setSymbolSize(5)
+                item.setSymbolPen(item.opts["pen"])
+                item.setSymbolBrush(pg.mkBrush(item.opts["pen"].color()))
+            elif len(x) > 2 or np.isfinite(np.asarray(y, float)).all():
+                self._lone.discard(key)
+                item.setSymbol(None)
 
     def _draw(self, run: Run) -> None:
         n, c = run.number, run.color
