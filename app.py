@@ -1,7 +1,8 @@
 """DeepCanvas: the desktop app. ``python app.py [FILE]`` (or the ``deepcanvas-app`` command).
 
-The window is shown first; the example network is loaded right after, and torch is imported in a
-background thread only to find the device, so start-up does not wait for it.
+The window is shown first; the example network is loaded right after, and the training process
+(``engine.training.remote``) starts in the background, loads PyTorch and reports the device, so
+start-up does not wait for it.
 """
 
 from __future__ import annotations
@@ -69,10 +70,7 @@ def main(argv=None) -> int:
             from gui.device import DeviceProbe
             probe = DeviceProbe(window)
             probe.found.connect(window.set_device)
-            probe.start()
-            # The training process loads PyTorch (a few seconds) while the user draws, not at the first run.
-            from gui.training.controller import start_training_process
-            QtCore.QTimer.singleShot(1500, start_training_process)
+            probe.start()  # (it starts the training process, which answers)
     QtCore.QTimer.singleShot(0, after_show)
     del themes
     return app.exec()

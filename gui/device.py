@@ -1,72 +1,38 @@
 """Which device training would use (GPU name and memory, or the CPU and system memory), found in a
-background thread so that importing torch never delays the window."""
+background thread so that nothing here delays the window: the training process detects it (it is where
+training will use the device) and reports it when it is ready (``engine.device``)."""
 
 from __future__ import annotations
 
-import os
 import threading
-from dataclasses import dataclass
 
 from PySide6 import QtCore
 
+from engine.device import DeviceInfo, cpu_name, detect, system_memory
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    kind: str            # "cuda", "mps" or "cpu"
-    name: str            # "NVIDIA H100 80GB HBM3", or the CPU model
-    memory: int | None   # bytes: the GPU's memory, or the machine's RAM for the CPU
-    detail: str = ""     # e.g. "torch 2.13.0, CUDA 12.8"
-
-    @property
-    def is_gpu(self) -> bool:
-        return self.kind != "cpu"
-
-    @property
-    def short(self) -> str:
-        return self.name if self.is_gpu else f"CPU ({self.name})" if self.name else "CPU"
+__all__ = ["DeviceInfo", "DeviceProbe", "cpu_name", "detect", "system_memory"]
+READY_TIMEOUT = 120.0  # seconds to wait for the training process before asking torch here
 
 
-def system_memory() -> int | None:
+def _probe() -> DeviceInfo:
+    """The training process's answer (it starts it if needed), or this process's own when it has none.
+    torch is imported here as well, in this background thread: the window's first run then finds it
+    loaded (a run's events carry tensors)."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return " ".join(line.split(":", 1)[1].split())
-    except OSError:
+        from engine.training.remote import TrainingProcess
+        proc = TrainingProcess.shared()
+        import importlib
+        importlib.import_module("torch")  # (only imported: no CUDA context in the window's process)
+        if proc.ready.wait(READY_TIMEOUT) and isinstance(proc.info.get("device"), DeviceInfo):
+            return proc.info["device"]
+    except Exception:  # no training process: ask torch here
         pass
-    import platform
-    return platform.processor() or platform.machine()
-
-
-def detect() -> DeviceInfo:
-    """Ask torch (imported here, not before) what it would train on."""
-    try:
-        import torch
-    except Exception as exc:  # no torch at all: the editor still works
-        return DeviceInfo("cpu", cpu_name(), system_memory(), f"torch unavailable ({exc})")
-    detail = f"torch {torch.__version__}"
-    try:
-        if torch.cuda.is_available():
-            props = torch.cuda.get_device_properties(0)
-            return DeviceInfo("cuda", props.name, int(props.total_memory),
-                              f"{detail}, CUDA {torch.version.cuda}")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return DeviceInfo("mps", "Apple GPU (MPS)", system_memory(), detail)
-    except Exception as exc:  # a broken driver is reported, not fatal
-        detail += f"; GPU query failed: {exc}"
-    return DeviceInfo("cpu", cpu_name(), system_memory(), detail)
+    return detect()
 
 
 class DeviceProbe(QtCore.QObject):
-    """Runs :func:`detect` in a thread and emits ``found`` in the GUI thread."""
+    """Finds the device in a thread (starting the training process, which loads PyTorch while the user
+    draws, not at the first run) and emits ``found`` in the GUI thread."""
 
     found = QtCore.Signal(object)
 
@@ -76,7 +42,7 @@ class DeviceProbe(QtCore.QObject):
         self.found.connect(self._store)
 
     def start(self) -> None:
-        threading.Thread(target=lambda: self.found.emit(detect()), name="device-probe", daemon=True).start()
+        threading.Thread(target=lambda: self.found.emit(_probe()), name="device-probe", daemon=True).start()
 
     def _store(self, info: DeviceInfo) -> None:
         self.info = info

@@ -179,8 +179,10 @@ def test_device_probe_reports_in_the_gui_thread(qtbot):
     with qtbot.waitSignal(probe.found, timeout=30_000) as blocker:
         probe.start()
     info = blocker.args[0]
-    assert isinstance(info, DeviceInfo) and info == detect()
+    assert isinstance(info, DeviceInfo) and info == detect()  # the training process's answer, as torch's here
     assert info.short
+    from engine.training.remote import TrainingProcess
+    assert TrainingProcess.shared().info["device"] == info  # (it started it: the first run need not wait)
     QTest.qWait(1)
 
 

@@ -130,7 +130,10 @@ def child_main() -> int:
         except ImportError:
             pass
     import torch
-    sender.send(("ready", {"pid": os.getpid(), "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+    from engine.device import detect
+    sender.send(("ready", {"pid": os.getpid(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                           "device": detect()}))
 
     from .job import TrainingJob, message
 

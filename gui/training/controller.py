@@ -20,13 +20,6 @@ DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few 
 KEEP_WEIGHTS = 3  # runs whose final weights stay in memory (the latest ones)
 
 
-def start_training_process() -> None:
-    """Start the training process now (it takes a few seconds to import PyTorch), so the first run
-    does not wait for it."""
-    from engine.training.remote import TrainingProcess
-    TrainingProcess.shared()
-
-
 class RunController(QtCore.QObject):
     """Owns the runs. Signals carry the run and, for ``updated``, the set of what changed: steps,
     epochs, samples, health, state, result, report, weights, phase."""

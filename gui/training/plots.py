@@ -151,6 +151,7 @@ class LivePlots(QtWidgets.QWidget):
             plot.getViewBox().sigRangeChangedManually.connect(lambda _m, n=name: self._manual.add(n))
             plot.getAxis("left").setWidth(46)
         self.grad.setLogMode(y=True)
+        self.grad.setYRange(-4, 1, padding=0)  # 1e-4 to 10 until there are norms (log10 units; 1 to 10 crowds ticks)
         self.loss_legend = self.loss.addLegend(offset=(-6, 6), labelTextSize="8pt")
         self.grad_legend = self.grad.addLegend(offset=(-6, 6), labelTextSize="8pt")
         self.acc.setYRange(0, 1, padding=0.02)
