@@ -78,8 +78,8 @@ class RunController(QtCore.QObject):
         TrainingConfig). Returns None when a run is already going."""
         if self.running:
             return None
-        from .warmup import AUGMENT, TRAINING, ensure_imported
-        ensure_imported(TRAINING + (AUGMENT if config.augmentation.enabled else ()), say=self.say)
+        from .warmup import RUN, ensure_imported
+        ensure_imported(RUN, optional=(), say=self.say)
         number = len(self.runs) + 1 if not self.runs else self.runs[-1].number + 1
         previous = next((r for r in reversed(self.runs) if r.graph_name == graph.name), None)
         cfg = config.to_dict()

@@ -16,11 +16,14 @@ import sys
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+# What the live preview's thread needs (it compiles the graph and loads an example of the data set).
 TRAINING = ("torch", "torch._dynamo", "torch.optim", "engine.compiler", "engine.training.trainer",
             "engine.training.modes", "engine.training.metrics", "engine.inspect", "sklearn.datasets")
+# What a run needs in this process: its events arrive as pickles, read in a thread, and unpickling
+# imports the modules of their classes (the run itself trains in the training process).
+RUN = ("torch", "torch.utils.serialization", "engine.training.trainer", "engine.training.metrics", "engine.inspect")
 OPTIONAL = ("engine.training.images", "engine.training.files", "PIL.Image")
 EXPORT = ("engine.export", "onnx", "onnxruntime", "onnxscript", "torch.onnx", "torch.export")
-AUGMENT = ("kornia.augmentation",)
 
 
 def ensure_imported(modules=TRAINING, optional=OPTIONAL, say=None) -> bool:
