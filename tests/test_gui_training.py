@@ -94,6 +94,7 @@ def test_one_epoch_puts_points_on_the_loss_plot(window, qtbot, tmp_path):
     assert list(x) == list(range(1, steps + 1)) and np.isfinite(y).all()
     assert plots.point_count(run, "dev") == 1  # the dev loss at the end of the epoch
     assert plots.curves[("grad", "hidden")].yData.size > 0  # per-layer gradient norms
+    assert plots._x_end == steps and not plots._outgrown()  # a run ended at its range's end: no refit, no repaint
     assert ui.dock_widget.progress.value() == 1000
     assert "finished" in ui.dock_widget.status.text()
     # training health on the canvas: layers tinted by gradient norm, the ReLU's dead units

@@ -331,12 +331,16 @@ class LivePlots(QtWidgets.QWidget):
             self.grad.setXRange(0, self._grad_end, padding=0.01)
 
     def _outgrown(self) -> bool:
-        """Whether a run has reached the end of the x range it was given."""
+        """Whether the runs have grown out of the x ranges they were given (a run that has ended at the
+        end of its range has not: refitting would change nothing, and repaint the plots for it)."""
         extent = self._extent()
         if extent is None:
             return False
-        focus = self.focus.step if self.focus is not None else 0
-        return extent[1] * HEADROOM > self._x_end or focus * HEADROOM > self._grad_end
+        f = self.focus
+        grown = self._span(*extent) != self._x_end and not {"loss", "acc", "lr"} <= self._manual
+        if f is not None and "grad" not in self._manual:
+            grown |= self._span(f.total_steps or f.step or 1, f.step) != self._grad_end
+        return grown
 
     def _fit_y(self) -> None:
         for name, log in (("loss", self.log_loss.isChecked()), ("lr", False), ("grad", True)):
