@@ -8,6 +8,7 @@ are messages to that process, so no button ever waits for training; the run trai
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -55,6 +56,18 @@ class RunController(QtCore.QObject):
             self._want_preview = wanted
             if self.running and self.job is not None:
                 self.job.set_preview(wanted)
+
+    @property
+    def shares_cores(self) -> bool:
+        """Whether the current run trains on the CPU with as many threads as this machine has cores, so
+        that the window's drawing takes time from it (the plots then draw less often)."""
+        run = self.current
+        if not self.running or run.info is None or not str(run.info.device).startswith("cpu"):
+            return False
+        from engine.training.remote import TrainingProcess
+        proc = TrainingProcess._shared
+        threads = proc.info.get("threads", 1) if proc is not None else 1
+        return int(threads) >= (os.cpu_count() or 1)
 
     @property
     def running(self) -> bool:

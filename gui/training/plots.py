@@ -14,7 +14,8 @@ thread, and on a machine whose every core trains each millisecond of it is taken
   update repaints the curves and not the axes (re-laying out tick labels is most of a plot's cost);
 - there is no grid (a grid is drawn by the axes over the whole plot, so it would repaint them too);
 - while a run trains, redraws are spaced so that the time spent drawing (the ``setData`` calls and the
-  paint they cause, both measured) stays within ``DRAW_BUDGET`` of the wall-clock time, at most at 25 Hz.
+  paint they cause, both measured) stays within ``DRAW_BUDGET`` of the wall-clock time (half that while
+  the run trains on every core of the machine), at most at 25 Hz.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ LAYER_COLORS = ("#4c9aff", "#f0508c", "#3ecf8e", "#f0b429", "#b57cf0", "#20b2a0"
                 "#38bdf8", "#fb7185", "#a3e635", "#c084fc")
 SMOOTH = 0.9  # exponential moving average of the per-step loss (the raw curve stays faint behind it)
 DRAW_BUDGET = 0.01  # share of wall-clock time the plots may take while a run trains
+# ... while it trains on every core of this machine (a CPU run): each millisecond drawn is taken from it.
+SHARED_DRAW_BUDGET = 0.005
 MIN_INTERVAL = 0.04  # seconds: 25 Hz at most
 MAX_INTERVAL = 5.0  # seconds: the curves move at least this often, whatever the cost
 # Curves with a point per step (thousands of points) are drawn one pixel wide: Qt's raster engine draws
@@ -212,7 +215,8 @@ class LivePlots(QtWidgets.QWidget):
             self._timer.start(0)
             return
         cost = self._draw_cost + self.view.paint_cost
-        interval = MIN_INTERVAL if self._fresh else min(MAX_INTERVAL, max(MIN_INTERVAL, cost / DRAW_BUDGET))
+        budget = SHARED_DRAW_BUDGET if self.controller.shares_cores else DRAW_BUDGET
+        interval = MIN_INTERVAL if self._fresh else min(MAX_INTERVAL, max(MIN_INTERVAL, cost / budget))
         wait = self._last_draw + interval - time.perf_counter()
         self._timer.start(max(0, int(wait * 1000)))
 
