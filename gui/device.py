@@ -23,7 +23,7 @@ def _probe() -> DeviceInfo:
         proc = TrainingProcess.shared()
         import importlib
         importlib.import_module("torch")  # (only imported: no CUDA context in the window's process)
-        if proc.ready.wait(READY_TIMEOUT) and isinstance(proc.info.get("device"), DeviceInfo):
+        if proc.wait_ready(READY_TIMEOUT) and isinstance(proc.info.get("device"), DeviceInfo):
             return proc.info["device"]
     except Exception:  # no training process: ask torch here
         pass

@@ -54,7 +54,7 @@ class Events:
 @pytest.fixture(scope="module")
 def process():
     proc = TrainingProcess()
-    assert proc.ready.wait(TIMEOUT), "the training process did not start"
+    assert proc.wait_ready(TIMEOUT), "the training process did not start"
     yield proc
     proc.close()
 
@@ -202,6 +202,27 @@ def test_a_process_that_dies_fails_its_run_with_why_and_the_next_run_gets_a_new_
         assert job2.wait(TIMEOUT) and ev2.of("result")[0].status == "finished"
     finally:
         fresh.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/bin/false"), reason="needs /bin/false")
+def test_a_process_that_cannot_start_fails_the_run_with_why(tmp_path, monkeypatch):
+    graph, config = digits_mlp()
+    broken = TrainingProcess(python="/bin/false")
+    assert not broken.wait_ready(TIMEOUT)  # at once: it ended
+    ev = Events()
+    job = RemoteJob(graph, config, ev, process=broken)
+    job.start()
+    assert job.wait(TIMEOUT) and ev.kinds() == ["error", "done"]
+    assert "ended unexpectedly (exit status 1)" in ev.of("error")[0]
+
+    def no_python(cls):
+        raise FileNotFoundError(2, "No such file or directory", "/no/python")
+    monkeypatch.setattr(TrainingProcess, "shared", classmethod(no_python))
+    ev = Events()
+    job = RemoteJob(graph, config, ev)
+    job.start()
+    assert job.wait(1) and ev.kinds() == ["error", "done"]
+    assert "could not start" in ev.of("error")[0] and "/no/python" in ev.of("error")[0]
 
 
 def test_the_process_stops_its_run_and_exits_when_the_app_is_gone(tmp_path):

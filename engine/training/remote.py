@@ -39,6 +39,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -243,6 +244,14 @@ class TrainingProcess:
     def alive(self) -> bool:
         return not self.ended.is_set() and self.proc.poll() is None
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Whether the process said it is ready within ``timeout`` seconds (False at once if it ended)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.ready.wait(0.1):
+            if self.ended.is_set() or (deadline is not None and time.monotonic() > deadline):
+                return False
+        return True
+
     # ------------------------------------------------------------------ requests
     def send(self, msg: tuple) -> bool:
         """Sends a request; False when the process is gone (its runs were reported failed)."""
@@ -364,7 +373,14 @@ class RemoteJob:
         with self._lock:
             if self.id is not None:
                 return
-            self.process = self.process or TrainingProcess.shared()
+            try:
+                self.process = self.process or TrainingProcess.shared()
+            except OSError as exc:  # no Python to run it with, no room for another process
+                self.id = -1
+                self._sink("error", f"The training process could not start ({exc}). Your network and settings "
+                                    "are unchanged.")
+                self._sink("done", None)
+                return
             self.id = self.process.submit(self.spec, self._sink)
 
     @property
