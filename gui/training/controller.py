@@ -64,9 +64,7 @@ class RunController(QtCore.QObject):
         run = self.current
         if not self.running or run.info is None or not str(run.info.device).startswith("cpu"):
             return False
-        from engine.training.remote import TrainingProcess
-        proc = TrainingProcess._shared
-        threads = proc.info.get("threads", 1) if proc is not None else 1
+        threads = self.job.process.info.get("threads", 1)  # (the run has started: its process is ready)
         return int(threads) >= (os.cpu_count() or 1)
 
     @property

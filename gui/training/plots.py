@@ -320,31 +320,36 @@ class LivePlots(QtWidgets.QWidget):
                     max(len(r.epochs) for r in runs))
         return max((r.total_steps or r.step or 1) for r in runs), max(r.step for r in runs)
 
-    def _fit_x(self) -> None:
-        """x from 0 to a share of the longest visible run's plan, growing as the runs go (see ``_span``)."""
+    def _x_ends(self) -> tuple[int, int | None] | None:
+        """The x ranges' ends the runs call for now: (loss, accuracy and learning rate; the gradient plot,
+        always against the focused run's steps, None without a focus), or None without a visible run."""
         extent = self._extent()
         if extent is None:
+            return None
+        f = self.focus
+        return self._span(*extent), self._span(f.total_steps or f.step or 1, f.step) if f is not None else None
+
+    def _fit_x(self) -> None:
+        """x from 0 to a share of the longest visible run's plan, growing as the runs go (see ``_span``)."""
+        ends = self._x_ends()
+        if ends is None:
             return
-        self._x_end = self._span(*extent)
+        self._x_end, grad_end = ends
         for name in ("loss", "acc", "lr"):
             if name not in self._manual:
                 self.plots[name].setXRange(0, self._x_end, padding=0.01)
-        if "grad" not in self._manual and self.focus is not None:  # always against the step
-            f = self.focus
-            self._grad_end = self._span(f.total_steps or f.step or 1, f.step)
-            self.grad.setXRange(0, self._grad_end, padding=0.01)
+        if "grad" not in self._manual and grad_end is not None:
+            self._grad_end = grad_end
+            self.grad.setXRange(0, grad_end, padding=0.01)
 
     def _outgrown(self) -> bool:
         """Whether the runs have grown out of the x ranges they were given (a run that has ended at the
         end of its range has not: refitting would change nothing, and repaint the plots for it)."""
-        extent = self._extent()
-        if extent is None:
+        ends = self._x_ends()
+        if ends is None:
             return False
-        f = self.focus
-        grown = self._span(*extent) != self._x_end and not {"loss", "acc", "lr"} <= self._manual
-        if f is not None and "grad" not in self._manual:
-            grown |= self._span(f.total_steps or f.step or 1, f.step) != self._grad_end
-        return grown
+        x_end, grad_end = ends
+        return x_end != self._x_end or ("grad" not in self._manual and grad_end not in (None, self._grad_end))
 
     def _fit_y(self) -> None:
         for name, log in (("loss", self.log_loss.isChecked()), ("lr", False), ("grad", True)):
@@ -417,17 +422,16 @@ class LivePlots(QtWidgets.QWidget):
         self._sizes[key] = len(x)
         # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
         # has its finite first loss and the non-finite one, which is not drawn.)
-        lone = len(x) <= 2 and item.opts["symbol"] is None and int(np.isfinite(np.asarray(y, float)).sum()) == 1
-        if lone or key in self._lone:
-            if lone:
-                self._lone.add(key)
-                item.setSymbol("o")
-                item.setSymbolSize(5)
-                item.setSymbolPen(item.opts["pen"])
-                item.setSymbolBrush(pg.mkBrush(item.opts["pen"].color()))
-            elif len(x) > 2 or np.isfinite(np.asarray(y, float)).all():
-                self._lone.discard(key)
-                item.setSymbol(None)
+        lone = len(x) <= 2 and int(np.isfinite(np.asarray(y, float)).sum()) == 1
+        if lone and item.opts["symbol"] is None:  # (curves drawn with symbols keep theirs)
+            self._lone.add(key)
+            item.setSymbol("o")
+            item.setSymbolSize(5)
+            item.setSymbolPen(item.opts["pen"])
+            item.setSymbolBrush(pg.mkBrush(item.opts["pen"].color()))
+        elif not lone and key in self._lone:
+            self._lone.discard(key)
+            item.setSymbol(None)
 
     def _draw(self, run: Run) -> None:
         n, c = run.number, run.color
