@@ -174,6 +174,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--graph-breaks", action="store_true",
+                        help="also count torch.compile graph breaks on the CPU (always on CUDA)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: steps are then timed in thread CPU time)")
     args = parser.parse_args()
@@ -209,7 +211,15 @@ def main():
             if title in graphs:
                 ratio(title, graphs[title], ref(10), (3, 32, 32), 512, device, rounds, steps, amp=True,
                       channels_last=True)
-        for title, g, shape in [("LeNet-5", lenet, (1, 32, 32))] + [(t, g, (3, 32, 32)) for t, g in graphs.items()]:
+    # torch.compile on every CNN template (the same trace on any device; printed on the GPU run and with
+    # --graph-breaks): LeNet-5, the 32x32 variants above, and AlexNet and VGG-16 at their own 224x224.
+    if device.type == "cuda" or args.graph_breaks:
+        checks = [("LeNet-5", lenet, (1, 32, 32))] + [(t, g, (3, 32, 32)) for t, g in graphs.items()]
+        for title, name in [("AlexNet", "alexnet"), ("VGG-16", "vgg16")]:
+            path = ROOT / "templates" / f"{name}.dcnet"
+            if path.exists():
+                checks.append((title + " (224x224)", engine.load_graph(path), (3, 224, 224)))
+        for title, g, shape in checks:
             print(f"torch.compile graph breaks, {title}: {graph_breaks(g, shape, device)}")
 
 

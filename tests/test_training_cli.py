@@ -112,6 +112,13 @@ def test_find_lr_and_dataset_list(tmp_path, capsys):
     graph_file = template("mlp", MLP_DEFAULTS, mlp_graph, tmp_path)
     assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), "--find-lr"]) == 0
     assert "suggested learning rate" in capsys.readouterr().out
+    # the batch finder (estimated on a CPU; measured with real steps on a GPU: tests/test_cuda.py)
+    assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), "--find-batch", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "largest batch that fits on cpu" in out and ": 64 (estimated" in out and "the limit (64) fits" in out
+    assert "tried: 1 fits, 2 fits" in out and not (tmp_path / "r" / "final.pt").exists()
+    assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), "--find-batch", "-3"]) == 2
+    assert "--find-batch -3" in capsys.readouterr().err
     assert main(["datasets"]) == 0
     listing = capsys.readouterr().out
     assert "digits" in listing and "shakespeare" in listing and "noise=0.2" in listing

@@ -263,6 +263,37 @@ def test_nan_loss_stops_the_run_naming_the_step_and_the_last_finite_loss():
     assert "lower learning rate" in result.reason
 
 
+def test_running_out_of_memory_names_what_to_lower_and_the_next_run_works(monkeypatch):
+    """A step or an evaluation that runs out of memory (CUDA's error, raised here on the CPU) fails the
+    run with what ran out, where, and which setting to lower; no traceback; the next fit runs."""
+    tr = Trainer(spiral_mlp(), spirals_config(epochs=2, batch_size=32))
+    real_step, real_eval = tr.mode.train_step, tr.mode.eval_step
+    calls = {"train": 0}
+
+    def step(trainer, xb, yb):
+        calls["train"] += 1
+        if calls["train"] == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 4.00 GiB total)")
+        return real_step(trainer, xb, yb)
+
+    monkeypatch.setattr(tr.mode, "train_step", step)
+    result = tr.fit()
+    assert result.status == "failed" and not result.traceback
+    assert "ran out of memory in a training step (epoch 1)" in result.reason
+    assert "training.batch_size (now 32" in result.reason and "--find-batch" in result.reason
+    assert "Tried to allocate 2.00 GiB" in result.reason  # torch's own words, at the end
+
+    monkeypatch.setattr(tr.mode, "train_step", real_step)
+    monkeypatch.setattr(tr.mode, "eval_step", lambda *a: (_ for _ in ()).throw(
+        RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)")))
+    result = tr.fit()
+    assert result.status == "failed" and "ran out of memory evaluating the dev set after epoch 1" in result.reason
+    assert "training.eval_batch_size" in result.reason
+
+    monkeypatch.setattr(tr.mode, "eval_step", real_eval)
+    assert tr.fit().status == "finished"
+
+
 def test_setup_problems_are_named():
     with pytest.raises(SetupError, match="the graph has no loss node"):
         Trainer(graphs.mlp(2, 8, 3, with_loss=False), spirals_config())

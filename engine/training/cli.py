@@ -3,7 +3,7 @@
     deepcanvas train FILE --out RUN_DIR [--dataset NAME|PATH] [--epochs N] [--batch-size N]
                      [--optimizer NAME] [--lr LR] [--device auto|cpu|cuda|mps] [--seed N]
                      [--option KEY=VALUE ...] [--set PATH=VALUE ...] [--human-error E] [--resume CKPT]
-                     [--find-lr]
+                     [--find-lr] [--find-batch [LIMIT]]
 
 The training settings come from the graph file's ``training`` section; flags override them. RUN_DIR
 receives: ``metrics.jsonl`` (one JSON object per line: step losses and epoch metrics), ``best.pt`` and
@@ -46,6 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--human-error", type=float, help="human-level error for the bias/variance doctor, e.g. 0.01")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its final.pt or last.pt")
     p.add_argument("--find-lr", action="store_true", help="run the learning-rate range test, print it and exit")
+    p.add_argument("--find-batch", nargs="?", type=int, const=0, metavar="LIMIT",
+                   help="find the largest batch whose training step fits in memory (measured on a GPU, "
+                        "estimated elsewhere), up to LIMIT (default: the training set's size); print it and exit")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -214,7 +217,8 @@ def cmd_train(args) -> int:
     from .trainer import Trainer
 
     try:
-        callbacks = [] if args.find_lr else _make_callbacks(run_dir, args.quiet)
+        finding = args.find_lr or args.find_batch is not None
+        callbacks = [] if finding else _make_callbacks(run_dir, args.quiet)
         trainer = Trainer(graph, config, callbacks=callbacks, run_dir=run_dir)
     except GraphError as exc:
         return fail(f"{args.file}: {exc}", EXIT_FAILED)
@@ -228,6 +232,20 @@ def cmd_train(args) -> int:
         print(f"learning-rate range test ({len(res.lrs)} steps): suggested learning rate {res.suggestion:.3g}")
         for lr, loss in zip(res.lrs[::max(1, len(res.lrs) // 20)], res.losses[::max(1, len(res.lrs) // 20)]):
             print(f"  lr {lr:10.3g}  loss {loss:.4f}")
+        return EXIT_OK
+
+    if args.find_batch is not None:
+        from .finders import find_max_batch
+        from .trainer import device_description
+
+        if args.find_batch < 0:
+            return fail(f"--find-batch {args.find_batch}: the limit must be a positive number of examples")
+        res = find_max_batch(trainer, limit=args.find_batch or None)
+        how = "measured with real training steps" if res.method == "measured" else \
+            "estimated from the activation sizes against half the free memory"
+        print(f"largest batch that fits on {device_description(trainer.device)}: {res.batch_size} "
+              f"({how}; {res.limit})")
+        print("  tried: " + ", ".join(f"{b} {'fits' if ok else 'does not fit'}" for b, ok in res.tried))
         return EXIT_OK
 
     # The graph exactly as trained, so the run can be repeated from its folder alone.

@@ -278,6 +278,27 @@ class _NonFinite(Exception):
 
 
 # =========================================================================== helpers
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A device or the host ran out of memory (CUDA, MPS and CPU allocators word it differently)."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "not enough memory" in text)
+
+
+def out_of_memory_message(device: torch.device, doing: str, batch_size: int, exc: BaseException) -> str:
+    """What ran out, while doing what, and the settings that bring the run back within memory."""
+    where = f"the GPU ({device_description(device)})" if device.type == "cuda" else f"{device.type} memory"
+    detail = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else type(exc).__name__
+    if doing.startswith("evaluating"):
+        fix = ("lower training.eval_batch_size (examples per forward pass when evaluating)")
+    else:
+        fix = (f"lower training.batch_size (now {batch_size}; `deepcanvas train FILE --out DIR --find-batch` "
+               "measures the largest that fits)")
+    extra = ", or use precision bf16" if device.type == "cuda" else ""
+    return f"{where} ran out of memory {doing}: {fix}{extra}, or make the network or its input smaller. ({detail})"
+
+
 def resolve_device(name: str) -> torch.device:
     """auto: CUDA when available, then Apple MPS, then the CPU. Asking for a device that is not there
     raises SetupError naming it."""
@@ -592,6 +613,8 @@ class Trainer:
         self._keep_best = self.run_dir is not None or (es.enabled and es.restore_best)
         self._last_cost = 0.0
         status, reason, tb = "finished", "", ""
+        out_of_memory = False
+        self._doing = "before the first step"
         self.state = "running"
         try:
             if resume_from is not None:
@@ -612,10 +635,16 @@ class Trainer:
                           f"epoch {self.best_epoch}")
         except (_NonFinite, SetupError, DataError) as exc:  # the message says it all; no traceback
             status, reason = "failed", str(exc)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                status, reason, tb = "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            else:
+                status, reason = "failed", out_of_memory_message(self.device, self._doing, self.batch_size, exc)
+                out_of_memory = True
         except KeyboardInterrupt:
             status, reason = "stopped", f"interrupted after step {self.step}"
-        except Exception as exc:
-            status, reason, tb = "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        if out_of_memory:  # here, not in the handler: its traceback held the failed step's tensors
+            self._release_memory()
         try:
             self._finish(status)
         except Exception as exc:  # writing the final files failed (disk full, ...): say so
@@ -662,6 +691,7 @@ class Trainer:
             self._ep = {"loss": 0.0, "seen": 0, "correct": 0, "elements": 0}
         steps = self.steps_per_epoch
         self.model.train()
+        self._doing = f"in a training step (epoch {epoch})"
         scoring = self.mode.step_accuracy
         sample_every = self.config.sample_every if self._want_samples else 0
         step_fn = self.mode.train_step
@@ -854,6 +884,7 @@ class Trainer:
         """Dev metrics, schedule, best weights, events, checkpoints. True when early stopping ends the run."""
         cfg = self.config
         ep = self._ep
+        self._doing = f"evaluating the dev set after epoch {epoch}"
         dev = self.evaluate_split("dev") if len(self.splits["dev"]) else {}
         self.schedule.step(dev.get("loss"))
         improved = self._track_best(dev, epoch)
@@ -948,6 +979,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.notes.append(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                           "training goes on eagerly")
+
+    def _release_memory(self) -> None:
+        """After running out of memory: drop the gradients and the allocator's cache, so the
+        process (the app's training process lives on) has its memory back for the next run."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def _finish(self, status: str) -> None:
         self._emit_steps(self.epoch + 1)
