@@ -33,6 +33,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA G
 ROOT = Path(__file__).resolve().parent.parent
 
 
+NO_AUGMENTATION = {"augmentation.rotation": 0.0, "augmentation.crop_padding": 0}  # (the template rotates and crops)
+
+
 def lenet(**over) -> tuple[Trainer, object]:
     g = load_template("lenet5")
     cfg = TrainingConfig.from_graph(g).with_overrides({"device": "cuda", **over})
@@ -75,7 +78,7 @@ def test_lenet_reaches_97_percent_on_cuda_in_every_precision(precision, channels
 def test_no_host_round_trip_per_step():
     """Losses and right answers stay on the device and are read every log_every steps (and when an event
     is due): far fewer synchronizing calls than steps, with a subscriber taking every step like the app."""
-    tr, _ = lenet(epochs=2, batch_size=8, **{"augmentation.enabled": False})
+    tr, _ = lenet(epochs=2, batch_size=8, **NO_AUGMENTATION)
 
     class Steps(Callback):
         def on_step(self, trainer, event):
@@ -101,8 +104,7 @@ def test_no_host_round_trip_per_step():
 
 
 def test_augmentation_runs_on_the_gpu():
-    tr, _ = lenet(epochs=1, **{"augmentation.enabled": True, "augmentation.rotation": 10.0,
-                               "augmentation.noise": 0.05})
+    tr, _ = lenet(epochs=1, **{"augmentation.rotation": 10.0, "augmentation.noise": 0.05})
     assert tr.augment is not None
     x = tr.splits["train"].x[:16]
     out = tr.augment(x)
@@ -111,8 +113,8 @@ def test_augmentation_runs_on_the_gpu():
 
 
 def test_torch_compile_on_cuda_trains_as_eager_does(tmp_path):
-    eager, _ = lenet(epochs=3, **{"augmentation.enabled": False})
-    compiled, _ = lenet(epochs=3, compile=True, **{"augmentation.enabled": False})
+    eager, _ = lenet(epochs=3, **NO_AUGMENTATION)
+    compiled, _ = lenet(epochs=3, compile=True, **NO_AUGMENTATION)
     compiled.run_dir = tmp_path
     r_e, r_c = eager.fit(), compiled.fit()
     assert r_c.status == "finished", r_c.reason
