@@ -204,11 +204,11 @@ def test_trainer_preview_uses_the_trainers_weights_and_dev_examples():
     pv, sample = trainer_preview(trainer, "hidden", 2)
     assert trainer.model.training
     x = trainer.splits["dev"].x[:3]
-    torch.testing.assert_close(sample, x[2])
+    torch.testing.assert_close(sample, x[2].cpu())  # (the preview comes back on the CPU, for the window)
     with torch.no_grad():
         trainer.model.eval()
         expected = trainer.model.hidden(x)[2]
-    torch.testing.assert_close(torch.from_numpy(pv.data), expected)
+    torch.testing.assert_close(torch.from_numpy(pv.data), expected.cpu())
     assert (pv.node, pv.kind, pv.shape) == ("hidden", "values", (32,))
     head, _ = trainer_preview(trainer, "logits", 0)  # an Output shows what flows into it
     assert head.node == "head" and head.shape == (10,)

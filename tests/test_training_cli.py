@@ -79,7 +79,7 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     record = json.loads((run / "run.json").read_text())
     assert len(record["graph_file_sha256"]) == 64 and record["seed"] == 0
     assert record["split"]["sizes"]["train"] == 900 and record["dataset"]["options"] == {"noise": 0.3}
-    assert {"python", "torch", "numpy", "deepcanvas"} <= set(record["versions"]) and "cpu" in record["device"]
+    assert {"python", "torch", "numpy", "deepcanvas"} <= set(record["versions"]) and record["device"].split()[0] in ("cpu", "cuda", "mps")
     used = engine.load_graph(run / "graph.dcnet")
     assert used.training["epochs"] == 3 and used.training["data"]["options"] == {"noise": 0.3}
     # The weights only need weights_only loading; a later command continues the run.
@@ -113,7 +113,7 @@ def test_find_lr_and_dataset_list(tmp_path, capsys):
     assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), "--find-lr"]) == 0
     assert "suggested learning rate" in capsys.readouterr().out
     # the batch finder (estimated on a CPU; measured with real steps on a GPU: tests/test_cuda.py)
-    assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), "--find-batch", "64"]) == 0
+    assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), "--find-batch", "64", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "largest batch that fits on cpu" in out and ": 64 (estimated" in out and "the limit (64) fits" in out
     assert "tried: 1 fits, 2 fits" in out and not (tmp_path / "r" / "final.pt").exists()

@@ -163,7 +163,7 @@ def test_gan_steps_equal_two_hand_written_optimizers():
         torch.manual_seed(seed)
         loss, _ = tr.mode.train_step(tr, real, tr.splits["train"].y[:32])
         torch.manual_seed(seed)
-        z = torch.randn(32, 8)
+        z = torch.randn(32, 8, device=real.device)  # (the trainer's device: CPU here, CUDA on a GPU)
         s_real, s_fake = D(real), D(G(z).detach())
         d_loss = bce(s_real, torch.ones_like(s_real)) + bce(s_fake, torch.zeros_like(s_fake))
         opt_d.zero_grad()
@@ -217,7 +217,8 @@ def test_vae_reconstruction_loss_falls_and_samples_come_from_the_prior(tmp_path)
                  run_dir=tmp_path)
     assert tr.fit().status == "finished"
     recon = [m.dev_terms["reconstruction_loss"] for m in tr.history]
-    assert all(b < a for a, b in zip(recon, recon[1:])) and recon[-1] < recon[0] * 0.85, recon
+    # falls every epoch, give or take 1% (a GPU's arithmetic order differs), and by 15% overall
+    assert all(b < a * 1.01 for a, b in zip(recon, recon[1:])) and recon[-1] < recon[0] * 0.85, recon
     assert set(tr.history[-1].train_terms) == {"reconstruction_loss", "kl_loss"}
     # losses summed over the batch in the graph are reported per example: same number at any batch size
     xb = tr.splits["dev"].x[:50]

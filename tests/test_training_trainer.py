@@ -352,7 +352,7 @@ def test_mixed_precision_and_channels_last_train_lenet(precision):
     conv = tr.model.conv2.weight  # (conv1 has one input channel: both layouts coincide)
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     with tr.autocast():
-        out = tr.model.conv1(torch.randn(2, 1, 32, 32).to(memory_format=torch.channels_last))
+        out = tr.model.conv1(torch.randn(2, 1, 32, 32, device=tr.device).to(memory_format=torch.channels_last))
     assert out.dtype == tr.amp_dtype
     if tr.device.type == "cpu":
         assert any(f"precision {precision} on the CPU" in n for n in tr.notes)
@@ -427,7 +427,7 @@ def test_report_metrics_and_error_analysis():
 
 
 def test_finders_work_on_a_copy():
-    tr = Trainer(spiral_mlp(), spirals_config())
+    tr = Trainer(spiral_mlp(), spirals_config(device="cpu"))  # (on a GPU the batch finder measures: test_cuda.py)
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
     res = find_lr(tr, steps=60)
     assert 1e-7 <= res.suggestion <= 10 and len(res.lrs) == len(res.losses) > 10
