@@ -213,6 +213,6 @@ def test_trainer_preview_uses_the_trainers_weights_and_dev_examples():
     head, _ = trainer_preview(trainer, "logits", 0)  # an Output shows what flows into it
     assert head.node == "head" and head.shape == (10,)
     image, sample = trainer_preview(trainer, "x", 1)  # an Input shows the example itself
-    torch.testing.assert_close(torch.from_numpy(image.data), x[1])
+    torch.testing.assert_close(torch.from_numpy(image.data), x[1].cpu())
     with pytest.raises(KeyError):
         trainer_preview(trainer, "nowhere")

@@ -140,6 +140,31 @@ def test_epoch_events_are_not_starved_by_step_events():
     assert calls.count("step") > 8
 
 
+def test_epoch_events_are_not_starved_when_step_events_use_up_the_budget():
+    """When each step event is costly (a slow subscriber, or a GPU where reading the gradient norms waits for
+    the device), step events are throttled by the event budget; they leave part of it to the epoch ends, so
+    the dev curve still moves every epoch instead of arriving in one event at the end."""
+    calls = []
+
+    class SlowSteps(Callback):
+        def on_step(self, trainer, event):
+            calls.append("step")
+            end = time.perf_counter() + 0.004  # 4 ms a step event: 20% of a 20 ms interval, ten times the budget
+            while time.perf_counter() < end:
+                pass
+
+        def on_epoch_end(self, trainer, event):
+            calls.append(("epochs", [m.epoch for m in event.epochs]))
+
+    cfg = spirals_config(epochs=8, batching="stochastic")
+    tr = Trainer(spiral_mlp(), cfg, callbacks=[SlowSteps()])
+    assert tr.fit().status == "finished"
+    sent = [c[1] for c in calls if c != "step"]
+    assert sum(sent, []) == list(range(1, 9))
+    assert len(sent) >= 7, sent
+    assert tr.event_seconds <= 0.03 * tr.result.seconds + 0.02  # the budget still holds
+
+
 def test_a_failing_subscriber_never_stops_training():
     class Broken(Callback):
         def on_epoch_end(self, trainer, event):

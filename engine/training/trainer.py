@@ -54,6 +54,10 @@ from .optimizers import Schedule, make_optimizer
 # The share of run time progress events may take; below the 3% promised, which leaves room for the
 # lifecycle events and the final delivery of what is pending, both of which are always made.
 PROGRESS_BUDGET = 0.02
+# Step events may use this share of it; the rest is kept for epoch ends. Where step events are costly
+# (a slow subscriber; on a GPU, reading the gradient norms waits for the device) they use their share up,
+# and without the reserve the epoch events would find it spent and arrive all together at the end.
+STEP_SHARE = 0.75
 MIN_EVENT_INTERVAL = 0.02  # seconds; nobody needs progress faster than 50 Hz
 FLUSH_SECONDS = 0.5  # slow steps: read the metrics at least this often, whatever log_every says
 BEST_WRITE_INTERVAL = 10.0  # seconds between writes of best.pt while training (always written at the end)
@@ -778,22 +782,23 @@ class Trainer:
         if self._want_steps:
             self._pending_steps.extend(range(first, self.step + 1))
             self._pending_losses.extend(losses)
-            if self._may_emit():
+            if self._may_emit(share=STEP_SHARE):
                 self._emit_steps(epoch)
 
     # ------------------------------------------------------------------ events
     def _elapsed(self) -> float:
         return time.perf_counter() - self._t0 - self._paused_time
 
-    def _may_emit(self, last: float | None = None) -> bool:
+    def _may_emit(self, last: float | None = None, share: float = 1.0) -> bool:
         """Whether a progress event fits the budget, counting the cost of the last one in advance, so
         the share of time in subscribers stays under the budget instead of overshooting by a call.
         ``last``: when this kind of event was last sent (default: any event). Epoch-end events pass
         their own: steps are sent as soon as ``event_interval`` has passed, so an epoch's end nearly
-        always comes within that interval of a step event and would otherwise wait for the run's end."""
+        always comes within that interval of a step event and would otherwise wait for the run's end.
+        ``share``: the part of the budget this kind of event may fill (steps leave the rest to epochs)."""
         now = time.perf_counter()
         return (now - (self._last_emit if last is None else last) >= self.event_interval
-                and self._spent + self._last_cost <= PROGRESS_BUDGET * (now - self._t0 - self._paused_time))
+                and self._spent + self._last_cost <= share * PROGRESS_BUDGET * (now - self._t0 - self._paused_time))
 
     def _timed(self, fn, *args) -> None:
         t = time.perf_counter()
