@@ -20,7 +20,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -156,17 +155,6 @@ def test_the_batch_finder_measures_on_cuda_and_running_out_of_memory_is_named(tm
         torch.cuda.empty_cache()
 
 
-def _tags_file(tmp_path: Path) -> Path:
-    """The BiGRU tagger's task is the user's own .npz: a small synthetic one (tags depend on the token and
-    its neighbours)."""
-    rng = np.random.default_rng(0)
-    x = rng.integers(1, 5000, size=(600, 40)).astype(np.int64)
-    y = ((x % 17) + (np.roll(x, 1, axis=1) % 2)).astype(np.int64) % 17 + 1
-    path = tmp_path / "tags.npz"
-    np.savez(path, x=x, y=y)
-    return path
-
-
 IMAGE_TEMPLATES = {"lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "googlenet", "dcgan", "vae",
                    "siamese_triplet"}
 
@@ -177,9 +165,6 @@ def test_every_template_trains_on_cuda_from_the_cli(name, tmp_path):
     takes (bf16 autocast and channels_last)."""
     args = ["train", str(ROOT / "templates" / f"{name}.dcnet"), "--out", str(tmp_path / "run"), "--epochs", "1",
             "--device", "cuda", "--quiet"]
-    if name == "bigru_tagger" and not load_template(name).training.get("data", {}).get("dataset") in \
-            ("tags", "tagging"):
-        args += ["--dataset", str(_tags_file(tmp_path))]
     if name in IMAGE_TEMPLATES:
         args += ["--set", "precision=bf16", "--set", "channels_last=true"]
     assert main(args) == 0

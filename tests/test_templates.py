@@ -402,7 +402,9 @@ def test_training_defaults_fit_the_built_in_data():
         ds = load_dataset(data["dataset"], data["options"])
         assert ds.sample_shape == NEW_INPUTS[name][label][0], name
     assert templates.load_template("seq2seq_attention").training["data"]["dataset"] == "dates"
-    assert templates.load_template("bigru_tagger").training["data"]["dataset"].endswith(".npz")
+    tagging = load_dataset(templates.load_template("bigru_tagger").training["data"]["dataset"], {"samples": 50})
+    assert tagging.sample_shape == (40,) and tagging.y.shape[1:] == (40,) and tagging.num_classes == 18
+    assert tagging.x.max() < 5000  # the template's Embedding has 5,000 rows
 
 
 class LSTMClassifier(nn.Module):

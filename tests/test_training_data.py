@@ -16,7 +16,8 @@ from engine.training.datasets import BUILTINS, corpus_text
 def test_every_builtin_is_seeded_and_well_formed():
     shapes = {"digits": ((1, 8, 8), (), 10), "moons": ((2,), (), 2), "circles": ((2,), (), 2),
               "spirals": ((2,), (), 3), "xor": ((2,), (), 2), "curve": ((1,), (1,), None),
-              "sine-wave": ((40, 1), (1,), None), "shakespeare": ((32,), (), None), "dates": ((30,), (10,), 11)}
+              "sine-wave": ((40, 1), (1,), None), "shakespeare": ((32,), (), None), "dates": ((30,), (10,), 11),
+              "tagging": ((40,), (40,), 18)}
     assert set(shapes) == set(BUILTINS)
     for name, (x_shape, y_shape, classes) in shapes.items():
         ds = load_dataset(name, seed=1)
@@ -66,6 +67,33 @@ def test_text_and_date_tasks():
     assert len(iso) == 10 and iso[4] == "-" and iso[7] == "-" and 1950 <= int(iso[:4]) <= 2049
     human = "".join(dates.meta["input_vocab"][i] for i in dates.x[0]).rstrip("\0")
     assert iso[:4] in human
+
+
+def test_tagging_needs_the_context_on_both_sides():
+    """Padding is id 0 with tag 0 and comes only after the words; every sentence has a noun phrase and a
+    verb; and a word's most frequent tag is often wrong (shared words), so a tagger must read the words
+    around it: the most-frequent-tag baseline stays near 92% of the words."""
+    from collections import Counter, defaultdict
+
+    ds = load_dataset("tagging", {"samples": 3000}, seed=0)
+    tags = ds.classes
+    assert tags[0] == "<pad>" and len(tags) == 18 and {"NOUN", "VERB", "DET", "ADP", "PUNCT"} <= set(tags)
+    words = ds.x > 0
+    assert np.array_equal(words, ds.y > 0)
+    assert (np.diff(words.astype(int), axis=1) <= 0).all()  # no word after the padding starts
+    assert (ds.y == tags.index("VERB")).any(1).all()
+    lengths = words.sum(1)
+    assert 12 < lengths.mean() < 20 and lengths.max() == 40
+    seen = defaultdict(Counter)
+    for w, t in zip(ds.x[:2400][words[:2400]], ds.y[:2400][words[:2400]]):
+        seen[w][t] += 1
+    assert sum(len(c) > 1 for c in seen.values()) > 400  # words seen with two tags
+    best = {w: c.most_common(1)[0][0] for w, c in seen.items()}
+    test_w, test_t = ds.x[2400:][words[2400:]], ds.y[2400:][words[2400:]]
+    baseline = np.mean([best.get(w, tags.index("NOUN")) == t for w, t in zip(test_w, test_t)])
+    assert 0.85 < baseline < 0.95, baseline
+    with pytest.raises(DataError, match="'length' must be at least 4"):
+        load_dataset("tagging", {"length": 2})
 
 
 # --------------------------------------------------------------------------- splits

@@ -1,6 +1,7 @@
 """Built-in data sets, all made or read offline: real handwritten digits (shipped with scikit-learn), 2-D
 toy sets for MLPs, regression curves, and sequence tasks (sine-wave forecasting, characters of a
-public-domain play, a synthetic date-format translation task). ``load_dataset`` also reads the user's
+public-domain play, a synthetic date-format translation task, part-of-speech tagging on sentences of a
+small grammar). ``load_dataset`` also reads the user's
 own files (see ``engine.training.files``).
 
 Every generator is seeded: the same name, options and seed always give the same arrays.
@@ -255,6 +256,111 @@ def dates(samples: int = 10000, seed: int = 0) -> Dataset:
                    meta={"input_vocab": in_vocab, "output_vocab": out_vocab, "examples": human[:5],
                          "start_token": start},
                    inputs={"decoder_input": shifted})
+
+
+# Part-of-speech tagging on sentences from a small English-like grammar: the 17 Universal POS tags, a
+# 5,000-word vocabulary split among them, and words that belong to two tags ("run" as a noun or a verb),
+# so that a word's tag often depends on its neighbours on both sides.
+TAGS = ["<pad>", "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
+        "PUNCT", "SCONJ", "SYM", "VERB", "X"]
+TAG_VOCAB = 5000
+# Words of one tag only, per tag; then pairs of tags sharing words, with how many and how often a word of
+# the first tag is drawn from the shared ones.
+_TAG_WORDS = {"NOUN": 1500, "VERB": 900, "ADJ": 600, "PROPN": 500, "ADV": 200, "NUM": 100, "X": 40,
+              "INTJ": 20, "SYM": 15, "DET": 12, "ADP": 30, "AUX": 16, "CCONJ": 6, "PART": 6, "PRON": 25,
+              "SCONJ": 12, "PUNCT": 8}
+_SHARED = [("NOUN", "VERB", 500, 0.30), ("ADJ", "NOUN", 200, 0.25), ("ADV", "ADJ", 120, 0.30),
+           ("ADP", "SCONJ", 8, 0.40), ("ADP", "ADV", 20, 0.20), ("PROPN", "NOUN", 100, 0.15)]
+
+
+def _tag_lexicon() -> dict[str, list[np.ndarray]]:
+    """For each tag, its own word ids and the shared sets it draws from (id 0 is padding)."""
+    next_id = 1
+    own: dict[str, np.ndarray] = {}
+    for tag, n in _TAG_WORDS.items():
+        own[tag] = np.arange(next_id, next_id + n)
+        next_id += n
+    shared = []
+    for a, b, n, _ in _SHARED:
+        shared.append(np.arange(next_id, next_id + n))
+        next_id += n
+    assert next_id <= TAG_VOCAB
+    return {"own": own, "shared": shared}
+
+
+def _tag_sentence(rng: np.random.Generator) -> list[str]:
+    """The tags of one sentence: clauses of a noun phrase and a verb phrase, joined by conjunctions."""
+    def noun_phrase():
+        r = rng.random()
+        if r < 0.2:
+            return ["PRON"]
+        if r < 0.35:
+            return ["PROPN"]
+        if r < 0.45:
+            return ["NUM", "NOUN"]
+        adjectives = int(rng.choice(3, p=[0.6, 0.3, 0.1]))
+        adverb = ["ADV"] * int(adjectives > 0 and rng.random() < 0.15)  # "a very old house"
+        return ["DET"] + adverb + ["ADJ"] * adjectives + ["NOUN"]
+
+    def verb_phrase():
+        tags = ["AUX"] * int(rng.random() < 0.3) + ["ADV"] * int(rng.random() < 0.2) + ["VERB"]
+        if rng.random() < 0.6:
+            tags += noun_phrase()
+        if rng.random() < 0.4:
+            tags += ["ADP"] + noun_phrase()
+        if rng.random() < 0.15:
+            tags += ["PART", "VERB"]
+        return tags
+
+    tags = ["INTJ", "PUNCT"] if rng.random() < 0.05 else []
+    tags += noun_phrase() + verb_phrase()
+    while rng.random() < 0.55:  # more clauses: "..., and ...", "... because ..."
+        tags += ["PUNCT", "CCONJ"][int(rng.random() < 0.7):] if rng.random() < 0.6 else ["SCONJ"]
+        tags += noun_phrase() + verb_phrase()
+    if rng.random() < 0.05:
+        tags.insert(int(rng.integers(0, len(tags) + 1)), ["SYM", "X"][int(rng.random() < 0.5)])
+    return tags + ["PUNCT"]
+
+
+def _zipf_cdf(n: int) -> np.ndarray:
+    """Cumulative word frequencies of a pool of n words: the k-th most frequent has weight 1/k (Zipf)."""
+    weights = 1.0 / np.arange(1, n + 1)
+    return np.cumsum(weights) / weights.sum()
+
+
+@_builtin("tagging", "part-of-speech tagging: sentences of word ids from an English-like grammar, one of 17 tags "
+          "per word (plus 0 for padding); many words have two tags, told apart by their neighbours",
+          samples=(10000, "number of sentences"),
+          length=(40, "words per sentence, padded with id 0 (longer sentences are cut)"))
+def tagging(samples: int = 10000, length: int = 40, seed: int = 0) -> Dataset:
+    if length < 4:
+        raise DataError(f"data set 'tagging': option 'length' must be at least 4, got {length}")
+    rng = np.random.default_rng(seed)
+    lex = _tag_lexicon()
+    index = {t: i for i, t in enumerate(TAGS)}
+    # Per tag: its own words, and the shared sets it may draw from with their probabilities.
+    draws: dict[str, list[tuple[np.ndarray, float]]] = {t: [] for t in _TAG_WORDS}
+    for (a, b, _, p), words in zip(_SHARED, lex["shared"]):
+        draws[a].append((words, p))
+        draws[b].append((words, p / 2))
+    cdfs = {len(w): _zipf_cdf(len(w)) for w in list(lex["own"].values()) + lex["shared"]}
+    x = np.zeros((samples, length), dtype=np.int64)
+    y = np.zeros((samples, length), dtype=np.int64)
+    for i in range(samples):
+        tags = _tag_sentence(rng)[:length]
+        r_pool, r_word = rng.random(len(tags)), rng.random(len(tags))
+        for j, tag in enumerate(tags):
+            pool, r = lex["own"][tag], r_pool[j]
+            for words, p in draws[tag]:
+                if r < p:
+                    pool = words
+                    break
+                r -= p
+            x[i, j] = pool[min(int(np.searchsorted(cdfs[len(pool)], r_word[j])), len(pool) - 1)]
+            y[i, j] = index[tag]
+    return Dataset("tagging", x, y, CLASSIFICATION, list(TAGS), kind="tokens",
+                   description=f"sentences of {length} word ids (0 = padding) -> a part-of-speech tag per word",
+                   meta={"vocab_size": TAG_VOCAB, "tags": list(TAGS)})
 
 
 # --------------------------------------------------------------------------- entry point
