@@ -123,6 +123,9 @@ def test_pause_resume_and_stop_mid_epoch(window, qtbot):
     threads = TrainingProcess.shared().info["threads"]  # the training process's torch threads
     assert run.info.device.startswith("cpu")  # a CPU run on every core takes the window's drawing time: it draws less
     assert ui.controller.shares_cores == (threads >= (os.cpu_count() or 1))
+    from gui.training.controller import DRAIN_HZ, SHARED_DRAIN_HZ
+    qtbot.waitUntil(lambda: ui.controller.timer.interval() == 1000 // (
+        SHARED_DRAIN_HZ if ui.controller.shares_cores else DRAIN_HZ), timeout=2000)
     qtbot.wait(400)
     assert run.step == paused_at and run.status == "paused"  # nothing moves while paused
     assert run.step_loss.x[len(run.step_loss) - 1] == paused_at

@@ -18,6 +18,11 @@ from .runs import RUN_COLORS, Run, describe_change
 from .worker import EventBuffer
 
 DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few per cent of a core during a run
+# While a CPU run trains on every core (see RunController.shares_cores), whatever the window draws comes
+# out of the run's time: the buffer drains 4 times a second, and the canvas's health marks and the live
+# preview (gui.training.ui, gui.training.preview) are redrawn three times less often.
+SHARED_DRAIN_HZ = 4
+SHARED_SLOWDOWN = 3
 KEEP_WEIGHTS = 3  # runs whose final weights stay in memory (the latest ones)
 
 
@@ -110,7 +115,7 @@ class RunController(QtCore.QObject):
         self.job = RemoteJob(graph, config, self.buffer.put, run.run_dir, want_preview=self.want_preview,
                              health=self.health_enabled, process=process)
         self.job.start()
-        self.timer.start()
+        self.timer.start(1000 // DRAIN_HZ)
         self.started.emit(run)
         self.runs_changed.emit()
         return run
@@ -169,6 +174,9 @@ class RunController(QtCore.QObject):
             done |= self._apply(run, kind, payload, changes)
         if changes:
             self.updated.emit(run, changes)
+        interval = 1000 // (SHARED_DRAIN_HZ if self.shares_cores else DRAIN_HZ)
+        if not done and self.timer.interval() != interval:
+            self.timer.setInterval(interval)
         if done:
             self.timer.stop()
             self._forget_old_weights()

@@ -9,7 +9,7 @@ import time
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .controller import RunController
+from .controller import SHARED_SLOWDOWN, RunController
 from .dock import STAGGER_MS, TrainingDock
 from .health import HealthOverlay
 from .preview import PreviewPanel
@@ -141,7 +141,8 @@ class TrainingUI(QtCore.QObject):
         if "state" in changes:
             self._actions()
         now = time.perf_counter()
-        if "health" in changes and run is self.controller.current and now - self._last_health >= HEALTH_EVERY:
+        every = HEALTH_EVERY * (SHARED_SLOWDOWN if self.controller.shares_cores else 1)
+        if "health" in changes and run is self.controller.current and now - self._last_health >= every:
             self._last_health = now
             self._show_health(run)
 
