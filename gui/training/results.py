@@ -16,6 +16,12 @@ from .. import theme as themes
 from . import images
 
 GALLERY = 60  # examples shown at once
+UPRIGHT_LABELS = 18  # pixels more above the confusion matrix when its column labels stand upright
+
+
+def label_points(side: float) -> float:
+    """The confusion matrix's font size for cells of ``side`` pixels."""
+    return max(6.0, min(9.0, side / 3.2))
 
 
 class ConfusionMatrix(QtWidgets.QWidget):
@@ -29,6 +35,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self.matrix = np.zeros((0, 0), dtype=int)
         self.labels: list[str] = []
         self.selected: tuple[int, int] | None = None
+        self._geometry_cache = None
         self.setMinimumSize(220, 220)
         self.setMouseTracking(True)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
@@ -37,13 +44,32 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self.matrix = np.asarray(matrix, dtype=int)
         self.labels = labels
         self.selected = None
+        self._geometry_cache = None
         self.update()
 
     def _geometry(self):
         k = len(self.matrix)
-        margin_l, margin_t = 34, 30
-        side = max(1.0, min((self.width() - margin_l - 6) / max(k, 1), (self.height() - margin_t - 6) / max(k, 1)))
-        return k, margin_l, margin_t, side
+        key = (k, self.width(), self.height(), id(self.labels))
+        if self._geometry_cache is None or self._geometry_cache[0] != key:
+            margin_l, margin_t = 34, 30
+            side = self._side(k, margin_l, margin_t)
+            if self._labels_overlap(k, side):  # the column labels then stand upright above their columns
+                margin_t = 30 + UPRIGHT_LABELS
+                side = self._side(k, margin_l, margin_t)
+            self._geometry_cache = (key, (k, margin_l, margin_t, side))
+        return self._geometry_cache[1]
+
+    def _side(self, k: int, margin_l: int, margin_t: int) -> float:
+        return max(1.0, min((self.width() - margin_l - 6) / max(k, 1), (self.height() - margin_t - 6) / max(k, 1)))
+
+    def _labels_overlap(self, k: int, side: float) -> bool:
+        font = QtGui.QFont(self.font())
+        font.setPointSizeF(label_points(side))
+        metrics = QtGui.QFontMetricsF(font)
+        return any(metrics.horizontalAdvance(self._name(c)[:4]) > side - 2 for c in range(k))
+
+    def _name(self, c: int) -> str:
+        return self.labels[c] if c < len(self.labels) else str(c)
 
     def cell_rect(self, i: int, j: int) -> QtCore.QRectF:
         k, ml, mt, side = self._geometry()
@@ -71,7 +97,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         i, j = cell
         n = int(self.matrix[i, j])
         row = max(int(self.matrix[i].sum()), 1)
-        name = lambda c: self.labels[c] if c < len(self.labels) else str(c)  # noqa: E731
+        name = self._name
         self.setToolTip(f"true {name(i)}, predicted {name(j)}: {n} ({n / row:.0%} of the true {name(i)}s)"
                         "\nclick to see them")
 
@@ -88,7 +114,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         share = self.matrix / rows
         ok, bad, base = QtGui.QColor(t.ok), QtGui.QColor(t.error), QtGui.QColor(t.base)
         font = p.font()
-        font.setPointSizeF(max(6.0, min(9.0, side / 3.2)))
+        font.setPointSizeF(label_points(side))
         p.setFont(font)
         for i in range(k):
             for j in range(k):
@@ -106,10 +132,19 @@ class ConfusionMatrix(QtWidgets.QWidget):
         p.drawRect(QtCore.QRectF(ml, mt, k * side, k * side))
         p.setPen(QtGui.QColor(t.dim))
         if side >= 10:
+            upright = mt > 30
             for c in range(k):
-                name = self.labels[c] if c < len(self.labels) else str(c)
-                p.drawText(QtCore.QRectF(ml + c * side, mt - 16, side, 14), QtCore.Qt.AlignmentFlag.AlignCenter,
-                           name[:4])
+                name = self._name(c)
+                if upright:
+                    p.save()
+                    p.translate(ml + c * side, mt - 2)
+                    p.rotate(-90)
+                    p.drawText(QtCore.QRectF(0, 0, mt - 16, side),
+                               QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter, name[:5])
+                    p.restore()
+                else:
+                    p.drawText(QtCore.QRectF(ml + c * side, mt - 16, side, 14), QtCore.Qt.AlignmentFlag.AlignCenter,
+                               name[:4])
                 p.drawText(QtCore.QRectF(0, mt + c * side, ml - 4, side),
                            QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter, name[:4])
         p.drawText(QtCore.QRectF(ml, 0, k * side, 13), QtCore.Qt.AlignmentFlag.AlignCenter, "predicted →")
