@@ -436,3 +436,18 @@ def test_the_first_points_are_drawn_soon_after_a_run_starts(window, qtbot):
     assert not run.done
     qtbot.mouseClick(ui.dock_widget.stop_button, LEFT)
     qtbot.waitUntil(lambda: run.done, timeout=RUN_TIMEOUT)
+
+
+def test_confusion_matrix_labels_stand_upright_only_when_they_would_overlap(qtbot):
+    from engine.training.datasets import TAGS
+    from gui.training.results import ConfusionMatrix
+
+    for labels, upright in [(TAGS, True), ([str(d) for d in range(10)], False), (["cat", "dog"], False)]:
+        w = ConfusionMatrix()
+        qtbot.addWidget(w)
+        w.resize(300, 260)
+        w.set_matrix(np.eye(len(labels), dtype=int) * 5, labels)
+        k, ml, mt, side = w._geometry()
+        assert (mt > 30) == upright, labels
+        assert mt + k * side <= w.height()  # the matrix still fits below its labels
+        w.grab()  # paints
