@@ -440,7 +440,7 @@ def test_the_first_points_are_drawn_soon_after_a_run_starts(window, qtbot):
 
 def test_confusion_matrix_labels_stand_upright_only_when_they_would_overlap(qtbot):
     from engine.training.datasets import TAGS
-    from gui.training.results import ConfusionMatrix
+    from gui.training.results import MARGIN_TOP, ConfusionMatrix
 
     for labels, upright in [(TAGS, True), ([str(d) for d in range(10)], False), (["cat", "dog"], False)]:
         w = ConfusionMatrix()
@@ -448,6 +448,6 @@ def test_confusion_matrix_labels_stand_upright_only_when_they_would_overlap(qtbo
         w.resize(300, 260)
         w.set_matrix(np.eye(len(labels), dtype=int) * 5, labels)
         k, ml, mt, side = w._geometry()
-        assert (mt > 30) == upright, labels
+        assert (mt > MARGIN_TOP) == upright, labels
         assert mt + k * side <= w.height()  # the matrix still fits below its labels
         w.grab()  # paints

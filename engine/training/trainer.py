@@ -891,6 +891,7 @@ class Trainer:
         ep = self._ep
         self._doing = f"evaluating the dev set after epoch {epoch}"
         dev = self.evaluate_split("dev") if len(self.splits["dev"]) else {}
+        self._doing = f"at the end of epoch {epoch} (samples, checkpoints)"
         self.schedule.step(dev.get("loss"))
         improved = self._track_best(dev, epoch)
         metrics = EpochMetrics(epoch, self.step, ep["loss"] / max(ep["seen"], 1),

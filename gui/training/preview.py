@@ -261,7 +261,7 @@ class PreviewPanel(QtWidgets.QWidget):
             if node != self.node or index != self.example.value() - 1:
                 return
             now = time.perf_counter()
-            if (self.controller.shares_cores and self.serial and now - self._live_drawn < SHARED_LIVE_EVERY
+            if (self.controller.shares_cores and now - self._live_drawn < SHARED_LIVE_EVERY
                     and self._live_node == (node, index)):
                 return  # drawn a moment ago; the run's final weights are drawn at its end anyway
             self._live_drawn, self._live_node = now, (node, index)

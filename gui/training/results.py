@@ -16,6 +16,7 @@ from .. import theme as themes
 from . import images
 
 GALLERY = 60  # examples shown at once
+MARGIN_TOP = 30  # pixels above the confusion matrix for its title and column labels
 UPRIGHT_LABELS = 18  # pixels more above the confusion matrix when its column labels stand upright
 
 
@@ -49,12 +50,12 @@ class ConfusionMatrix(QtWidgets.QWidget):
 
     def _geometry(self):
         k = len(self.matrix)
-        key = (k, self.width(), self.height(), id(self.labels))
+        key = (self.width(), self.height())  # (set_matrix clears the cache)
         if self._geometry_cache is None or self._geometry_cache[0] != key:
-            margin_l, margin_t = 34, 30
+            margin_l, margin_t = 34, MARGIN_TOP
             side = self._side(k, margin_l, margin_t)
             if self._labels_overlap(k, side):  # the column labels then stand upright above their columns
-                margin_t = 30 + UPRIGHT_LABELS
+                margin_t = MARGIN_TOP + UPRIGHT_LABELS
                 side = self._side(k, margin_l, margin_t)
             self._geometry_cache = (key, (k, margin_l, margin_t, side))
         return self._geometry_cache[1]
@@ -132,7 +133,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         p.drawRect(QtCore.QRectF(ml, mt, k * side, k * side))
         p.setPen(QtGui.QColor(t.dim))
         if side >= 10:
-            upright = mt > 30
+            upright = mt > MARGIN_TOP
             for c in range(k):
                 name = self._name(c)
                 if upright:
