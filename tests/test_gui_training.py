@@ -451,3 +451,31 @@ def test_confusion_matrix_labels_stand_upright_only_when_they_would_overlap(qtbo
         assert (mt > MARGIN_TOP) == upright, labels
         assert mt + k * side <= w.height()  # the matrix still fits below its labels
         w.grab()  # paints
+
+
+def test_the_y_ranges_follow_the_curves_as_they_grow_and_when_their_data_is_replaced(qtbot):
+    """The plots keep each curve's range from its new points only (a long run's history is not rescanned
+    at every update); data that replaces a curve's (shorter, or after the x axis changed) is scanned anew."""
+    import math
+
+    from gui.training.controller import RunController
+    from gui.training.plots import LivePlots
+
+    plots = LivePlots(RunController())
+    qtbot.addWidget(plots)
+    y = np.array([3.0, np.nan, 2.0, 0.5])
+    plots._set(np.arange(4.0), y, "loss", (1, "raw"), None)
+    plots._set(np.arange(3.0), np.array([0.1, 0.01, 0.2]), "lr", (1, "lr"), None)
+    assert plots._data_range("loss", False) == (0.5, 3.0)
+    assert np.allclose(plots._data_range("loss", True), (math.log10(0.5), math.log10(3.0)))
+    plots._set(np.arange(7.0), np.append(y, [-1.0, 10.0, np.inf]), "loss", (1, "raw"), None)  # grown
+    assert plots._data_range("loss", False) == (-1.0, 10.0)
+    assert np.allclose(plots._data_range("loss", True), (math.log10(0.5), 1.0))  # (no log of -1)
+    plots._set(np.arange(2.0), np.array([5.0, 6.0]), "loss", (1, "raw"), None)  # replaced by a shorter series
+    assert plots._data_range("loss", False) == (5.0, 6.0)
+    assert plots._data_range("lr", False) == (0.01, 0.2)  # another plot's curve is its own
+    plots.set_x_mode("epoch")  # every curve gets other data: ranges from scratch
+    plots._set(np.arange(3.0), np.array([7.0, 8.0, 9.0]), "loss", (1, "raw"), None)
+    assert plots._data_range("loss", False) == (7.0, 9.0)
+    plots._set([], [], "loss", (1, "raw"), None)
+    assert plots._data_range("loss", False) == (None, None)

@@ -13,13 +13,15 @@ thread, and on a machine whose every core trains each millisecond of it is taken
   y: widened or narrowed only when the data leaves the range or fills less than a third of it), so an
   update repaints the curves and not the axes (re-laying out tick labels is most of a plot's cost);
 - there is no grid (a grid is drawn by the axes over the whole plot, so it would repaint them too);
-- while a run trains, redraws are spaced so that the time spent drawing (the ``setData`` calls and the
-  paint they cause, both measured) stays within ``DRAW_BUDGET`` of the wall-clock time (half that while
-  the run trains on every core of the machine), at most at 25 Hz.
+- while a run trains, redraws are spaced so that the time spent drawing (the ``setData`` calls and every
+  paint of the plots, all measured) stays within ``DRAW_BUDGET`` of the wall-clock time (half that while
+  the run trains on every core of the machine), at most at 25 Hz: each draw and each paint pushes the
+  next redraw back by its cost over the budget (no credit builds up while nothing is drawn).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -47,16 +49,18 @@ SLICE = 0.01  # seconds of drawing per turn of the event loop while a run trains
 
 
 class TimedLayout(pg.GraphicsLayoutWidget):
-    """A layout widget that measures how long its paints take (exponential average, seconds)."""
+    """A layout widget that measures each of its paints: ``on_paint(seconds)`` is called after it."""
 
-    paint_cost = 0.0
+    on_paint = None
 
     def paintEvent(self, event) -> None:
         t = time.perf_counter()
         super().paintEvent(event)
-        self.paint_cost = 0.7 * self.paint_cost + 0.3 * (time.perf_counter() - t)
+        if self.on_paint is not None:
+            self.on_paint(time.perf_counter() - t)
 
 
+@functools.lru_cache(maxsize=256)  # (drawn every update: one pen per look; no curve changes its pen)
 def _pen(color: str, width: float = 1.6, alpha: int = 255, dash: bool = False) -> QtGui.QPen:
     c = QtGui.QColor(color)
     c.setAlpha(alpha)
@@ -105,6 +109,7 @@ class LivePlots(QtWidgets.QWidget):
         self.curves: dict[tuple, pg.PlotDataItem] = {}
         self._where: dict[tuple, str] = {}  # curve key -> the plot it is in
         self._sizes: dict[tuple, int] = {}  # curve key -> points it was given last (unchanged: no setData)
+        self._bounds: dict[tuple, tuple] = {}  # curve key -> (points, min, max, log10 min, log10 max) of its data
         self._lone: set[tuple] = set()  # curves of one point, drawn as a dot until they get a second
         self._smoothers: dict[int, _Smoother] = {}
         self._dirty: set[int] = set()
@@ -113,7 +118,7 @@ class LivePlots(QtWidgets.QWidget):
         self._grad_network = ""  # the network (hash) the gradient curves' layers belong to
         self._manual: set[str] = set()  # plots the user zoomed or panned: their range is left alone
         self._last_draw = 0.0
-        self._draw_cost = 0.0
+        self._ready_at = 0.0  # when the drawing done so far is paid for by the budget (perf_counter seconds)
         self.draw_seconds = 0.0  # total time spent in flush() (for the benchmark)
         self._slices = 0.0  # time spent on the update being drawn in slices
         self._created = False  # a curve was made during this update (a one-time cost, not the steady one)
@@ -141,6 +146,7 @@ class LivePlots(QtWidgets.QWidget):
 
         self.view = TimedLayout()
         self.view.setObjectName("training_plots")
+        self.view.on_paint = self._charge
         self.loss = self.view.addPlot(0, 0, title="Loss")
         self.acc = self.view.addPlot(0, 1, title="Accuracy")
         self.lr = self.view.addPlot(1, 0, title="Learning rate")
@@ -214,11 +220,16 @@ class LivePlots(QtWidgets.QWidget):
         if not self.controller.running:
             self._timer.start(0)
             return
-        cost = self._draw_cost + self.view.paint_cost
-        budget = SHARED_DRAW_BUDGET if self.controller.shares_cores else DRAW_BUDGET
-        interval = MIN_INTERVAL if self._fresh else min(MAX_INTERVAL, max(MIN_INTERVAL, cost / budget))
-        wait = self._last_draw + interval - time.perf_counter()
-        self._timer.start(max(0, int(wait * 1000)))
+        earliest = self._last_draw + MIN_INTERVAL
+        at = earliest if self._fresh else min(self._last_draw + MAX_INTERVAL, max(earliest, self._ready_at))
+        self._timer.start(max(0, int((at - time.perf_counter()) * 1000)))
+
+    def _charge(self, seconds: float) -> None:
+        """Count ``seconds`` of drawing against the budget while a run trains: the next redraw waits until
+        the wall-clock time since is ``seconds / budget``."""
+        if self.controller.running:
+            budget = SHARED_DRAW_BUDGET if self.controller.shares_cores else DRAW_BUDGET
+            self._ready_at = max(self._ready_at, time.perf_counter()) + seconds / budget
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -227,7 +238,9 @@ class LivePlots(QtWidgets.QWidget):
     def set_x_mode(self, mode: str) -> None:
         self.x_mode = mode
         self._sizes.clear()
+        self._bounds.clear()  # (the curves get other data: their ranges are found again)
         self._dirty = {r.number for r in self.controller.runs}
+        self._grad_dirty = True
         self._manual.clear()
         self._fit_x()
         self._tick()
@@ -289,8 +302,8 @@ class LivePlots(QtWidgets.QWidget):
             self._slices += end - t
             self._timer.start(0)  # the rest after the events waiting now
             return
-        if not self._created:  # (making curves costs once; the interval follows what an update costs)
-            self._draw_cost = 0.7 * self._draw_cost + 0.3 * (self._slices + end - t)
+        if not self._created:  # (making curves costs once: the first points are not held back for it)
+            self._charge(self._slices + end - t)
         self._slices = 0.0
         self._created = False
         if self._fresh and self.focus is not None and len(self.focus.step_loss):
@@ -369,21 +382,30 @@ class LivePlots(QtWidgets.QWidget):
             plot.setYRange(lo - 0.08 * span, hi + 0.08 * span, padding=0)
 
     def _data_range(self, plot: str, log: bool):
+        """The lowest and highest finite value (log10 of the positive ones with ``log``) of a plot's curves;
+        (None, None) without any."""
         lo, hi = math.inf, -math.inf
-        for key, item in self.curves.items():
-            if self._where.get(key) != plot:
-                continue
-            y = item.yData
-            if y is None or not len(y):
-                continue
-            y = np.asarray(y, dtype=np.float64)
-            y = y[np.isfinite(y) & ((y > 0) if log else True)]
-            if not len(y):
-                continue
-            if log:
-                y = np.log10(y)
-            lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
+        for key, bounds in self._bounds.items():
+            if self._where.get(key) == plot:
+                b_lo, b_hi = bounds[3:5] if log else bounds[1:3]
+                lo, hi = min(lo, b_lo), max(hi, b_hi)
         return (None, None) if lo > hi else (lo, hi)
+
+    def _note_bounds(self, key: tuple, y) -> None:
+        """Keep a curve's data range up to date from the points it gained since it was last given data (a
+        run's series only grow, so a long run does not rescan its whole history at every update)."""
+        y = np.asarray(y, dtype=np.float64)
+        old = self._bounds.get(key)
+        start = old[0] if old is not None and old[0] <= len(y) else 0
+        lo, hi, plo, phi = old[1:] if start else (math.inf, -math.inf, math.inf, -math.inf)
+        new = y[start:]
+        new = new[np.isfinite(new)]
+        if len(new):
+            lo, hi = min(lo, float(new.min())), max(hi, float(new.max()))
+            positive = new[new > 0]
+            if len(positive):
+                plo, phi = min(plo, math.log10(positive.min())), max(phi, math.log10(positive.max()))
+        self._bounds[key] = (len(y), lo, hi, plo, phi)
 
     def _log_loss(self, on: bool) -> None:
         self.loss.setLogMode(y=on)
@@ -410,6 +432,7 @@ class LivePlots(QtWidgets.QWidget):
         """Remove a curve from its plot (and so from the plot's legend) and forget it."""
         self.plots[self._where.pop(key)].removeItem(self.curves.pop(key))
         self._sizes.pop(key, None)
+        self._bounds.pop(key, None)
         self._lone.discard(key)
 
     def _set(self, x, y, plot: str, key: tuple, pen, *args) -> None:
@@ -420,6 +443,7 @@ class LivePlots(QtWidgets.QWidget):
         item = self._curve(plot, key, pen, *args)
         item.setData(x, y)
         self._sizes[key] = len(x)
+        self._note_bounds(key, y)
         # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
         # has its finite first loss and the non-finite one, which is not drawn.)
         lone = len(x) <= 2 and int(np.isfinite(np.asarray(y, float)).sum()) == 1
@@ -478,8 +502,9 @@ class LivePlots(QtWidgets.QWidget):
             self._grad_run = number
             for key in grad_keys:
                 self._sizes.pop(key, None)
-            self.grad.setTitle("Gradient norm per layer" + (f" (run {number})" if number else ""))
-            self.apply_theme()
+                self._bounds.pop(key, None)
+            self.grad.setTitle("Gradient norm per layer" + (f" (run {number})" if number else ""),
+                               color=themes.current().text, size="9pt")  # (as apply_theme: only this label changes)
         grads = run.grad if run is not None else {}
         labels = self._labels(run) if run is not None else {}
         for i, (nid, series) in enumerate(grads.items()):
@@ -489,13 +514,15 @@ class LivePlots(QtWidgets.QWidget):
             keep = y > 0
             color = LAYER_COLORS[i % len(LAYER_COLORS)]
             self._set(x[keep], y[keep], "grad", ("grad", nid), _pen(color, STEP_WIDTH), labels.get(nid, nid))
-        same_network = run is not None and bool(run.network) and run.network == self._grad_network
+        # A run that has just started has not said what network it trains: until it does, the curves of the
+        # layers before it wait for its norms, empty (a rerun of the same network keeps its curves).
+        other_network = run is None or (run.network != self._grad_network if run.network else run.done)
         for key in grad_keys:
             if key[1] in grads:
                 continue
-            if grads or not same_network:  # a layer the run in focus does not have: its curve goes
+            if grads or other_network:  # a layer the run in focus does not have: its curve goes
                 self._drop(key)
-            else:  # the same network, no gradient norms yet: the curve waits for them, empty
+            else:  # the same network (or not known yet), no gradient norms yet: the curve waits, empty
                 self._set([], [], "grad", key, None)
         if grads:
             self._grad_network = run.network
