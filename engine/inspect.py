@@ -728,19 +728,23 @@ class HealthMonitor(Callback):
     training thread, so keep it quick: the GUI appends to a buffer).
 
     - every step event: the gradient norms the trainer measured, classified (vanishing, exploding);
-    - every epoch end and at the end of the run: activation statistics on a fixed probe batch of dev
-      examples (dead ReLU units), within ``budget`` (a share of the run's time: skipped when the
-      last inspection would exceed it);
+    - at an epoch's end and at the end of the run: activation statistics on a fixed probe batch of dev
+      examples (dead ReLU units), at most every ``every`` seconds (the first epoch's end included) and
+      within ``budget`` (a share of the run's time: skipped when the inspections so far exceed it).
+      They cost the run what they take, so both are small: dead units change slowly, and a window
+      showing them in a run of short epochs would otherwise take a percent of the run's time for them;
     - when the run fails: where the first non-finite value appeared, replayed on the probe batch with
       the last weights that gave a finite loss (kept at most every ``snapshot_seconds``, for models
       up to ``max_snapshot_params`` parameters), then with the weights at failure.
     """
 
-    def __init__(self, sink: Callable[[Health], None], probe_size: int = 64, budget: float = 0.01,
-                 snapshot_seconds: float = 1.0, max_snapshot_params: int = 5_000_000):
+    def __init__(self, sink: Callable[[Health], None], probe_size: int = 64, budget: float = 0.005,
+                 every: float = 5.0, snapshot_seconds: float = 1.0, max_snapshot_params: int = 5_000_000):
         self.sink = sink
         self.probe_size = probe_size
         self.budget = budget
+        self.every = every
+        self._last_inspect = -math.inf
         self.snapshot_seconds = snapshot_seconds
         self.max_snapshot_params = max_snapshot_params
         self.runner: NodeRunner | None = None
@@ -759,8 +763,9 @@ class HealthMonitor(Callback):
 
     def _inspect(self, trainer, final: bool = False) -> None:
         now = time.perf_counter()
-        if not final and self._spent > self.budget * (now - self._t0):
+        if not final and (now - self._last_inspect < self.every or self._spent > self.budget * (now - self._t0)):
             return
+        self._last_inspect = now
         try:
             if self.runner is None:
                 self.runner = NodeRunner(trainer.compiled)
@@ -785,6 +790,7 @@ class HealthMonitor(Callback):
     def on_run_start(self, trainer, event):
         self._t0 = time.perf_counter()
         self._spent = 0.0
+        self._last_inspect = -math.inf
         self.snapshot = None
         self.runner = None
         self._params = sum(p.numel() for p in trainer.model.parameters())

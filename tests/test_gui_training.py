@@ -479,3 +479,19 @@ def test_the_y_ranges_follow_the_curves_as_they_grow_and_when_their_data_is_repl
     assert plots._data_range("loss", False) == (7.0, 9.0)
     plots._set([], [], "loss", (1, "raw"), None)
     assert plots._data_range("loss", False) == (None, None)
+
+
+def test_per_epoch_curves_mark_their_points_until_the_marks_would_crowd_the_line(qtbot):
+    from gui.training.controller import RunController
+    from gui.training.plots import MARKED_POINTS, LivePlots, _pen
+
+    plots = LivePlots(RunController())
+    qtbot.addWidget(plots)
+    key = (1, "dev_accuracy")
+    for n, symbol in [(3, "o"), (MARKED_POINTS, "o"), (MARKED_POINTS + 1, None)]:
+        x = np.arange(1.0, n + 1)
+        plots._set(x, x / (n + 1), "acc", key, _pen("#4c9aff"), None, "o", "#4c9aff")
+        assert plots.curves[key].opts["symbol"] == symbol, n
+    plots.set_x_mode("epoch")  # (other data for every curve; a short one is marked again)
+    plots._set(np.arange(1.0, 4), np.array([0.2, 0.5, 0.7]), "acc", key, _pen("#4c9aff"), None, "o", "#4c9aff")
+    assert plots.curves[key].opts["symbol"] == "o"

@@ -186,6 +186,21 @@ def test_health_monitor_on_a_run_and_a_nan_run():
     assert bad[-1].label in bad[-1].message
 
 
+def test_health_inspections_are_spaced_in_time_the_first_and_the_final_always_come():
+    """Activation statistics cost the run what they take: at most one every ``every`` seconds (the first
+    epoch end the trainer reports has one, so a window shows dead units soon), and one at the end."""
+    cfg = TrainingConfig.from_dict({"epochs": 8, "batch_size": 64})
+    counts = {}
+    for every in (1e9, 0.0):
+        got = []
+        trainer = Trainer(_digits_mlp(), cfg, callbacks=[HealthMonitor(got.append, budget=1.0, every=every)])
+        assert trainer.fit().status == "finished"
+        inspected = [h for h in got if h.stats]
+        assert not inspected[0].final and inspected[-1].final and inspected[-1].epoch == 8
+        counts[every] = len(inspected)
+    assert counts[1e9] == 2 and counts[0.0] > 2
+
+
 def test_trainer_preview_uses_the_trainers_weights_and_dev_examples():
     """The live preview computed in the training thread: the node's output for the index-th dev example
     (fitted and standardized as trained on), with the current weights, in eval mode, leaving the mode be."""

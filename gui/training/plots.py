@@ -44,6 +44,9 @@ MAX_INTERVAL = 5.0  # seconds: the curves move at least this often, whatever the
 # a 1-pixel pen on a fast path and strokes anything wider, six times slower here (7 ms against 1.2 ms
 # for 16,000 steps), and that repaint happens in the UI thread while a run trains.
 STEP_WIDTH = 1.0
+# Per-epoch curves (dev loss, accuracy) mark each point while they have at most this many; beyond, a line
+# says as much (the marks run together), and marks are most of what such a curve costs to update and paint.
+MARKED_POINTS = 30
 HEADROOM = 1.05  # the x axis grows before a run reaches its end
 SLICE = 0.01  # seconds of drawing per turn of the event loop while a run trains; the rest at the next turn
 
@@ -111,6 +114,7 @@ class LivePlots(QtWidgets.QWidget):
         self._sizes: dict[tuple, int] = {}  # curve key -> points it was given last (unchanged: no setData)
         self._bounds: dict[tuple, tuple] = {}  # curve key -> (points, min, max, log10 min, log10 max) of its data
         self._lone: set[tuple] = set()  # curves of one point, drawn as a dot until they get a second
+        self._marks: dict[tuple, str] = {}  # curve key -> the symbol marking its points (per-epoch curves)
         self._smoothers: dict[int, _Smoother] = {}
         self._dirty: set[int] = set()
         self._grad_dirty = False
@@ -159,6 +163,8 @@ class LivePlots(QtWidgets.QWidget):
             plot.disableAutoRange()
             plot.getViewBox().sigRangeChangedManually.connect(lambda _m, n=name: self._manual.add(n))
             plot.getAxis("left").setWidth(46)
+            for side in ("left", "bottom"):  # (no axis titles: without this each range change re-lays out one)
+                plot.getAxis(side).enableAutoSIPrefix(False)
         self.grad.setLogMode(y=True)
         self.grad.setYRange(-4, 1, padding=0)  # 1e-4 to 10 until there are norms (log10 units; 1 to 10 crowds ticks)
         self.loss_legend = self.loss.addLegend(offset=(-6, 6), labelTextSize="8pt")
@@ -419,6 +425,7 @@ class LivePlots(QtWidgets.QWidget):
             kwargs = {"pen": pen, "name": name}
             if symbol:
                 kwargs.update(symbol=symbol, symbolSize=5, symbolPen=pen, symbolBrush=pg.mkBrush(color))
+                self._marks[key] = symbol
             item = pg.PlotDataItem(**kwargs)
             self._created = True
             item.setClipToView(True)
@@ -433,6 +440,7 @@ class LivePlots(QtWidgets.QWidget):
         self.plots[self._where.pop(key)].removeItem(self.curves.pop(key))
         self._sizes.pop(key, None)
         self._bounds.pop(key, None)
+        self._marks.pop(key, None)
         self._lone.discard(key)
 
     def _set(self, x, y, plot: str, key: tuple, pen, *args) -> None:
@@ -447,7 +455,12 @@ class LivePlots(QtWidgets.QWidget):
         # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
         # has its finite first loss and the non-finite one, which is not drawn.)
         lone = len(x) <= 2 and int(np.isfinite(np.asarray(y, float)).sum()) == 1
-        if lone and item.opts["symbol"] is None:  # (curves drawn with symbols keep theirs)
+        mark = self._marks.get(key)
+        if mark is not None:  # a curve of per-epoch points marks each, until they would crowd it
+            want = mark if len(x) <= MARKED_POINTS else None
+            if item.opts["symbol"] != want:
+                item.setSymbol(want)
+        elif lone and item.opts["symbol"] is None:
             self._lone.add(key)
             item.setSymbol("o")
             item.setSymbolSize(5)
