@@ -104,7 +104,10 @@ def test_one_epoch_puts_points_on_the_loss_plot(window, qtbot, tmp_path):
     assert marks["hidden"].parentItem() is window.canvas.node_item("hidden")
 
 
-def test_pause_resume_and_stop_mid_epoch(window, qtbot):
+def test_pause_resume_and_stop_mid_epoch(window, qtbot, monkeypatch):
+    from engine.training.remote import RemoteJob
+    paced = []
+    monkeypatch.setattr(RemoteJob, "pace", lambda job, *a: paced.append(a))
     ui = open_graph(window, *digits_mlp({"epochs": 4, "batching": "stochastic"}))  # one example per step
     dock = ui.dock_widget
     qtbot.mouseClick(dock.start_button, LEFT)
@@ -126,6 +129,9 @@ def test_pause_resume_and_stop_mid_epoch(window, qtbot):
     from gui.training.controller import DRAIN_HZ, SHARED_DRAIN_HZ
     qtbot.waitUntil(lambda: ui.controller.timer.interval() == 1000 // (
         SHARED_DRAIN_HZ if ui.controller.shares_cores else DRAIN_HZ), timeout=2000)
+    from engine.training.job import PREVIEW_EVERY
+    # ... and the run reports as often as the window drains, and computes its preview as often as it is drawn
+    assert paced == ([(1 / SHARED_DRAIN_HZ, 3 * PREVIEW_EVERY)] if ui.controller.shares_cores else [])
     qtbot.wait(400)
     assert run.step == paused_at and run.status == "paused"  # nothing moves while paused
     assert run.step_loss.x[len(run.step_loss) - 1] == paused_at

@@ -147,6 +147,29 @@ def test_pause_resume_and_stop_are_messages_that_act_mid_epoch(process, tmp_path
     assert (tmp_path / "run" / "final.pt").is_file()  # resumable
 
 
+def test_a_run_reports_and_previews_at_the_pace_the_app_asks_mid_run(process, tmp_path):
+    """The app draws less often while a CPU run trains on every core, and asks the run to report and
+    compute its live preview as often as it draws: each step event costs the run its gradient norms."""
+    graph, config = digits_mlp(epochs=40, batching="stochastic")
+    ev = Events()
+    job = RemoteJob(graph, config, ev, run_dir=str(tmp_path / "run"), want_preview=("hidden", 0), process=process)
+    job.start()
+    ev.wait_for(lambda: len(ev.of("step")) >= 3 and ev.of("preview"))
+    job.pace(0.75, 1000.0)
+    time.sleep(0.3)  # (the message's way there)
+    paced_at = time.perf_counter()
+    n_steps, n_previews, last_step = len(ev.of("step")), len(ev.of("preview")), ev.of("step")[-1].step
+    ev.wait_for(lambda: time.perf_counter() - paced_at > 3.0 or ev.of("result"))
+    seconds = time.perf_counter() - paced_at
+    job.stop()
+    assert job.wait(TIMEOUT)
+    later = [s for s in ev.of("step") if s.step > last_step]
+    assert later and len(ev.of("step")) - n_steps <= seconds / 0.75 + 2  # (+ the run's last, + one in flight)
+    assert len(ev.of("preview")) == n_previews  # none due for 1000 s
+    times = [s.elapsed for s in later[:-1]]
+    assert all(b - a >= 0.74 for a, b in zip(times, times[1:]))
+
+
 def test_a_run_stopped_before_it_starts_ends_as_a_stopped_run(process, tmp_path):
     graph, config = digits_mlp()
     ev = Events()

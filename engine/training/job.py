@@ -4,11 +4,12 @@ Training dock, through ``engine.training.remote``). Pure Python + torch; never i
     job = TrainingJob(graph, config, put, run_dir="runs/3", want_preview=lambda: ("conv1", 0))
     job.run()                        # blocks: compiles, loads the data, trains, evaluates
     job.pause(); job.resume(); job.stop()      # from any other thread, at any time (even before run())
+    job.pace(0.5, 6.0)                         # progress events every 0.5 s, a live preview every 6 s
 
 ``put(kind, payload)`` receives, in order: ``network`` (hash), ``phase`` (text), ``start`` (RunStarted),
 then any number of ``step`` (StepMetrics), ``epochs`` (EpochEnd), ``samples``, ``health``
 (engine.inspect.Health), ``preview`` (the node named by ``want_preview()`` run on a dev example with the
-current weights, at an epoch's end, at most every two seconds), ``state`` (paused, running or stopping,
+current weights, at an epoch's end, at most every two seconds or as paced), ``state`` (paused, running or stopping,
 and the step), ``checkpoint``, ``failed``, then ``result`` (RunResult), ``report`` (the evaluation,
 per-example results, final weights) and last ``done``. A run that cannot be set up (bad settings, data that
 does not fit) puts ``error`` (the engine's message naming the node, field or file) and ``done``. ``put``
@@ -40,10 +41,11 @@ def cpu_state(model) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def event_forwarder(put: Put, want_preview: Callable[[], tuple | None] = lambda: None):
+def event_forwarder(put: Put, want_preview: Callable[[], tuple | None] = lambda: None,
+                    preview_every: Callable[[], float] = lambda: PREVIEW_EVERY):
     """A trainer subscriber that forwards every event to ``put``, and computes the live preview that
-    ``want_preview()`` asks for ((node id, dev example index) or None) at an epoch's end. (Built on first
-    use: engine.training.trainer imports torch.)"""
+    ``want_preview()`` asks for ((node id, dev example index) or None) at an epoch's end, at most every
+    ``preview_every()`` seconds. (Built on first use: engine.training.trainer imports torch.)"""
     from .trainer import Callback
 
     class EventForwarder(Callback):
@@ -61,7 +63,7 @@ def event_forwarder(put: Put, want_preview: Callable[[], tuple | None] = lambda:
             put("epochs", event)
             now = time.perf_counter()
             wanted = want_preview()
-            if wanted is not None and (wanted != self._served or now - self._last_preview >= PREVIEW_EVERY):
+            if wanted is not None and (wanted != self._served or now - self._last_preview >= preview_every()):
                 self._last_preview, self._served = now, wanted
                 node, index = wanted
                 try:
@@ -96,9 +98,10 @@ class TrainingJob:
 
     def __init__(self, graph, config, put: Put, run_dir: str | None = None,
                  want_preview: Callable[[], tuple | None] = lambda: None, health: bool = True,
-                 event_interval: float = EVENT_INTERVAL):
+                 event_interval: float = EVENT_INTERVAL, preview_every: float = PREVIEW_EVERY):
         self.graph = graph
         self.event_interval = event_interval
+        self.preview_every = preview_every
         self.config = config
         self.put = put
         self.run_dir = run_dir
@@ -129,6 +132,14 @@ class TrainingJob:
             if self.trainer is not None:
                 self.trainer.stop()
 
+    def pace(self, event_interval: float, preview_every: float) -> None:
+        """How often the run reports progress and computes the live preview, from now on (a front end
+        that draws less often asks for less: each event costs the run its gradient norms)."""
+        with self._lock:
+            self.event_interval, self.preview_every = event_interval, preview_every
+            if self.trainer is not None:
+                self.trainer.event_interval = event_interval
+
     # ------------------------------------------------------------------ the run
     def run(self) -> None:
         put = self.put
@@ -137,7 +148,7 @@ class TrainingJob:
 
             put("network", network_hash(self.graph))
             put("phase", "compiling the network and loading the data")
-            callbacks = [event_forwarder(put, self.want_preview)]
+            callbacks = [event_forwarder(put, self.want_preview, lambda: self.preview_every)]
             if self.health:
                 from engine.inspect import HealthMonitor
                 callbacks.append(HealthMonitor(lambda h: put("health", h)))

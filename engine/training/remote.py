@@ -1,9 +1,9 @@
 """Training in a child process, for a front end that stays responsive while a run trains (the app).
 
     proc = TrainingProcess.shared()           # starts ``python -m engine.training.remote`` once, kept alive
-    job = RemoteJob(proc, graph, config, put, run_dir="runs/3", want_preview=("conv1", 0))
+    job = RemoteJob(graph, config, put, run_dir="runs/3", want_preview=("conv1", 0), process=proc)
     job.start()                               # returns at once
-    job.pause(); job.resume(); job.stop(); job.set_preview(None)
+    job.pause(); job.resume(); job.stop(); job.set_preview(None); job.pace(0.5, 6.0)
     job.wait()                                # or poll job.alive; ``put`` got every event, ``done`` last
 
 The events are those of :class:`engine.training.job.TrainingJob`, in the same order, delivered to ``put``
@@ -20,7 +20,8 @@ the run is reported failed with the exit status and the end of the process's err
 next run starts a new process.
 
 The protocol: frames of an 8-byte little-endian length and a pickle, on the child's stdin (requests:
-``("run", id, spec)``, ``("pause"|"resume"|"stop", id)``, ``("preview", id, wanted)``, ``("quit",)``) and
+``("run", id, spec)``, ``("pause"|"resume"|"stop", id)``, ``("preview", id, wanted)``,
+``("pace", id, event_interval, preview_every)``, ``("quit",)``) and
 on a private copy of its stdout (``("ready", info)``, then ``(id, kind, payload)`` per event); the
 child's file descriptor 1 is pointed at stderr, so stray prints from libraries cannot corrupt the
 stream. The child inherits nothing else; it exits when its stdin closes (this process ended), after
@@ -188,6 +189,10 @@ def child_main() -> int:
                         getattr(job, what)()
                 elif what == "preview":
                     wanted[msg[1]] = msg[2]
+                elif what == "pace":
+                    job = jobs.get(msg[1])
+                    if job is not None:
+                        job.pace(*msg[2:])
                 elif what == "quit":
                     break
         except EOFError:
@@ -428,6 +433,10 @@ class RemoteJob:
     def set_preview(self, wanted: tuple | None) -> None:
         self.spec["want_preview"] = wanted
         self._control("preview", wanted)
+
+    def pace(self, event_interval: float, preview_every: float) -> None:
+        """See :meth:`engine.training.job.TrainingJob.pace`."""
+        self._control("pace", event_interval, preview_every)
 
 
 if __name__ == "__main__":

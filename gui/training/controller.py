@@ -14,14 +14,17 @@ from pathlib import Path
 
 from PySide6 import QtCore
 
+from engine.training.job import PREVIEW_EVERY
+
 from .runs import RUN_COLORS, Run, describe_change
 from .worker import EventBuffer
 
 DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few per cent of a core during a run
 # While a CPU run trains on every core (see RunController.shares_cores), whatever the window draws comes
-# out of the run's time: the buffer drains twice a second (the progress and the run's loss move as often),
-# the plots take half their usual share of the time (gui.training.plots), and the canvas's health marks and
-# the live preview (gui.training.ui, gui.training.preview) are redrawn three times less often.
+# out of the run's time: the buffer drains twice a second (the progress and the run's loss move as often,
+# and the run sends its progress as often), the plots take half their usual share of the time
+# (gui.training.plots), the canvas's health marks (gui.training.ui) are redrawn three times less often and
+# the run computes the live preview three times less often.
 SHARED_DRAIN_HZ = 2
 SHARED_SLOWDOWN = 3
 CORES = os.cpu_count() or 1
@@ -176,9 +179,13 @@ class RunController(QtCore.QObject):
             done |= self._apply(run, kind, payload, changes)
         if changes:
             self.updated.emit(run, changes)
-        interval = 1000 // (SHARED_DRAIN_HZ if self.shares_cores else DRAIN_HZ)
+        shares = self.shares_cores
+        interval = 1000 // (SHARED_DRAIN_HZ if shares else DRAIN_HZ)
         if not done and self.timer.interval() != interval:
             self.timer.setInterval(interval)
+            # The run reports as often as this drains, and computes the live preview as often as it is
+            # drawn: each event costs it its gradient norms, each preview a forward pass.
+            self.job.pace(interval / 1000, PREVIEW_EVERY * (SHARED_SLOWDOWN if shares else 1))
         if done:
             self.timer.stop()
             self._forget_old_weights()

@@ -13,7 +13,6 @@ only while this panel is on screen): PyTorch kernels run here beside it would ta
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +23,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import theme as themes
 from . import images
-from .controller import SHARED_SLOWDOWN
 
 DEBOUNCE_MS = 250
-# While a CPU run trains on every core, a live preview is redrawn at most this often (seconds; the run
-# computes one every engine.training.job.PREVIEW_EVERY).
-SHARED_LIVE_EVERY = 2.0 * SHARED_SLOWDOWN
 
 
 @dataclass
@@ -179,7 +174,6 @@ class PreviewPanel(QtWidgets.QWidget):
         self.doc = None
         self.node: str | None = None
         self.serial = 0
-        self._live_drawn, self._live_node = -1e9, None  # when the last live preview was drawn, and of what
         self.result: PreviewResult | None = None
         self.worker = _Worker(self)
         self.worker.ready.connect(self._show)
@@ -260,11 +254,6 @@ class PreviewPanel(QtWidgets.QWidget):
             node, index, epoch, pv, sample, error = run.preview
             if node != self.node or index != self.example.value() - 1:
                 return
-            now = time.perf_counter()
-            if (self.controller.shares_cores and now - self._live_drawn < SHARED_LIVE_EVERY
-                    and self._live_node == (node, index)):
-                return  # drawn a moment ago; the run's final weights are drawn at its end anyway
-            self._live_drawn, self._live_node = now, (node, index)
             dataset = run.info.dataset.split(":")[0] if run.info is not None else "data"
             where = f"{dataset}, dev example {index + 1} · weights of run {run.number} at epoch {epoch} (live)"
             self.serial += 1
