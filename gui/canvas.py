@@ -151,7 +151,7 @@ class Canvas(QtCore.QObject):
         self._selection_timer = QtCore.QTimer(self, singleShot=True, interval=0)
         self._selection_timer.timeout.connect(self._selection_now)
         self._last_selection: list[str] | None = []
-        self._last_main_selection: list[str] = []
+        self._last_main_selection: list[str] | None = []
         self.apply_theme(self.theme)
         self.set_document(document)
 
@@ -178,7 +178,7 @@ class Canvas(QtCore.QObject):
         for nid in list(self._nodes):
             self._remove_view_node(nid)
         self.doc = doc
-        self._last_selection = None  # a new graph: the next selection is news
+        self._last_selection = self._last_main_selection = None  # a new graph: the next selection is news
         doc.changed.connect(self.sync)
         self.sync()
         self.crumbs.refresh()

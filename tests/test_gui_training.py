@@ -296,6 +296,13 @@ def test_live_preview_of_the_selected_node(window, qtbot):
     window.canvas.select(["conv1"])
     preview = ui.preview
     qtbot.waitUntil(lambda: preview.result is not None and preview.result.node == "conv1", timeout=30_000)
+    from gui.document import Document
+    before = preview.result.serial
+    window.set_document(Document(graphs.lenet5()))  # another document, and the node of the same id selected
+    assert preview.node is None                     # in it before the event loop turns (as a program does):
+    window.canvas.select(["conv1"])
+    assert preview.node == "conv1"  # (the canvas said nothing: the selection was the same as before)
+    qtbot.waitUntil(lambda: preview.result.serial > before and preview.result.node == "conv1", timeout=30_000)
     result = preview.result
     assert result.error == "" and result.preview.kind == "maps" and result.preview.channels == 6
     assert preview.image is not None  # drawn as an image grid
