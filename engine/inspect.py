@@ -729,7 +729,7 @@ class HealthMonitor(Callback):
 
     - every step event: the gradient norms the trainer measured, classified (vanishing, exploding);
     - at an epoch's end and at the end of the run: activation statistics on a fixed probe batch of dev
-      examples (dead ReLU units), at most every ``every`` seconds (the first epoch's end included) and
+      examples (dead ReLU units), at most every ``every`` seconds (the first epoch end reported has one) and
       within ``budget`` (a share of the run's time: skipped when the inspections so far exceed it).
       They cost the run what they take, so both are small: dead units change slowly, and a window
       showing them in a run of short epochs would otherwise take a percent of the run's time for them;

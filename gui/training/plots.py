@@ -63,6 +63,11 @@ class TimedLayout(pg.GraphicsLayoutWidget):
             self.on_paint(time.perf_counter() - t)
 
 
+def _title(plot: pg.PlotItem, text: str) -> None:
+    """A plot's title in the theme's colours (set again on a theme change: a pyqtgraph label keeps its own)."""
+    plot.titleLabel.setText(text, color=themes.current().text, size="9pt")
+
+
 @functools.lru_cache(maxsize=256)  # (drawn every update: one pen per look; no curve changes its pen)
 def _pen(color: str, width: float = 1.6, alpha: int = 255, dash: bool = False) -> QtGui.QPen:
     c = QtGui.QColor(color)
@@ -111,8 +116,9 @@ class LivePlots(QtWidgets.QWidget):
         self.focus: Run | None = None
         self.curves: dict[tuple, pg.PlotDataItem] = {}
         self._where: dict[tuple, str] = {}  # curve key -> the plot it is in
-        self._sizes: dict[tuple, int] = {}  # curve key -> points it was given last (unchanged: no setData)
-        self._bounds: dict[tuple, tuple] = {}  # curve key -> (points, min, max, log10 min, log10 max) of its data
+        # curve key -> (points it was given last, min, max, log10 min, log10 max of its data): the same number
+        # of points is the same data (no setData), and the range grows from the new points only
+        self._given: dict[tuple, tuple] = {}
         self._lone: set[tuple] = set()  # curves of one point, drawn as a dot until they get a second
         self._marks: dict[tuple, str] = {}  # curve key -> the symbol marking its points (per-epoch curves)
         self._smoothers: dict[int, _Smoother] = {}
@@ -190,7 +196,7 @@ class LivePlots(QtWidgets.QWidget):
                 axis = plot.getAxis(name)
                 axis.setPen(pg.mkPen(t.border))
                 axis.setTextPen(pg.mkPen(t.dim))
-            plot.titleLabel.setText(plot.titleLabel.text, color=t.text, size="9pt")
+            _title(plot, plot.titleLabel.text)
         for legend in (self.loss_legend, self.grad_legend):
             legend.setLabelTextColor(QtGui.QColor(t.dim))
             legend.setBrush(pg.mkBrush(QtGui.QColor(t.base)))
@@ -243,8 +249,7 @@ class LivePlots(QtWidgets.QWidget):
 
     def set_x_mode(self, mode: str) -> None:
         self.x_mode = mode
-        self._sizes.clear()
-        self._bounds.clear()  # (the curves get other data: their ranges are found again)
+        self._given.clear()  # (the curves get other data: given again, their ranges found again)
         self._dirty = {r.number for r in self.controller.runs}
         self._grad_dirty = True
         self._manual.clear()
@@ -391,7 +396,7 @@ class LivePlots(QtWidgets.QWidget):
         """The lowest and highest finite value (log10 of the positive ones with ``log``) of a plot's curves;
         (None, None) without any."""
         lo, hi = math.inf, -math.inf
-        for key, bounds in self._bounds.items():
+        for key, bounds in self._given.items():
             if self._where.get(key) == plot:
                 b_lo, b_hi = bounds[3:5] if log else bounds[1:3]
                 lo, hi = min(lo, b_lo), max(hi, b_hi)
@@ -401,7 +406,7 @@ class LivePlots(QtWidgets.QWidget):
         """Keep a curve's data range up to date from the points it gained since it was last given data (a
         run's series only grow, so a long run does not rescan its whole history at every update)."""
         y = np.asarray(y, dtype=np.float64)
-        old = self._bounds.get(key)
+        old = self._given.get(key)
         start = old[0] if old is not None and old[0] <= len(y) else 0
         lo, hi, plo, phi = old[1:] if start else (math.inf, -math.inf, math.inf, -math.inf)
         new = y[start:]
@@ -411,7 +416,7 @@ class LivePlots(QtWidgets.QWidget):
             positive = new[new > 0]
             if len(positive):
                 plo, phi = min(plo, math.log10(positive.min())), max(phi, math.log10(positive.max()))
-        self._bounds[key] = (len(y), lo, hi, plo, phi)
+        self._given[key] = (len(y), lo, hi, plo, phi)
 
     def _log_loss(self, on: bool) -> None:
         self.loss.setLogMode(y=on)
@@ -438,19 +443,17 @@ class LivePlots(QtWidgets.QWidget):
     def _drop(self, key: tuple) -> None:
         """Remove a curve from its plot (and so from the plot's legend) and forget it."""
         self.plots[self._where.pop(key)].removeItem(self.curves.pop(key))
-        self._sizes.pop(key, None)
-        self._bounds.pop(key, None)
+        self._given.pop(key, None)
         self._marks.pop(key, None)
         self._lone.discard(key)
 
     def _set(self, x, y, plot: str, key: tuple, pen, *args) -> None:
         """Give a curve its data, unless it already has exactly as many points (the series only grow, so
         the same length is the same data: no setData, no repaint)."""
-        if self._sizes.get(key) == len(x) and key in self.curves:
+        if key in self._given and self._given[key][0] == len(x) and key in self.curves:
             return
         item = self._curve(plot, key, pen, *args)
         item.setData(x, y)
-        self._sizes[key] = len(x)
         self._note_bounds(key, y)
         # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
         # has its finite first loss and the non-finite one, which is not drawn.)
@@ -514,10 +517,8 @@ class LivePlots(QtWidgets.QWidget):
         if number != self._grad_run:  # another run in focus: its data replaces the curves' (same layers)
             self._grad_run = number
             for key in grad_keys:
-                self._sizes.pop(key, None)
-                self._bounds.pop(key, None)
-            self.grad.setTitle("Gradient norm per layer" + (f" (run {number})" if number else ""),
-                               color=themes.current().text, size="9pt")  # (as apply_theme: only this label changes)
+                self._given.pop(key, None)
+            _title(self.grad, "Gradient norm per layer" + (f" (run {number})" if number else ""))
         grads = run.grad if run is not None else {}
         labels = self._labels(run) if run is not None else {}
         for i, (nid, series) in enumerate(grads.items()):
