@@ -197,34 +197,65 @@ from engine.training.remote import RemoteJob, TrainingProcess
 
 proc = TrainingProcess()
 assert proc.wait_ready(180), "the training process did not start"
-events = []
-lock = threading.Lock()
-def put(kind, payload):
-    with lock:
-        events.append((kind, payload))
-g = load_template("lenet5")
-cfg = TrainingConfig.from_graph(g).with_overrides({"epochs": 3})
-job = RemoteJob(g, cfg, put, run_dir=sys.argv[1], process=proc)
-job.start()
-assert job.wait(300)
-kinds = [k for k, _ in events]
-result = [p for k, p in events if k == "result"][0]
-start = [p for k, p in events if k == "start"][0]
-print(json.dumps({"device": proc.info["device"].kind, "name": proc.info["device"].name,
-                  "status": result.status, "reason": result.reason, "run_device": str(getattr(start, "device", start)),
-                  "steps": len([k for k in kinds if k == "step"]),
-                  "window_process_started_cuda": torch.cuda.is_initialized()}))
+out = {"device": proc.info["device"].kind, "name": proc.info["device"].name}
+
+def cuda_tensors(obj, seen=None, depth=0):
+    # every tensor an event carries to the window must be on the CPU
+    if depth > 6:
+        return 0
+    if isinstance(obj, torch.Tensor):
+        return int(obj.device.type != "cpu")
+    if isinstance(obj, dict):
+        return sum(cuda_tensors(v, seen, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(cuda_tensors(v, seen, depth + 1) for v in obj)
+    if hasattr(obj, "__dict__"):
+        return sum(cuda_tensors(v, seen, depth + 1) for v in vars(obj).values())
+    return 0
+
+def run(name, epochs, preview, run_dir):
+    events = []
+    lock = threading.Lock()
+    def put(kind, payload):
+        with lock:
+            events.append((kind, payload))
+    g = load_template(name)
+    cfg = TrainingConfig.from_graph(g).with_overrides({"epochs": epochs})
+    job = RemoteJob(g, cfg, put, run_dir=run_dir, want_preview=preview, process=proc)
+    job.start()
+    time.sleep(1.0)
+    job.pace(0.25, 0.5)  # (as the window does when its interval changes)
+    assert job.wait(300), name + " did not end"
+    kinds = [k for k, _ in events]
+    result = [p for k, p in events if k == "result"][0]
+    start = [p for k, p in events if k == "start"][0]
+    return {"status": result.status, "reason": result.reason,
+            "run_device": str(getattr(start, "device", start)),
+            "kinds": {k: kinds.count(k) for k in set(kinds)},
+            "cuda_tensors_sent": sum(cuda_tensors(p) for _, p in events)}
+
+out["lenet5"] = run("lenet5", 3, ("conv1", 0), sys.argv[1] + "/lenet5")
+out["dcgan"] = run("dcgan", 2, None, sys.argv[1] + "/dcgan")
+out["window_process_started_cuda"] = torch.cuda.is_initialized()
+print(json.dumps(out))
 proc.close()
 """
 
 
 def test_the_apps_training_process_uses_the_gpu_and_the_window_process_never_starts_cuda(tmp_path):
+    """The window's side of a GPU run: LeNet-5 with the live preview following conv1 and the run paced as
+    the window paces it, then a DCGAN with its samples; every event reaches the window with CPU tensors
+    only, and the window's process never initialises CUDA."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path / "run")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     print(out)
-    assert out["device"] == "cuda" and out["status"] == "finished", out
-    assert "cuda" in out["run_device"] and out["steps"] > 0
+    assert out["device"] == "cuda", out
+    for name, kinds in (("lenet5", ("step", "epochs", "preview", "health", "report")), ("dcgan", ("step", "epochs", "samples"))):
+        run = out[name]
+        assert run["status"] == "finished" and "cuda" in run["run_device"], (name, run)
+        assert all(run["kinds"].get(k, 0) > 0 for k in kinds), (name, run["kinds"])
+        assert run["cuda_tensors_sent"] == 0, (name, run)
     assert out["window_process_started_cuda"] is False
