@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from engine.training.remote import RemoteJob, TrainingProcess, read_frame, write
 from tests import graphs
 
 TIMEOUT = 120
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def digits_mlp(**training):
@@ -70,6 +73,50 @@ def test_frames_round_trip_small_and_large():
     assert torch.equal(read_frame(buf), big)
     with pytest.raises(EOFError):
         read_frame(buf)
+
+
+STOPPED_WRITER = r"""
+import os, pickle, sys
+from engine.training.remote import write_frame
+out = os.fdopen(os.dup(1), "wb", buffering=0)  # as the training process writes its events
+for i in range(12):
+    write_frame(out, pickle.dumps((i, bytes([i]) * (3 << 20))))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP/SIGCONT")
+def test_frames_stay_whole_when_the_writer_is_stopped_and_continued_mid_write():
+    """A pipe write that waits for room returns what it wrote so far when its process is stopped and
+    continued (Ctrl-Z and fg, a debugger): every large frame came out cut short, and the app waited forever
+    for the rest of a run's report (found when the benchmark's turn-taking stopped the training process)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    child = subprocess.Popen([sys.executable, "-c", STOPPED_WRITER], stdout=subprocess.PIPE, env=env)
+    done = threading.Event()
+
+    def pester():
+        while not done.is_set():
+            os.kill(child.pid, signal.SIGSTOP)
+            time.sleep(0.002)
+            os.kill(child.pid, signal.SIGCONT)
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=pester, daemon=True)
+    thread.start()
+    try:
+        got = []
+        for i in range(12):
+            time.sleep(0.01)  # (a slow reader: the pipe fills and the writer waits in the middle of a frame)
+            got.append(read_frame(child.stdout))
+    except Exception:
+        child.kill()  # (it would wait for a reader that has given up)
+        raise
+    finally:
+        done.set()
+        thread.join()
+        os.kill(child.pid, signal.SIGCONT)
+        child.wait(TIMEOUT)
+    assert got == [(i, bytes([i]) * (3 << 20)) for i in range(12)]
+    assert child.returncode == 0
 
 
 def test_events_carry_a_tensor_sliced_from_a_larger_one_without_the_rest_of_it():

@@ -59,11 +59,20 @@ NICE = int(os.environ.get("DEEPCANVAS_TRAINING_NICE", "5"))
 # =========================================================================== framing
 def write_frame(stream: BinaryIO, data: bytes) -> None:
     if len(data) < 1 << 16:  # one write (a copy) for small frames, two for large ones
-        stream.write(HEADER.pack(len(data)) + data)
+        _write_all(stream, HEADER.pack(len(data)) + data)
     else:
-        stream.write(HEADER.pack(len(data)))
-        stream.write(data)
+        _write_all(stream, HEADER.pack(len(data)))
+        _write_all(stream, data)
     stream.flush()
+
+
+def _write_all(stream: BinaryIO, data: bytes) -> None:
+    """Writes all of ``data``: an unbuffered stream's write may take only part of it (a pipe write that
+    waits for room returns what it wrote so far when the process is stopped and continued: Ctrl-Z and
+    ``fg`` in a terminal, a debugger), and a frame cut short would leave the reader waiting forever."""
+    view = memoryview(data)
+    while view:
+        view = view[stream.write(view):]  # (these streams block: a write takes at least a byte)
 
 
 def read_frame(stream: BinaryIO) -> Any:
