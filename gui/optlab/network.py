@@ -322,9 +322,10 @@ class NetworkComparison(QtWidgets.QWidget):
         if c is None:
             return
         for o in c.outcomes:
-            if self._drawn.get(o.index) != len(o.history):
-                self._draw_run(o)
-                self._drawn[o.index] = len(o.history)
+            history = list(o.history)  # (the worker appends to it meanwhile: draw and count the same epochs)
+            if self._drawn.get(o.index) != len(history):
+                self._draw_run(o, history)
+                self._drawn[o.index] = len(history)
         self._fill_results()
         if not self.running:
             self.timer.stop()
@@ -361,11 +362,11 @@ class NetworkComparison(QtWidgets.QWidget):
             return "train_accuracy", "dev_accuracy"
         return "train_loss", "dev_loss"
 
-    def _draw_run(self, o: optlab.RunOutcome) -> None:
+    def _draw_run(self, o: optlab.RunOutcome, history: list[dict] | None = None) -> None:
+        history = list(o.history) if history is None else history
         train_key, dev_key = self._keys()
-        epochs = [h["epoch"] for h in o.history]
         for key, style in ((train_key, QtCore.Qt.PenStyle.SolidLine), (dev_key, QtCore.Qt.PenStyle.DashLine)):
-            pairs = [(e, h.get(key)) for e, h in zip(epochs, o.history) if h.get(key) is not None]
+            pairs = [(h["epoch"], h.get(key)) for h in history if h.get(key) is not None]
             curve = self.curves.get((o.index, key))
             if curve is None:
                 pen = pg.mkPen(o.color, width=2, style=style)
