@@ -17,7 +17,8 @@ training process (``engine.training.remote``), as a user's click does.
    their own, without it.
 2. Throughput: examples per second of training with the GUI against the same run headless:
    ``Trainer.fit`` with no subscribers in the main thread of a fresh process, as ``deepcanvas train``
-   runs it; same graph, settings, seed, a run folder each. The two train *in turns* of ``--slice``
+   runs it, after a 2-epoch warm-up run (the app's training process has trained before too); same
+   graph, settings, seed, a run folder each. The two train *in turns* of ``--slice``
    seconds (0.05): the app's side (this process and its training process) runs while the headless
    process is stopped (SIGSTOP), then the other way round, never both. This machine's speed changes by
    a third from one run to the next (a shared virtual machine: two headless runs one after the other
