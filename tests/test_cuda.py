@@ -253,7 +253,8 @@ def test_the_apps_training_process_uses_the_gpu_and_the_window_process_never_sta
     out = json.loads(done.stdout.strip().splitlines()[-1])
     print(out)
     assert out["device"] == "cuda", out
-    for name, kinds in (("lenet5", ("step", "epochs", "preview", "health", "report")), ("dcgan", ("step", "epochs", "samples"))):
+    expected = {"lenet5": ("step", "epochs", "preview", "health", "report"), "dcgan": ("step", "epochs", "samples")}
+    for name, kinds in expected.items():
         run = out[name]
         assert run["status"] == "finished" and "cuda" in run["run_device"], (name, run)
         assert all(run["kinds"].get(k, 0) > 0 for k in kinds), (name, run["kinds"])
