@@ -199,18 +199,18 @@ proc = TrainingProcess()
 assert proc.wait_ready(180), "the training process did not start"
 out = {"device": proc.info["device"].kind, "name": proc.info["device"].name}
 
-def cuda_tensors(obj, seen=None, depth=0):
+def cuda_tensors(obj, depth=0):
     # every tensor an event carries to the window must be on the CPU
     if depth > 6:
         return 0
     if isinstance(obj, torch.Tensor):
         return int(obj.device.type != "cpu")
     if isinstance(obj, dict):
-        return sum(cuda_tensors(v, seen, depth + 1) for v in obj.values())
+        return sum(cuda_tensors(v, depth + 1) for v in obj.values())
     if isinstance(obj, (list, tuple)):
-        return sum(cuda_tensors(v, seen, depth + 1) for v in obj)
+        return sum(cuda_tensors(v, depth + 1) for v in obj)
     if hasattr(obj, "__dict__"):
-        return sum(cuda_tensors(v, seen, depth + 1) for v in vars(obj).values())
+        return sum(cuda_tensors(v, depth + 1) for v in vars(obj).values())
     return 0
 
 def run(name, epochs, preview, run_dir):
