@@ -53,6 +53,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,13 +243,13 @@ def active_seconds(seconds: float, ended: float, stops: list) -> float:
     return seconds - sum(max(0.0, min(b, ended) - max(a, began)) for a, b in stops)
 
 
-def paired(window, graph, run_dir: Path, slice_s: float) -> tuple[float, float, float]:
+def paired(window, graph, run_dir: Path, slice_s: float) -> tuple[float, float, "WindowWork"]:
     """The run with the GUI and the same run headless, trained in turns of ``slice_s`` seconds: this
     process and the app's training process run while the headless one is stopped, and the other way
     round (no two at once). Whatever the machine's speed does meanwhile (a shared virtual machine's
     varies by a third from one run to the next), both sides get the same share of it, and the window's
-    work lands in its own side's turns. Returns (examples per second with the GUI, headless, the UI
-    thread's share of a core while the GUI's run trained)."""
+    work lands in its own side's turns. Returns (examples per second with the GUI, headless, what the
+    window and the run did for the window meanwhile: see :class:`WindowWork`)."""
     import json
     import subprocess
 
@@ -261,7 +262,7 @@ def paired(window, graph, run_dir: Path, slice_s: float) -> tuple[float, float, 
     try:
         assert slicer.stdout.readline().strip() == "started"
         head.go()  # (read when its turn comes)
-        gui_examples, gui_seconds, gui_ended, share = with_gui(window, graph, None, timed=True)
+        gui_examples, gui_seconds, gui_ended, work = with_gui(window, graph, None, timed=True)
         from PySide6 import QtWidgets
         while not head.done.wait(0.01):
             QtWidgets.QApplication.processEvents()
@@ -273,7 +274,7 @@ def paired(window, graph, run_dir: Path, slice_s: float) -> tuple[float, float, 
     head_examples, head_seconds, head_ended = head.result()
     gui_rate = gui_examples / active_seconds(gui_seconds, gui_ended, stops["first"])
     head_rate = head_examples / active_seconds(head_seconds, head_ended, stops["second"])
-    return gui_rate, head_rate, share
+    return gui_rate, head_rate, work
 
 
 def thread_cpu(native_id: int) -> float:
@@ -285,10 +286,21 @@ def thread_cpu(native_id: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class WindowWork(NamedTuple):
+    """What a run with the window cost beside training, from the run's start to its end: the UI thread's
+    CPU seconds and share of one core, and the progress events the run sent (each costs the run its
+    gradient norms). Both are paced by the wall clock (the window's timers, the run's event interval),
+    so a run that takes longer in wall time, as in turns, does more of them per step."""
+
+    ui_seconds: float
+    ui_share: float
+    step_events: int
+
+
 def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
-    """One run from the Train button; returns its throughput, the probe, and the share of one core the
-    UI thread used from the start to the end of training. ``timed``: returns (examples trained, seconds
-    of training by the trainer's clock, when its result came, that share) instead."""
+    """One run from the Train button; returns its throughput, the probe, and its :class:`WindowWork`.
+    ``timed``: returns (examples trained, seconds of training by the trainer's clock, when its result
+    came, the WindowWork) instead."""
     from PySide6 import QtCore, QtWidgets
 
     from gui.document import Document
@@ -327,16 +339,18 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     ui.controller.started.disconnect(started)
     assert run.status == "finished", run.error
     (t0, c0), (t1, c1) = marks["start"], marks["end"]
-    share = (c1 - c0) / max(t1 - t0, 1e-9)
+    work = WindowWork(c1 - c0, (c1 - c0) / max(t1 - t0, 1e-9),
+                      getattr(ui.controller.job, "step_events", 0))
     examples = run.step * run.info.batch_size
     if timed:
-        return examples, run.result.seconds, ui.controller.job.result_at, share
-    return examples / run.result.seconds, probe, share
+        return examples, run.result.seconds, ui.controller.job.result_at, work
+    return examples / run.result.seconds, probe, work
 
 
 def _note_result_times() -> None:
-    """Instrumentation: the time a run's result reaches this process, on its job (``result_at``). The
-    training process sends it as the trainer's clock stops, so it marks the end of the training."""
+    """Instrumentation: the time a run's result reaches this process, on its job (``result_at``; the
+    training process sends it as the trainer's clock stops, so it marks the end of the training), and
+    the progress events that came before (``step_events``)."""
     from engine.training.remote import RemoteJob
 
     sink = RemoteJob._sink
@@ -344,6 +358,8 @@ def _note_result_times() -> None:
     def noted(job, kind, payload):
         if kind == "result":
             job.result_at = time.perf_counter()
+        elif kind == "step":
+            job.step_events = getattr(job, "step_events", 0) + 1
         sink(job, kind, payload)
 
     RemoteJob._sink = noted
@@ -413,13 +429,14 @@ def main(argv=None) -> int:
     worst_lag, worst_ratio = 0.0, float("inf")
     for name, graph in workloads(epochs):
         with_gui(window, graph, None)  # first-run costs (allocations, kernels) out of the measurement
-        gui_rates, head_rates, ratios, lags, p99s, ui_cpu = [], [], [], [], [], []
+        gui_rates, head_rates, ratios, lags, p99s, alone, turns = [], [], [], [], [], [], []
         for r in range(rounds):
-            _, probe, share = with_gui(window, graph, LagProbe())
+            _, probe, work = with_gui(window, graph, LagProbe())
             lags.append(probe.worst)
             p99s.append(probe.percentile(0.99))
-            ui_cpu.append(share)
-            gui, head, _ = paired(window, graph, tmp / f"head{r}", args.slice)
+            alone.append(work)
+            gui, head, work = paired(window, graph, tmp / f"head{r}", args.slice)
+            turns.append(work)
             gui_rates.append(gui)
             head_rates.append(head)
             ratios.append(gui / head)
@@ -431,7 +448,11 @@ def main(argv=None) -> int:
               f"{'OK' if ratio >= RATIO_TARGET else 'UNDER 0.98'} (rounds {' '.join(f'{x:.3f}' for x in ratios)})")
         print(f"{'':36s} event loop: worst delay {lag:.1f} ms "
               f"{'OK' if lag < LAG_TARGET_MS else 'OVER 50 ms'}, 99th percentile {max(p99s):.1f} ms; the UI "
-              f"thread used {statistics.median(ui_cpu):.1%} of a core while it trained")
+              f"thread used {statistics.median(w.ui_share for w in alone):.1%} of a core while it trained")
+        print(f"{'':36s} per run, alone / in turns: the UI thread's CPU "
+              f"{statistics.median(w.ui_seconds for w in alone) * 1000:.0f} / "
+              f"{statistics.median(w.ui_seconds for w in turns) * 1000:.0f} ms, the run's progress events "
+              f"{statistics.median(w.step_events for w in alone):.0f} / {statistics.median(w.step_events for w in turns):.0f}")
     plots = window.training.dock_widget.plots
     print(f"summary: worst event-loop delay {worst_lag:.1f} ms (target < {LAG_TARGET_MS:.0f}), worst throughput "
           f"ratio {worst_ratio:.3f} (target >= {RATIO_TARGET}); plots drew for {plots.draw_seconds:.2f} s in all")

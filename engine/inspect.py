@@ -585,15 +585,41 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[int
 @dataclass
 class ExampleResults:
     """Every example of a split with its true class, predicted class, loss and confidence: what a
-    confusion-matrix cell lists, highest loss first."""
+    confusion-matrix cell lists, highest loss first. Where the target has a class per position (a
+    tagger's words, a decoder's characters, a segmentation's pixels), a row is one position of one
+    example: ``positions`` says which (flat, in an example's target of shape ``target_shape``), and
+    ``indices`` repeats the example's index for each of its positions."""
 
     split: str
     true: np.ndarray
     predicted: np.ndarray
-    loss: np.ndarray  # per-example cross-entropy of the class scores
+    loss: np.ndarray  # per-example (or per-position) cross-entropy of the class scores
     confidence: np.ndarray  # the model's probability for its answer
     indices: np.ndarray  # positions in the whole data set
     classes: list[str] | None
+    positions: np.ndarray | None = None  # per-position targets: the flat position in the example's target
+    target_shape: tuple = ()  # one example's target (per-position targets)
+    total: int = 0  # rows before the cap (per-position targets keep the MAX_POSITION_ROWS of highest loss)
+
+    @property
+    def per_position(self) -> bool:
+        return self.positions is not None
+
+    @property
+    def capped(self) -> bool:
+        return self.total > len(self.true)
+
+    def where(self, row: int, short: bool = False) -> str:
+        """Where a row's answer is in its example ('' for one class per example): 'position 8 of 40',
+        'pixel (3, 12)'; ``short``: 'pos 8/40', '(3, 12)'."""
+        if self.positions is None:
+            return ""
+        flat = int(self.positions[row])
+        if len(self.target_shape) == 1:
+            n = self.target_shape[0]
+            return f"pos {flat + 1}/{n}" if short else f"position {flat + 1} of {n}"
+        at = "(" + ", ".join(str(int(i)) for i in np.unravel_index(flat, self.target_shape)) + ")"
+        return at if short else f"{'pixel' if len(self.target_shape) == 2 else 'position'} {at}"
 
     def cell(self, true: int, predicted: int, limit: int | None = None) -> np.ndarray:
         """Row numbers (into these arrays) of the examples of one confusion-matrix cell, highest loss first."""
@@ -607,14 +633,20 @@ class ExampleResults:
         return rows if limit is None else rows[:limit]
 
 
+# Per-position targets give a row per position: a dev set of 1,000 images with a class per pixel of 64x64
+# would be 4 million rows (about 150 MB to send to the window). The rows of highest loss are kept.
+MAX_POSITION_ROWS = 200_000
+
+
 @torch.no_grad()
 def example_results(trainer, split: str = "dev", batch_size: int = 1024) -> ExampleResults | None:
-    """Per-example results of a trained classifier on one split (None for regression and for targets
-    that are not one class id per example)."""
+    """Per-example results of a trained classifier on one split; per position for targets with a class
+    per position (see :class:`ExampleResults`). None for regression and for class scores that do not
+    match the targets' shape."""
     from .training.data import CLASSIFICATION
 
     part = trainer.splits[split]
-    if trainer.task != CLASSIFICATION or part.y.ndim != 1 or len(part) == 0:
+    if trainer.task != CLASSIFICATION or part.y.ndim < 1 or len(part) == 0:
         return None
     was_training = trainer.model.training
     trainer.model.eval()
@@ -625,17 +657,29 @@ def example_results(trainer, split: str = "dev", batch_size: int = 1024) -> Exam
             xb, yb = xb.to(trainer.device), yb.to(trainer.device)
             _, scores = trainer.mode.eval_step(trainer, xb, yb)
             scores = scores.float()
-            if scores.ndim != 2:
+            # (N, classes) for a class per example, (N, classes, *positions) for a class per position
+            if scores.ndim != yb.ndim + 1 or scores.shape[0] != yb.shape[0] or scores.shape[2:] != yb.shape[1:]:
                 return None
-            losses.append(F.cross_entropy(scores, yb, reduction="none"))
+            losses.append(F.cross_entropy(scores, yb, reduction="none").reshape(-1))
             conf, guess = torch.softmax(scores, dim=1).max(1)
-            guesses.append(guess)
-            confs.append(conf)
+            guesses.append(guess.reshape(-1))
+            confs.append(conf.reshape(-1))
     finally:
         trainer.model.train(was_training)
-    return ExampleResults(split, part.y.cpu().numpy(), torch.cat(guesses).cpu().numpy(),
-                          torch.cat(losses).cpu().numpy(), torch.cat(confs).cpu().numpy(),
-                          np.asarray(part.indices), trainer.dataset.classes)
+    true = part.y.cpu().numpy().reshape(-1)
+    predicted, loss, confidence = (torch.cat(v).cpu().numpy() for v in (guesses, losses, confs))
+    indices = np.asarray(part.indices)
+    if part.y.ndim == 1:
+        return ExampleResults(split, true, predicted, loss, confidence, indices, trainer.dataset.classes,
+                              total=len(true))
+    shape = tuple(int(d) for d in part.y.shape[1:])
+    per = int(np.prod(shape))
+    indices, positions = np.repeat(indices, per), np.tile(np.arange(per), len(part))
+    keep = slice(None)
+    if len(true) > MAX_POSITION_ROWS:
+        keep = np.sort(np.argpartition(-loss, MAX_POSITION_ROWS - 1)[:MAX_POSITION_ROWS])
+    return ExampleResults(split, true[keep], predicted[keep], loss[keep], confidence[keep], indices[keep],
+                          trainer.dataset.classes, positions[keep], shape, total=len(true))
 
 
 # =========================================================================== health during a run

@@ -208,6 +208,40 @@ def test_confusion_matrix_per_class_metrics_gallery_and_doctor(window, qtbot):
     assert window.doc.graph.training["human_error"] == pytest.approx(0.01)
 
 
+
+def test_gallery_of_a_tagger_lists_words_with_the_word_marked_in_its_sentence(window, qtbot):
+    """A class per position (the BiGRU tagger: a tag per word): the gallery lists mistaken words, highest
+    loss first, each with its place and its sentence around it, the word bracketed; a cell of the
+    confusion matrix lists its words."""
+    graph = engine.load_graph(Path(__file__).resolve().parent.parent / "templates" / "bigru_tagger.dcnet")
+    training = dict(graph.training)
+    training.update(epochs=1, data={**training["data"], "options": {"samples": 200}})
+    ui = open_graph(window, graph, training)
+    run = train(window, qtbot)
+    assert run.status == "finished", run.error
+    results = ui.dock_widget.results
+    ex = run.examples
+    assert ex.per_position and ex.target_shape == (40,)
+    wrong = ex.mistakes()
+    assert len(wrong) and results.gallery.count() == min(len(wrong), 60)
+    assert f"{len(wrong):,}" in results.gallery_title.text() and "positions" in results.gallery_title.text()
+    first = results.gallery.item(0).text()
+    row = int(wrong[0])
+    word = int(run.dataset.x[int(ex.indices[row])][int(ex.positions[row])])
+    tags = run.report["classes"]
+    assert f"{tags[ex.true[row]]} → {tags[ex.predicted[row]]} · pos {int(ex.positions[row]) + 1}/40" in first
+    assert ex.where(row) in results.gallery.item(0).toolTip()
+    assert f"[{word}]" in first.splitlines()[0]  # the word, bracketed in its sentence
+    # the busiest off-diagonal cell of the matrix: its words
+    matrix = results.matrix
+    off = matrix.matrix.copy()
+    np.fill_diagonal(off, -1)
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    qtbot.mouseClick(matrix, LEFT, pos=matrix.cell_rect(int(i), int(j)).center().toPoint())
+    assert results.gallery.count() == min(int(matrix.matrix[i, j]), 60)
+    assert all(f"{tags[i]} → {tags[j]} · pos " in results.gallery.item(k).text()
+               for k in range(results.gallery.count()))
+
 def tiny_gan():
     """A GAN small enough for a test: 8-d noise -> Linear -> Sigmoid makes an 8x8 image (64 values); one
     Linear discriminator scores generated and real images (shared weights)."""

@@ -231,3 +231,53 @@ def test_trainer_preview_uses_the_trainers_weights_and_dev_examples():
     torch.testing.assert_close(torch.from_numpy(image.data), x[1].cpu())
     with pytest.raises(KeyError):
         trainer_preview(trainer, "nowhere")
+
+
+def _tagger_trainer(samples: int = 200):
+    """The BiGRU tagger template (a tag per word of 40) for one epoch on a small 'tagging' set."""
+    from pathlib import Path
+
+    g = engine.load_graph(Path(__file__).resolve().parent.parent / "templates" / "bigru_tagger.dcnet")
+    cfg = TrainingConfig.from_graph(g).with_overrides(
+        {"epochs": 1, "data.dataset": "tagging", "data.options": {"samples": samples}})
+    trainer = Trainer(g, cfg)
+    assert trainer.fit().status == "finished"
+    return trainer
+
+
+def test_example_results_per_position_a_row_per_word_that_adds_up_to_the_report(monkeypatch):
+    """A tagger scores each word: its results have a row per (sentence, word), the rows agree with the
+    report's dev accuracy and confusion matrix, and say which word each is; the gallery's highest-loss
+    rows are kept when a split has more positions than the cap."""
+    import engine.inspect as inspect_module
+
+    trainer = _tagger_trainer()
+    dev = trainer.splits["dev"]
+    results = example_results(trainer, "dev")
+    n, length = dev.y.shape
+    assert results.per_position and results.target_shape == (length,) and not results.capped
+    assert len(results.true) == results.total == n * length
+    np.testing.assert_array_equal(results.true, dev.y.numpy().reshape(-1))
+    np.testing.assert_array_equal(results.indices, np.repeat(np.asarray(dev.indices), length))
+    np.testing.assert_array_equal(results.positions, np.tile(np.arange(length), n))
+    report = trainer.evaluate_split("dev", full=True)
+    assert (results.true == results.predicted).mean() == pytest.approx(report["accuracy"], abs=1e-9)
+    classes = len(report["confusion_matrix"])
+    counts = np.bincount(results.true * classes + results.predicted, minlength=classes * classes)
+    np.testing.assert_array_equal(counts.reshape(classes, classes), np.asarray(report["confusion_matrix"]))
+    row = int(results.mistakes(1)[0])
+    assert results.where(row) == f"position {int(results.positions[row]) + 1} of {length}"
+    # the loss of a row is the cross-entropy of that word's scores
+    trainer.model.eval()
+    with torch.no_grad():
+        _, scores = trainer.mode.eval_step(trainer, dev.x[row // length:row // length + 1],
+                                           dev.y[row // length:row // length + 1])
+    word = scores[0, :, row % length]
+    expected = torch.nn.functional.cross_entropy(word[None], dev.y[row // length, row % length][None])
+    assert results.loss[row] == pytest.approx(float(expected), rel=1e-4)
+
+    monkeypatch.setattr(inspect_module, "MAX_POSITION_ROWS", 500)
+    capped = example_results(trainer, "dev")
+    assert capped.capped and len(capped.true) == 500 and capped.total == n * length
+    assert capped.loss.min() >= np.sort(results.loss)[-500]  # the 500 of highest loss
+    assert np.all(np.diff(capped.indices * length + capped.positions) > 0)  # in the data set's order

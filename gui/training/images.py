@@ -60,14 +60,35 @@ def pixmap(sample, size: int = 64) -> QtGui.QPixmap | None:
     return QtGui.QPixmap.fromImage(qimg)
 
 
-def describe(sample, dataset=None, limit: int = 40) -> str:
-    """A short text for an example that is not an image."""
+def describe(sample, dataset=None, limit: int = 40, mark: int | None = None) -> str:
+    """A short text for an example that is not an image. Token ids read as the data set's vocabulary
+    where it has one (else as ids); ``mark``: a position to bracket, with the text around it."""
     a = to_numpy(sample)
     if dataset is not None and getattr(dataset, "kind", "") == "tokens" and np.issubdtype(a.dtype, np.integer):
-        vocab = (dataset.meta or {}).get("input_vocab") or (dataset.meta or {}).get("vocab")
+        meta = dataset.meta or {}
+        vocab = meta.get("input_vocab") or meta.get("vocab")
+        ids = [int(i) for i in a.reshape(-1)]
         if vocab:
-            text = "".join(vocab[i] if 0 <= i < len(vocab) else "?" for i in a.reshape(-1)).replace("\0", "")
-            return text[:limit]
+            parts, sep = [vocab[i].replace("\0", "") if 0 <= i < len(vocab) else "?" for i in ids], ""
+        else:
+            parts, sep = [str(i) for i in ids], " "
+        end = len(ids)
+        while end and ids[end - 1] == 0 and (mark is None or end - 1 > mark):
+            end -= 1  # trailing padding (id 0)
+        parts = parts[:end]
+        if mark is None or not 0 <= mark < len(parts):
+            return sep.join(parts)[:limit]
+        parts[mark] = f"[{parts[mark]}]"
+        lo = hi = mark  # widen around the mark while the text fits
+        while True:
+            grew = False
+            for side in (-1, 1):
+                i = lo - 1 if side < 0 else hi + 1
+                if 0 <= i < len(parts) and len(sep.join(parts[min(lo, i):max(hi, i) + 1])) + 2 <= limit:
+                    lo, hi, grew = min(lo, i), max(hi, i), True
+            if not grew:
+                break
+        return ("…" if lo > 0 else "") + sep.join(parts[lo:hi + 1]) + ("…" if hi < len(parts) - 1 else "")
     flat = a.reshape(-1)
     if np.issubdtype(a.dtype, np.floating):
         parts = [f"{v:.2f}" for v in flat[:6]]

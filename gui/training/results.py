@@ -400,19 +400,27 @@ class ResultsView(QtWidgets.QWidget):
         self.gallery_title.setText(title)
         ex = self.run.examples
         ds = self.run.dataset
+        tokens = ds is not None and getattr(ds, "kind", "") == "tokens"
         for r in rows[:GALLERY]:
             idx = int(ex.indices[r])
             sample = ds.x[idx] if ds is not None else None
             true, pred = int(ex.true[r]), int(ex.predicted[r])
-            text = f"{self._label(true)} → {self._label(pred)}\nloss {ex.loss[r]:.2f}"
+            where = ex.where(r)  # per-position targets: which word, character or pixel
+            text = f"{self._label(true)} → {self._label(pred)}" + (f" · {ex.where(r, True)}" if where else "") + \
+                   f"\nloss {ex.loss[r]:.2f}"
             item = QtWidgets.QListWidgetItem(text)
-            pix = images.pixmap(sample, 56) if sample is not None else None
+            pix = images.pixmap(sample, 56) if sample is not None and not tokens else None
             if pix is not None:
                 item.setIcon(QtGui.QIcon(pix))
             elif sample is not None:
-                item.setText(f"{images.describe(sample, ds, 18)}\n{text}")
-            item.setToolTip(f"data set example #{idx}: true {self._label(true)}, predicted {self._label(pred)} "
-                            f"with probability {ex.confidence[r]:.1%}, loss {ex.loss[r]:.3f}")
+                # the position bracketed in the input where the input has one per position (a tagger's words)
+                shape = tuple(getattr(sample, "shape", ()))
+                aligned = ex.per_position and len(shape) > 0 and int(np.prod(ex.target_shape)) == int(np.prod(shape))
+                mark = int(ex.positions[r]) if aligned else None
+                item.setText(f"{images.describe(sample, ds, 30 if mark is None else 24, mark)}\n{text}")
+            item.setToolTip(f"data set example #{idx}{', ' + where if where else ''}: true {self._label(true)}, "
+                            f"predicted {self._label(pred)} with probability {ex.confidence[r]:.1%}, "
+                            f"loss {ex.loss[r]:.3f}")
             item.setData(QtCore.Qt.ItemDataRole.UserRole, idx)
             self.gallery.addItem(item)
 
@@ -423,7 +431,8 @@ class ResultsView(QtWidgets.QWidget):
             self.gallery_title.setText("Misclassified dev examples (classification only)")
             return
         rows = ex.mistakes()
-        self._fill_gallery(rows, f"Misclassified dev examples: {len(rows)}, highest loss first")
+        what = "positions" if ex.per_position else "examples"
+        self._fill_gallery(rows, f"Misclassified dev {what}: {len(rows):,}{self._capped(ex)}, highest loss first")
 
     def show_cell(self, true: int, predicted: int) -> None:
         ex = self.run.examples if self.run else None
@@ -431,8 +440,12 @@ class ResultsView(QtWidgets.QWidget):
             return
         rows = ex.cell(true, predicted)
         what = "correct" if true == predicted else "mistaken"
-        self._fill_gallery(rows, f"true {self._label(true)}, predicted {self._label(predicted)}: {len(rows)} {what}, "
-                                 "highest loss first")
+        self._fill_gallery(rows, f"true {self._label(true)}, predicted {self._label(predicted)}: {len(rows):,} {what}"
+                                 f"{self._capped(ex)}, highest loss first")
+
+    @staticmethod
+    def _capped(ex) -> str:
+        return f" among the {len(ex.true):,} positions of highest loss (of {ex.total:,})" if ex.capped else ""
 
     def gallery_indices(self) -> list[int]:
         return [self.gallery.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(self.gallery.count())]
