@@ -281,3 +281,17 @@ def test_example_results_per_position_a_row_per_word_that_adds_up_to_the_report(
     assert capped.capped and len(capped.true) == 500 and capped.total == n * length
     assert capped.loss.min() >= np.sort(results.loss)[-500]  # the 500 of highest loss
     assert np.all(np.diff(capped.indices * length + capped.positions) > 0)  # in the data set's order
+
+
+def test_example_results_name_the_place_of_a_position_in_one_or_two_dimensions():
+    from engine.inspect import ExampleResults
+
+    one = np.zeros(3, dtype=np.int64)
+    flat = ExampleResults("dev", one, one, np.zeros(3), np.ones(3), one, None)
+    assert not flat.per_position and flat.where(0) == ""
+    words = ExampleResults("dev", one, one, np.zeros(3), np.ones(3), one, None, np.array([0, 7, 39]), (40,), 3)
+    assert [words.where(i) for i in range(3)] == ["position 1 of 40", "position 8 of 40", "position 40 of 40"]
+    assert words.where(1, short=True) == "pos 8/40"
+    pixels = ExampleResults("dev", one, one, np.zeros(3), np.ones(3), one, None, np.array([0, 17, 63]), (8, 8), 3)
+    assert [pixels.where(i) for i in range(3)] == ["pixel (0, 0)", "pixel (2, 1)", "pixel (7, 7)"]
+    assert pixels.where(1, short=True) == "(2, 1)" and not pixels.capped
