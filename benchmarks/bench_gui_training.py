@@ -28,6 +28,13 @@ training process (``engine.training.remote``), as a user's click does.
    The figure is the median of the rounds' ratios. Target: at least 0.98. ``--self-check`` pairs two
    headless runs the same way, to show the method's own noise on the machine (0.99-1.03 here).
 
+   The turns weigh against the app: what the window and the run do by the clock (the window's timers
+   and drawing budget, the run's progress events every 0.5 s, its health inspections) goes on at the
+   same pace per second of wall time, and in turns the app's run takes more than twice the wall time
+   for the same steps, so it does about twice that work per step. Each workload prints the UI thread's
+   CPU time and the run's progress events per run alone (a run of its own, without the probe) and in
+   turns, to show by how much.
+
    Why the headless run is another process: each thread that runs PyTorch's parallel CPU kernels gets
    its own OpenMP thread pool, and libgomp stops its workers' busy-waiting between kernels (which small
    kernels rely on) once there are more pool threads than cores; a headless run in this process would
@@ -431,9 +438,10 @@ def main(argv=None) -> int:
         with_gui(window, graph, None)  # first-run costs (allocations, kernels) out of the measurement
         gui_rates, head_rates, ratios, lags, p99s, alone, turns = [], [], [], [], [], [], []
         for r in range(rounds):
-            _, probe, work = with_gui(window, graph, LagProbe())
+            _, probe, _ = with_gui(window, graph, LagProbe())
             lags.append(probe.worst)
             p99s.append(probe.percentile(0.99))
+            _, _, work = with_gui(window, graph, None)  # (the probe's own wake-ups would count as the window's)
             alone.append(work)
             gui, head, work = paired(window, graph, tmp / f"head{r}", args.slice)
             turns.append(work)
