@@ -646,7 +646,7 @@ def example_results(trainer, split: str = "dev", batch_size: int = 1024) -> Exam
     from .training.data import CLASSIFICATION
 
     part = trainer.splits[split]
-    if trainer.task != CLASSIFICATION or part.y.ndim < 1 or len(part) == 0:
+    if trainer.task != CLASSIFICATION or len(part) == 0:
         return None
     was_training = trainer.model.training
     trainer.model.eval()
