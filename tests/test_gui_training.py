@@ -558,3 +558,23 @@ def test_per_epoch_curves_mark_their_points_until_the_marks_would_crowd_the_line
     plots.set_x_mode("epoch")  # (other data for every curve; a short one is marked again)
     plots._set(np.arange(1.0, 4), np.array([0.2, 0.5, 0.7]), "acc", key, _pen("#4c9aff"), None, "o", "#4c9aff")
     assert plots.curves[key].opts["symbol"] == "o"
+
+
+def test_token_examples_read_as_text_around_what_matters():
+    """A sequence of token ids as its vocabulary's text: its end where it runs on (what a next-character
+    model answers from), line breaks shown, padding dropped; with a position, the text around it."""
+    from types import SimpleNamespace
+
+    from gui.training.images import describe
+
+    vocab = ["\0", "a", "b", "\n", " "]
+    chars = SimpleNamespace(kind="tokens", meta={"vocab": vocab})
+    ids = np.array([1, 2, 3, 1, 4, 2] * 5 + [0, 0], dtype=np.int64)
+    text = "".join(vocab[i] for i in ids[:-2]).replace("\n", "↵")
+    assert describe(ids, chars, 12) == "…" + text[-11:] and len(describe(ids, chars, 12)) == 12
+    assert describe(ids[:5], chars, 12) == "ab↵a "
+    words = SimpleNamespace(kind="tokens", meta={})
+    sentence = np.array([11, 12, 13, 14, 15, 16, 17, 0, 0], dtype=np.int64)
+    assert describe(sentence, words, 40) == "11 12 13 14 15 16 17"
+    assert describe(sentence, words, 15, mark=3) == "…12 13 [14] 15…"  # (15 characters at most)
+    assert describe(sentence, words, 40, mark=0) == "[11] 12 13 14 15 16 17"

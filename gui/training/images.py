@@ -68,8 +68,9 @@ def describe(sample, dataset=None, limit: int = 40, mark: int | None = None) -> 
         meta = dataset.meta or {}
         vocab = meta.get("input_vocab") or meta.get("vocab")
         ids = [int(i) for i in a.reshape(-1)]
-        if vocab:
-            parts, sep = [vocab[i].replace("\0", "") if 0 <= i < len(vocab) else "?" for i in ids], ""
+        if vocab:  # (line breaks shown as ↵: an item's text is a few short lines)
+            parts, sep = [vocab[i].replace("\0", "").replace("\n", "↵") if 0 <= i < len(vocab) else "?"
+                          for i in ids], ""
         else:
             parts, sep = [str(i) for i in ids], " "
         end = len(ids)
@@ -77,7 +78,8 @@ def describe(sample, dataset=None, limit: int = 40, mark: int | None = None) -> 
             end -= 1  # trailing padding (id 0)
         parts = parts[:end]
         if mark is None or not 0 <= mark < len(parts):
-            return sep.join(parts)[:limit]
+            text = sep.join(parts)  # its end, where a text runs on: what a next-token model answers from
+            return text if len(text) <= limit else "…" + text[-(limit - 1):]
         parts[mark] = f"[{parts[mark]}]"
         lo = hi = mark  # widen around the mark while the text fits
         while True:

@@ -393,7 +393,8 @@ class ResultsView(QtWidgets.QWidget):
     def _label(self, c: int) -> str:
         ex = self.run.examples if self.run else None
         classes = ex.classes if ex is not None else None
-        return classes[c] if classes and 0 <= c < len(classes) else str(c)
+        label = classes[c] if classes and 0 <= c < len(classes) else str(c)
+        return label if label.strip() else repr(label)  # (a next-character model's '\n' and ' ')
 
     def _fill_gallery(self, rows, title: str) -> None:
         self.gallery.clear()
