@@ -675,11 +675,11 @@ def example_results(trainer, split: str = "dev", batch_size: int = 1024) -> Exam
     shape = tuple(int(d) for d in part.y.shape[1:])
     per = int(np.prod(shape))
     indices, positions = np.repeat(indices, per), np.tile(np.arange(per), len(part))
-    keep = slice(None)
-    if len(true) > MAX_POSITION_ROWS:
-        keep = np.sort(np.argpartition(-loss, MAX_POSITION_ROWS - 1)[:MAX_POSITION_ROWS])
+    keep = np.flatnonzero(true >= 0)  # (a negative class id is a position the loss ignores: PyTorch's -100)
+    if len(keep) > MAX_POSITION_ROWS:
+        keep = np.sort(keep[np.argpartition(-loss[keep], MAX_POSITION_ROWS - 1)[:MAX_POSITION_ROWS]])
     return ExampleResults(split, true[keep], predicted[keep], loss[keep], confidence[keep], indices[keep],
-                          trainer.dataset.classes, positions[keep], shape, total=len(true))
+                          trainer.dataset.classes, positions[keep], shape, total=int((true >= 0).sum()))
 
 
 # =========================================================================== health during a run

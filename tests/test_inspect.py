@@ -276,6 +276,15 @@ def test_example_results_per_position_a_row_per_word_that_adds_up_to_the_report(
     expected = torch.nn.functional.cross_entropy(word[None], dev.y[row // length, row % length][None])
     assert results.loss[row] == pytest.approx(float(expected), rel=1e-4)
 
+    # positions whose class id is negative (the loss's ignore_index, -100 by PyTorch's convention) are left out
+    ignored = dev.y.clone()
+    ignored[:, -5:] = -100
+    monkeypatch.setattr(dev, "y", ignored)
+    some = example_results(trainer, "dev")
+    assert len(some.true) == some.total == n * (length - 5) and (some.true >= 0).all()
+    assert some.positions.max() == length - 6
+    monkeypatch.undo()
+
     monkeypatch.setattr(inspect_module, "MAX_POSITION_ROWS", 500)
     capped = example_results(trainer, "dev")
     assert capped.capped and len(capped.true) == 500 and capped.total == n * length

@@ -4,7 +4,8 @@
 
 Each screen is set up through the app's own widgets (the settings form, the Train button, a click on the
 confusion matrix, the export dialog's button) and grabbed with ImageMagick's ``import -window root``, as
-``capture.py`` does for the editor. Names: training, compare, results, preview, vae, gan, nan, export.
+``capture.py`` does for the editor. Names: training, compare, results, tagger, preview, vae, gan,
+nan, export.
 """
 
 from __future__ import annotations
@@ -127,6 +128,18 @@ def main(names: list[str]) -> None:
         settle(app, 800)
         grab("results")
     screens["results"] = results_screen
+
+    def tagger_screen():  # a class per word: the gallery lists mistaken words in their sentences
+        graph = engine.load_graph(ROOT / "templates" / "bigru_tagger.dcnet")
+        training = dict(graph.training, epochs=2)
+        training["data"] = {**training["data"], "options": {"samples": 3000}}
+        open_template("bigru_tagger", training)
+        run_to_end()
+        dock.tabs.setCurrentWidget(dock.results)
+        dock.results.doctor.human.setValue(2.0)
+        settle(app, 800)
+        grab("tagger")
+    screens["tagger"] = tagger_screen
 
     def preview_screen():
         open_template("lenet5", {"epochs": 6, "batch_size": 32})
