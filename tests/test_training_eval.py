@@ -48,6 +48,21 @@ def test_error_analysis_lists_the_most_confident_mistakes_first():
     assert [m.index for m in mistakes] == [10, 11]
     assert mistakes[0].true_label == "cat" and mistakes[0].predicted_label == "dog"
     assert mistakes[0].confidence > mistakes[1].confidence
+    assert "position" not in mistakes[0].to_json()
+
+
+def test_error_analysis_per_position_names_the_example_and_the_position():
+    """A class per position (scores (N, classes, T), targets (N, T)): the mistaken positions, most
+    confident first, each with its example's index and its place; ignored positions (-100) left out."""
+    scores = torch.zeros(2, 2, 3)
+    scores[0, 1, 2] = 4.0  # example 0, position 2: says class 1, very sure
+    scores[1, 1, 0] = 1.0  # example 1, position 0: says class 1, less sure
+    scores[1, 1, 1] = 9.0  # example 1, position 1: class 1, ignored
+    labels = torch.tensor([[0, 0, 0], [0, -100, 0]])
+    mistakes = error_analysis(lambda xb, yb: (None, xb), scores, labels, np.array([20, 21]), ["a", "b"])
+    assert [(m.index, m.position, m.true_label, m.predicted_label) for m in mistakes] == \
+        [(20, 2, "a", "b"), (21, 0, "a", "b")]
+    assert mistakes[0].to_json()["position"] == 2
 
 
 def test_doctor_names_the_dominant_problem_and_the_recipe():

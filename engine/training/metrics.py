@@ -99,17 +99,23 @@ class Mistake:
     confidence: float  # the model's probability for its (wrong) answer
     true_label: str
     predicted_label: str
+    position: int | None = None  # targets with a class per position: where in the example (flat index)
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if self.position is None:
+            del out["position"]
+        return out
 
 
 @torch.no_grad()
 def error_analysis(predict: Predict, x: torch.Tensor, y: torch.Tensor, indices: np.ndarray,
                    classes: list[str] | None, limit: int = 20, batch_size: int = 1024,
                    to_device: Callable | None = None) -> list[Mistake]:
-    """The misclassified examples (one class id per example), most confident mistakes first."""
-    if y.ndim != 1 or len(x) == 0:
+    """The misclassified examples, most confident mistakes first; for targets with a class per position
+    (a tagger's words), the misclassified positions (positions with a negative class id, which a loss
+    ignores, are left out)."""
+    if y.ndim == 0 or len(x) == 0:
         return []
     confs, guesses = [], []
     for a, b in batches(len(x), batch_size):
@@ -117,18 +123,21 @@ def error_analysis(predict: Predict, x: torch.Tensor, y: torch.Tensor, indices: 
         if to_device is not None:
             xb, yb = to_device(xb, yb)
         _, scores = predict(xb, yb)
+        if scores.ndim != yb.ndim + 1 or scores.shape[2:] != yb.shape[1:]:
+            return []
         prob = torch.softmax(scores.float(), dim=1)
         conf, guess = prob.max(1)
-        confs.append(conf)
-        guesses.append(guess)
+        confs.append(conf.reshape(-1))
+        guesses.append(guess.reshape(-1))
     conf = torch.cat(confs).cpu().numpy()
     guess = torch.cat(guesses).cpu().numpy()
-    truth = y.cpu().numpy()
-    wrong = np.flatnonzero(guess != truth)
+    truth = y.cpu().numpy().reshape(-1)
+    per = len(truth) // len(x)  # positions per example (1: a class per example)
+    wrong = np.flatnonzero((guess != truth) & (truth >= 0))
     wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:limit]
 
     def name(c):
         return classes[c] if classes and c < len(classes) else str(c)
 
-    return [Mistake(int(indices[i]), int(truth[i]), int(guess[i]), float(conf[i]), name(int(truth[i])),
-                    name(int(guess[i]))) for i in wrong]
+    return [Mistake(int(indices[i // per]), int(truth[i]), int(guess[i]), float(conf[i]), name(int(truth[i])),
+                    name(int(guess[i])), int(i % per) if y.ndim > 1 else None) for i in wrong]
