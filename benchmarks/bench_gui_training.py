@@ -285,7 +285,12 @@ def paired(window, graph, run_dir: Path, slice_s: float) -> tuple[float, float, 
 
 
 def thread_cpu(native_id: int) -> float:
-    """CPU seconds one thread of this process has used (Linux /proc; 0 elsewhere)."""
+    """CPU seconds one thread of this process has used (Linux /proc: to the nanosecond from schedstat
+    where the kernel keeps it, else in clock ticks; 0 elsewhere)."""
+    try:
+        return int(Path(f"/proc/self/task/{native_id}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -322,19 +327,10 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     loop = QtCore.QEventLoop()
     done = []
 
-    import threading
-    ui_thread = threading.get_native_id()
-    marks = {}
-
-    def started(run):
-        marks["start"] = (time.perf_counter(), thread_cpu(ui_thread))
-
     def finished(run):
-        marks["end"] = (time.perf_counter(), thread_cpu(ui_thread))
         done.append(run)
         QtCore.QTimer.singleShot(300, loop.quit)  # the Results tab fills in the meantime
 
-    ui.controller.started.connect(started)
     ui.controller.finished.connect(finished)
     if probe is not None:
         probe.start()
@@ -343,11 +339,10 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     if probe is not None:
         probe.stop()
     ui.controller.finished.disconnect(finished)  # (only ours: the app's own handlers stay)
-    ui.controller.started.disconnect(started)
     assert run.status == "finished", run.error
-    (t0, c0), (t1, c1) = marks["start"], marks["end"]
-    work = WindowWork(c1 - c0, (c1 - c0) / max(t1 - t0, 1e-9),
-                      getattr(ui.controller.job, "step_events", 0))
+    job = ui.controller.job
+    (t0, c0), (t1, c1) = job.start_mark, job.result_mark
+    work = WindowWork(c1 - c0, (c1 - c0) / max(t1 - t0, 1e-9), getattr(job, "step_events", 0))
     examples = run.step * run.info.batch_size
     if timed:
         return examples, run.result.seconds, ui.controller.job.result_at, work
@@ -355,16 +350,24 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
 
 
 def _note_result_times() -> None:
-    """Instrumentation: the time a run's result reaches this process, on its job (``result_at``; the
-    training process sends it as the trainer's clock stops, so it marks the end of the training), and
-    the progress events that came before (``step_events``)."""
+    """Instrumentation, on each job: the time a run's result reaches this process (``result_at``; the
+    training process sends it as the trainer's clock stops, so it marks the end of the training), the
+    time and the UI thread's CPU time when its start and its result came (``start_mark``,
+    ``result_mark``: the window's work while it trained, not before or after), and its progress events
+    (``step_events``)."""
+    import threading
+
     from engine.training.remote import RemoteJob
 
     sink = RemoteJob._sink
+    ui_thread = threading.main_thread().native_id
 
     def noted(job, kind, payload):
-        if kind == "result":
+        if kind == "start":
+            job.start_mark = (time.perf_counter(), thread_cpu(ui_thread))
+        elif kind == "result":
             job.result_at = time.perf_counter()
+            job.result_mark = (job.result_at, thread_cpu(ui_thread))
         elif kind == "step":
             job.step_events = getattr(job, "step_events", 0) + 1
         sink(job, kind, payload)
