@@ -312,7 +312,7 @@ class WindowWork(NamedTuple):
 def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     """One run from the Train button; returns its throughput, the probe, and its :class:`WindowWork`.
     ``timed``: returns (examples trained, seconds of training by the trainer's clock, when its result
-    came, the WindowWork) instead."""
+    came, the WindowWork) instead. Needs :func:`_note_result_times` first (it marks the run's span)."""
     from PySide6 import QtCore, QtWidgets
 
     from gui.document import Document

@@ -644,30 +644,21 @@ def example_results(trainer, split: str = "dev", batch_size: int = 1024) -> Exam
     per position (see :class:`ExampleResults`). None for regression and for class scores that do not
     match the targets' shape."""
     from .training.data import CLASSIFICATION
+    from .training.metrics import class_answers
 
     part = trainer.splits[split]
     if trainer.task != CLASSIFICATION or len(part) == 0:
         return None
     was_training = trainer.model.training
     trainer.model.eval()
-    losses, guesses, confs = [], [], []
     try:
-        for a in range(0, len(part), batch_size):
-            xb, yb = part.x[a:a + batch_size], part.y[a:a + batch_size]
-            xb, yb = xb.to(trainer.device), yb.to(trainer.device)
-            _, scores = trainer.mode.eval_step(trainer, xb, yb)
-            scores = scores.float()
-            # (N, classes) for a class per example, (N, classes, *positions) for a class per position
-            if scores.ndim != yb.ndim + 1 or scores.shape[0] != yb.shape[0] or scores.shape[2:] != yb.shape[1:]:
-                return None
-            losses.append(F.cross_entropy(scores, yb, reduction="none").reshape(-1))
-            conf, guess = torch.softmax(scores, dim=1).max(1)
-            guesses.append(guess.reshape(-1))
-            confs.append(conf.reshape(-1))
+        got = class_answers(trainer._predict, part.x, part.y, batch_size,
+                            trainer._to_device if trainer._host_data else None)
     finally:
         trainer.model.train(was_training)
-    true = part.y.cpu().numpy().reshape(-1)
-    predicted, loss, confidence = (torch.cat(v).cpu().numpy() for v in (guesses, losses, confs))
+    if got is None:
+        return None
+    true, predicted, confidence, loss = got
     indices = np.asarray(part.indices)
     if part.y.ndim == 1:
         return ExampleResults(split, true, predicted, loss, confidence, indices, trainer.dataset.classes,

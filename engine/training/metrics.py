@@ -109,29 +109,38 @@ class Mistake:
 
 
 @torch.no_grad()
+def class_answers(predict: Predict, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+                  to_device: Callable | None = None) -> tuple[np.ndarray, ...] | None:
+    """Each example's true class, the model's answer, its probability and the cross-entropy of the
+    scores, as flat arrays; for targets with a class per position (scores (N, C, *positions), targets
+    (N, *positions): a tagger's words) each position's, example after example. None when the scores do
+    not match the targets that way."""
+    answers, confs, losses = [], [], []
+    for a, b in batches(len(x), batch_size):
+        xb, yb = x[a:b], y[a:b]
+        if to_device is not None:
+            xb, yb = to_device(xb, yb)
+        _, scores = predict(xb, yb)
+        scores = scores.float()
+        if scores.ndim != yb.ndim + 1 or scores.shape[0] != yb.shape[0] or scores.shape[2:] != yb.shape[1:]:
+            return None
+        losses.append(torch.nn.functional.cross_entropy(scores, yb, reduction="none").reshape(-1))
+        conf, answer = torch.softmax(scores, dim=1).max(1)
+        answers.append(answer.reshape(-1))
+        confs.append(conf.reshape(-1))
+    return (y.cpu().numpy().reshape(-1), *(torch.cat(v).cpu().numpy() for v in (answers, confs, losses)))
+
+
 def error_analysis(predict: Predict, x: torch.Tensor, y: torch.Tensor, indices: np.ndarray,
                    classes: list[str] | None, limit: int = 20, batch_size: int = 1024,
                    to_device: Callable | None = None) -> list[Mistake]:
     """The misclassified examples, most confident mistakes first; for targets with a class per position
     (a tagger's words), the misclassified positions (positions with a negative class id, which a loss
     ignores, are left out)."""
-    if y.ndim == 0 or len(x) == 0:
+    got = class_answers(predict, x, y, batch_size, to_device) if y.ndim and len(x) else None
+    if got is None:
         return []
-    confs, guesses = [], []
-    for a, b in batches(len(x), batch_size):
-        xb, yb = x[a:b], y[a:b]
-        if to_device is not None:
-            xb, yb = to_device(xb, yb)
-        _, scores = predict(xb, yb)
-        if scores.ndim != yb.ndim + 1 or scores.shape[2:] != yb.shape[1:]:
-            return []
-        prob = torch.softmax(scores.float(), dim=1)
-        conf, guess = prob.max(1)
-        confs.append(conf.reshape(-1))
-        guesses.append(guess.reshape(-1))
-    conf = torch.cat(confs).cpu().numpy()
-    guess = torch.cat(guesses).cpu().numpy()
-    truth = y.cpu().numpy().reshape(-1)
+    truth, guess, conf, _ = got
     per = len(truth) // len(x)  # positions per example (1: a class per example)
     wrong = np.flatnonzero((guess != truth) & (truth >= 0))
     wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:limit]
