@@ -1,14 +1,17 @@
 """Training with the app open (issue #7): the event loop stays responsive and training keeps its speed.
 
-    .venv/bin/python benchmarks/bench_gui_training.py [--quick] [--rounds N] [--epochs N] [--leave-core]
-                                                      [--slice SECONDS] [--self-check]
+    .venv/bin/python benchmarks/bench_gui_training.py [--quick] [--rounds N] [--epochs N] [--seconds S]
+                                                      [--leave-core] [--slice SECONDS] [--side-by-side]
+                                                      [--self-check]
 
 The real main window runs headless (offscreen Qt) with the Training dock and its live plots on screen,
 the Preview dock showing a node (so weight snapshots and preview refreshes happen too) and training
 health drawn on the canvas. Two workloads: LeNet-5 on the 32x32 digits in mini-batches of 64 (the
 device does most of the work) and an MLP on the digits with one example per step (Python overhead per
 step: the most events and the most work per example outside the kernels). The app trains in its
-training process (``engine.training.remote``), as a user's click does.
+training process (``engine.training.remote``), as a user's click does. Every run is stopped after
+``--seconds`` of training (6; twice that in wall time when the sides take turns), as the Stop button
+stops it, before it could end by itself (60 and 15 epochs).
 
 1. Event-loop lag: a 10 ms ``QTimer`` probe runs in the UI thread for the whole run (from the Train
    click to the filled Results tab); its worst delay beyond the 10 ms is reported. Target: under 50 ms.
@@ -25,8 +28,17 @@ training process (``engine.training.remote``), as a user's click does.
    gave 7,000 and 11,700 ex/s), far more than the 2% to be measured; in turns, both sides get the same
    machine, and the window's work lands in its own side's turns. Each side's throughput is its
    examples over its seconds of training (the trainer's clock) less the time it was stopped meanwhile.
+   The headless run starts when the app's run does (its 'start' event) and both are stopped at the same
+   moment, so both train through the same stretch of the machine's time. Just before, both sides train
+   a warm-up run of ``WARM_S`` in turns (of two headless runs in turns, the one that had trained last
+   came out about 1% faster), and the side that takes the first turn alternates between rounds.
    The figure is the median of the rounds' ratios. Target: at least 0.98. ``--self-check`` pairs two
-   headless runs the same way, to show the method's own noise on the machine (0.99-1.03 here).
+   headless runs the same way, to show the method's own noise on the machine (medians 0.986-0.999 here).
+
+   ``--side-by-side`` measures without turns: both sides train at once, each on a core of its own
+   (CPU affinity; PyTorch then trains with one thread on each side), so the window's clock-paced work
+   keeps its pace per step. On this virtual machine its rounds are noisier (0.82-1.13; its self-check's
+   0.96-1.11), as the two cores' speeds differ from moment to moment.
 
    The turns weigh against the app: what the window and the run do by the clock (the window's timers
    and drawing budget, the run's progress events every 0.5 s, its health inspections) goes on at the
@@ -53,6 +65,7 @@ Exits 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -70,6 +83,7 @@ LAG_TARGET_MS = 50.0
 RATIO_TARGET = 0.98
 PROBE_MS = 10
 SLICE_S = 0.05  # seconds the GUI's side and the headless side train in turn (see paired())
+WARM_S = 2.0  # seconds of wall time both sides train a warm-up run, in turns, before each measured pair
 
 
 class LagProbe:
@@ -129,7 +143,7 @@ class Headless:
     seconds of training (the trainer's clock) and the time it ended (``time.perf_counter``: on Linux the
     system's monotonic clock, the same in every process)."""
 
-    def __init__(self, graph, run_dir: Path):
+    def __init__(self, graph, run_dir: Path, cpu: int | None = None):
         import subprocess
 
         import engine
@@ -137,17 +151,41 @@ class Headless:
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / "graph.dcnet"
         engine.save_graph(graph, path)
+        pinned = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))  # (PyTorch then takes 1 thread)
         self.proc = subprocess.Popen([sys.executable, __file__, "--headless-child", str(path), str(run_dir / "run")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=pinned)
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError(f"headless run failed:\n{self.proc.stderr.read()[-2000:]}")
         self.line = None
         self.done = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.warmed = threading.Event()
+
+    def _send(self, line: str) -> None:
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):  # (it has ended: its result says why)
+            pass
+
+    def warm(self) -> None:
+        """Start a warm-up run (until :meth:`stop`); ``warmed`` is set when it has ended."""
+        self.warmed.clear()
+        self._send("warm")
+
+        def read():
+            self.proc.stdout.readline()
+            self.warmed.set()
+        threading.Thread(target=read, daemon=True).start()
 
     def go(self) -> None:
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
+        """Start the measured run; ``done`` is set when it has ended."""
+        threading.Thread(target=self._read, daemon=True).start()
+        self._send("go")
+
+    def stop(self) -> None:
+        """Stop the run training now after its current step (see :func:`headless_child`)."""
+        self._send("stop")
 
     def _read(self) -> None:
         self.line = self.proc.stdout.readline()
@@ -163,6 +201,9 @@ class Headless:
 
 
 def headless_child(graph_file: str, run_dir: str) -> int:
+    """The headless side (see :class:`Headless`). Lines on stdin: ``warm`` trains a warm-up run until a
+    ``stop`` line and answers ``warmed``; ``go`` trains the measured run, until it ends or a ``stop``
+    line comes, and prints its figures."""
     import engine
     from engine.training import Trainer, TrainingConfig
 
@@ -174,10 +215,22 @@ def headless_child(graph_file: str, run_dir: str) -> int:
     Trainer(graph, config.with_overrides({"epochs": min(2, config.epochs)}), run_dir=run_dir + "-warm-up").fit()
     trainer = Trainer(graph, config, run_dir=run_dir)
     print("ready", flush=True)
-    sys.stdin.readline()
+
+    def stop_on_line(t) -> None:  # the next line stops ``t`` after its current step, as the app's Stop button
+        threading.Thread(target=lambda: (sys.stdin.readline(), t.stop()), daemon=True).start()
+
+    while (line := sys.stdin.readline().strip()) != "go":
+        if line == "warm":
+            warm = Trainer(graph, config.with_overrides({"epochs": 10_000}), run_dir=run_dir + "-warm-up-2")
+            stop_on_line(warm)
+            warm.fit()
+            print("warmed", flush=True)
+        elif not line:
+            return 1
+    stop_on_line(trainer)
     result = trainer.fit()
     ended = time.perf_counter()
-    if result.status != "finished":
+    if result.status not in ("finished", "stopped"):
         print(result.reason, file=sys.stderr)
         return 1
     print(result.steps, trainer.batch_size, result.seconds, ended, flush=True)
@@ -221,26 +274,87 @@ def slicer_child(slice_s: float, first: str, second: str) -> int:
     return 0
 
 
-def self_check(graph, run_dir: Path, slice_s: float) -> float:
+def self_check(graph, run_dir: Path, slice_s: float, seconds: float, a_first: bool = True) -> float:
     """The method's own noise: two headless runs of the same graph in turns, as :func:`paired` runs the
-    GUI's side and the headless one; their throughput ratio would be 1 on a steady machine."""
+    GUI's side and the headless one, both stopped after ``seconds`` of wall time (about half of it
+    each); their throughput ratio would be 1 on a steady machine. ``a_first``: whether the first of the
+    two has the first turn (the rounds alternate it, as paired's do: a bias of the first turn shows as
+    alternating ratios)."""
     import json
     import subprocess
 
     a, b = Headless(graph, run_dir / "a"), Headless(graph, run_dir / "b")
-    slicer = subprocess.Popen([sys.executable, __file__, "--slicer", str(slice_s), str(a.proc.pid), str(b.proc.pid)],
+    order = [str(a.proc.pid), str(b.proc.pid)][::1 if a_first else -1]
+    slicer = subprocess.Popen([sys.executable, __file__, "--slicer", str(slice_s), *order],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert slicer.stdout.readline().strip() == "started"
-    a.go()
-    b.go()
+    for phase, wall in (("warm", WARM_S), ("go", seconds)):  # (the warm-up as paired() has both sides train)
+        for side in (a, b):
+            side.warm() if phase == "warm" else side.go()
+        time.sleep(wall)
+        a.stop()
+        b.stop()
+        if phase == "warm":
+            a.warmed.wait()
+            b.warmed.wait()
     a.done.wait()
     b.done.wait()
     slicer.stdin.write("stop\n")
     slicer.stdin.flush()
     stops = json.loads(slicer.stdout.readline())
     slicer.wait(30)
+    a_stops, b_stops = (stops["first"], stops["second"]) if a_first else (stops["second"], stops["first"])
     (ea, sa, ta), (eb, sb, tb) = a.result(), b.result()
-    return (ea / active_seconds(sa, ta, stops["first"])) / (eb / active_seconds(sb, tb, stops["second"]))
+    return (ea / active_seconds(sa, ta, a_stops)) / (eb / active_seconds(sb, tb, b_stops))
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Pins every thread of process ``pid`` to core ``cpu`` (on Linux each thread has its own affinity;
+    threads started later take their starter's)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), {cpu})
+        except OSError:  # (a thread that has just ended)
+            pass
+
+
+def self_check_side_by_side(graph, run_dir: Path, cpus: tuple[int, int], seconds: float) -> float:
+    """The side-by-side method's own noise: two headless runs at once, each on a core of its own, both
+    stopped after ``seconds``."""
+    a, b = Headless(graph, run_dir / "a", cpus[0]), Headless(graph, run_dir / "b", cpus[1])
+    a.go()
+    b.go()
+    time.sleep(seconds)
+    a.stop()
+    b.stop()
+    (ea, sa, _), (eb, sb, _) = a.result(), b.result()
+    return (ea / sa) / (eb / sb)
+
+
+def side_by_side(window, graph, run_dir: Path, cpus: tuple[int, int], seconds: float) -> tuple[float, float, "WindowWork"]:
+    """The run with the GUI and the same run headless at the same time, each side on a core of its own:
+    this process (the window) and the app's training process on ``cpus[0]``, the headless process on
+    ``cpus[1]``; PyTorch trains with one thread on each side. The headless run starts when the app's run
+    does (its 'start' event) and both are stopped ``seconds`` later (the app's run as its Stop button
+    does), so both train through the same seconds of the machine and its changes of speed, and neither
+    trains alone at the end (the two cores share caches and memory: a run alone is faster); nothing is
+    paused, so the window's clock-paced work runs at its own pace per step, as for a user (unlike
+    :func:`paired`'s turns). The app's window has one core, which its run trains on, so each
+    millisecond it draws is taken from the run, as on a machine whose every core trains. Returns
+    (examples per second with the GUI, headless, :class:`WindowWork`)."""
+    from PySide6 import QtWidgets
+
+    from engine.training.remote import TrainingProcess
+
+    pin(os.getpid(), cpus[0])
+    pin(TrainingProcess.shared().info["pid"], cpus[0])
+    head = Headless(graph, run_dir, cpus[1])
+    with both_from_start(head, seconds):
+        gui_examples, gui_seconds, _, work = with_gui(window, graph, None, timed=True)
+    while not head.done.wait(0.01):
+        QtWidgets.QApplication.processEvents()
+    head_examples, head_seconds, _ = head.result()
+    return gui_examples / gui_seconds, head_examples / head_seconds, work
 
 
 def active_seconds(seconds: float, ended: float, stops: list) -> float:
@@ -250,27 +364,41 @@ def active_seconds(seconds: float, ended: float, stops: list) -> float:
     return seconds - sum(max(0.0, min(b, ended) - max(a, began)) for a, b in stops)
 
 
-def paired(window, graph, run_dir: Path, slice_s: float) -> tuple[float, float, "WindowWork"]:
+def paired(window, graph, run_dir: Path, slice_s: float, seconds: float,
+           app_first: bool = True) -> tuple[float, float, "WindowWork"]:
     """The run with the GUI and the same run headless, trained in turns of ``slice_s`` seconds: this
     process and the app's training process run while the headless one is stopped, and the other way
     round (no two at once). Whatever the machine's speed does meanwhile (a shared virtual machine's
     varies by a third from one run to the next), both sides get the same share of it, and the window's
-    work lands in its own side's turns. Returns (examples per second with the GUI, headless, what the
-    window and the run did for the window meanwhile: see :class:`WindowWork`)."""
+    work lands in its own side's turns. The headless run starts when the app's run does (its 'start'
+    event) and both are stopped ``seconds`` later (the app's run as its Stop button does), so both train
+    through the same stretch of the machine's time; ``app_first``: which side has the first turn (the
+    rounds alternate it). Returns (examples per second with the GUI, headless, what the window and the
+    run did for the window meanwhile: see :class:`WindowWork`)."""
     import json
     import subprocess
+
+    from PySide6 import QtWidgets
 
     from engine.training.remote import TrainingProcess
 
     head = Headless(graph, run_dir)
-    training_pid = TrainingProcess.shared().info["pid"]
-    slicer = subprocess.Popen([sys.executable, __file__, "--slicer", str(slice_s), f"{os.getpid()},{training_pid}",
-                               str(head.proc.pid)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    app = f"{os.getpid()},{TrainingProcess.shared().info['pid']}"
+    order = [app, str(head.proc.pid)] if app_first else [str(head.proc.pid), app]
+    slicer = subprocess.Popen([sys.executable, __file__, "--slicer", str(slice_s), *order],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert slicer.stdout.readline().strip() == "started"
-        head.go()  # (read when its turn comes)
-        gui_examples, gui_seconds, gui_ended, work = with_gui(window, graph, None, timed=True)
-        from PySide6 import QtWidgets
+        # Both sides train a warm-up run of WARM_S, in turns, just before the measured runs: in two
+        # headless runs in turns, the process that had trained last before them came out about 1% faster
+        # (medians of 0.986 and 0.987 with the other created last, 0.999 the other way round).
+        with both_from_start(head, WARM_S, warm=True):
+            with_gui(window, graph, None)
+        while not head.warmed.wait(0.01):
+            QtWidgets.QApplication.processEvents()
+        window.training.controller.remove(window.training.controller.current)  # (not kept among the runs)
+        with both_from_start(head, seconds):
+            gui_examples, gui_seconds, gui_ended, work = with_gui(window, graph, None, timed=True)
         while not head.done.wait(0.01):
             QtWidgets.QApplication.processEvents()
     finally:
@@ -278,10 +406,28 @@ def paired(window, graph, run_dir: Path, slice_s: float) -> tuple[float, float, 
         slicer.stdin.flush()
         stops = json.loads(slicer.stdout.readline())
         slicer.wait(30)
+    app_stops, head_stops = (stops["first"], stops["second"]) if app_first else (stops["second"], stops["first"])
     head_examples, head_seconds, head_ended = head.result()
-    gui_rate = gui_examples / active_seconds(gui_seconds, gui_ended, stops["first"])
-    head_rate = head_examples / active_seconds(head_seconds, head_ended, stops["second"])
+    gui_rate = gui_examples / active_seconds(gui_seconds, gui_ended, app_stops)
+    head_rate = head_examples / active_seconds(head_seconds, head_ended, head_stops)
     return gui_rate, head_rate, work
+
+
+@contextlib.contextmanager
+def both_from_start(head: Headless, seconds: float, warm: bool = False):
+    """While in this block, the app's next run starts ``head``'s measured run (or with ``warm``, its
+    warm-up run) as it starts (its 'start' event) and both are stopped ``seconds`` later."""
+    global _on_start
+
+    def both(job):
+        head.warm() if warm else head.go()
+        threading.Timer(seconds, lambda: (head.stop(), job.stop())).start()
+
+    before, _on_start = _on_start, both
+    try:
+        yield
+    finally:
+        _on_start = before
 
 
 def thread_cpu(native_id: int) -> float:
@@ -339,7 +485,7 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     if probe is not None:
         probe.stop()
     ui.controller.finished.disconnect(finished)  # (only ours: the app's own handlers stay)
-    assert run.status == "finished", run.error
+    assert run.status in ("finished", "stopped"), run.error
     job = ui.controller.job
     (t0, c0), (t1, c1) = job.start_mark, job.result_mark
     work = WindowWork(c1 - c0, (c1 - c0) / max(t1 - t0, 1e-9), getattr(job, "step_events", 0))
@@ -347,6 +493,10 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     if timed:
         return examples, run.result.seconds, ui.controller.job.result_at, work
     return examples / run.result.seconds, probe, work
+
+
+# called with the job (in the event reader's thread) when a run's 'start' event comes: see side_by_side()
+_on_start = None
 
 
 def _note_result_times() -> None:
@@ -365,6 +515,8 @@ def _note_result_times() -> None:
     def noted(job, kind, payload):
         if kind == "start":
             job.start_mark = (time.perf_counter(), thread_cpu(ui_thread))
+            if _on_start is not None:
+                _on_start(job)
         elif kind == "result":
             job.result_at = time.perf_counter()
             job.result_mark = (job.result_at, thread_cpu(ui_thread))
@@ -391,6 +543,11 @@ def main(argv=None) -> int:
                    help="train with one thread fewer than the cores, headless and in the app (see above)")
     p.add_argument("--self-check", action="store_true",
                    help="no GUI: two headless runs in turns, to show the method's own noise on this machine")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="both sides train at once, each on a core of its own, instead of in turns (see side_by_side())")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="seconds of training per run before it is stopped (twice that in wall time in turns; "
+                        "default 6, 1.5 with --quick)")
     p.add_argument("--slice", type=float, default=SLICE_S, help="seconds each side trains in turn (default %(default)s)")
     p.add_argument("--headless-child", nargs=2, metavar=("GRAPH", "RUN_DIR"), help=argparse.SUPPRESS)
     p.add_argument("--slicer", nargs=3, metavar=("SECONDS", "FIRST", "SECOND"), help=argparse.SUPPRESS)
@@ -402,17 +559,34 @@ def main(argv=None) -> int:
     if not hasattr(os, "kill") or not hasattr(__import__("signal"), "SIGSTOP"):
         print("this benchmark takes turns with SIGSTOP and SIGCONT: Linux or macOS only", file=sys.stderr)
         return 2
+    side = args.side_by_side
+    if side and len(os.sched_getaffinity(0)) < 2:
+        print("--side-by-side needs two cores", file=sys.stderr)
+        return 2
+    cores = sorted(os.sched_getaffinity(0))[:2] if side else []
+    seconds = args.seconds or (1.5 if args.quick else 6.0)
+    epochs = args.epochs or (4 if args.quick else 60)
     if args.self_check:
-        name, graph = workloads(args.epochs or 60)[0]
+        name, graph = workloads(epochs)[0]
         tmp = Path(tempfile.mkdtemp(prefix="bench-gui-training-"))
-        ratios = [self_check(graph, tmp / f"r{r}", args.slice) for r in range(args.rounds or 8)]
-        print(f"{name}, headless against headless in turns of {args.slice} s: median ratio "
+        if side:  # (the cores swap each round: a difference between them would show as alternating ratios)
+            ratios = [self_check_side_by_side(graph, tmp / f"r{r}", (cores[r % 2], cores[1 - r % 2]), seconds)
+                      for r in range(args.rounds or 8)]
+            how = "side by side, a core each"
+        else:
+            ratios = [self_check(graph, tmp / f"r{r}", args.slice, 2 * seconds, r % 2 == 0)
+                      for r in range(args.rounds or 8)]
+            how = f"in turns of {args.slice} s"
+        print(f"{name}, headless against headless {how}: median ratio "
               f"{statistics.median(ratios):.3f} (rounds {' '.join(f'{x:.3f}' for x in ratios)})")
         return 0
+    if side:  # before the app's training process starts: it takes this affinity, and PyTorch one thread
+        os.sched_setaffinity(0, {cores[0]})
+    global _on_start  # every run of the app trains for ``seconds`` (see paired() for those in turns)
+    _on_start = lambda job: threading.Timer(seconds, job.stop).start()
     if args.leave_core:  # before torch is imported here, in the app's training process and in the headless runs
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
     rounds = args.rounds or (1 if args.quick else 5)
-    epochs = args.epochs or (4 if args.quick else 60)
 
     from PySide6 import QtCore, QtWidgets
 
@@ -434,7 +608,8 @@ def main(argv=None) -> int:
     import torch  # imported, but no kernel runs in this (the UI) thread: see the module docstring
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} of {os.cpu_count()} cores training"
-          f"{' (a core left for the window)' if args.leave_core else ''}; {rounds} round(s); probe every {PROBE_MS} ms")
+          f"{' (a core left for the window)' if args.leave_core else ''}; {rounds} round(s); probe every {PROBE_MS} ms; "
+          + ("side by side, a core each (the cores swap each round)" if side else f"in turns of {args.slice} s"))
     _note_result_times()
     worst_lag, worst_ratio = 0.0, float("inf")
     for name, graph in workloads(epochs):
@@ -446,7 +621,11 @@ def main(argv=None) -> int:
             p99s.append(probe.percentile(0.99))
             _, _, work = with_gui(window, graph, None)  # (the probe's own wake-ups would count as the window's)
             alone.append(work)
-            gui, head, work = paired(window, graph, tmp / f"head{r}", args.slice)
+            if side:
+                gui, head, work = side_by_side(window, graph, tmp / f"head{r}", (cores[r % 2], cores[1 - r % 2]),
+                                               seconds)
+            else:  # (which side has the first turn alternates: the first side came out about 1% slower)
+                gui, head, work = paired(window, graph, tmp / f"head{r}", args.slice, 2 * seconds, r % 2 == 0)
             turns.append(work)
             gui_rates.append(gui)
             head_rates.append(head)
@@ -460,7 +639,7 @@ def main(argv=None) -> int:
         print(f"{'':36s} event loop: worst delay {lag:.1f} ms "
               f"{'OK' if lag < LAG_TARGET_MS else 'OVER 50 ms'}, 99th percentile {max(p99s):.1f} ms; the UI "
               f"thread used {statistics.median(w.ui_share for w in alone):.1%} of a core while it trained")
-        print(f"{'':36s} per run, alone / in turns: the UI thread's CPU "
+        print(f"{'':36s} per run, alone / {'side by side' if side else 'in turns'}: the UI thread's CPU "
               f"{statistics.median(w.ui_seconds for w in alone) * 1000:.0f} / "
               f"{statistics.median(w.ui_seconds for w in turns) * 1000:.0f} ms, the run's progress events "
               f"{statistics.median(w.step_events for w in alone):.0f} / {statistics.median(w.step_events for w in turns):.0f}")

@@ -120,12 +120,11 @@ def test_pause_resume_and_stop_mid_epoch(window, qtbot, monkeypatch):
     total = run.info.steps_per_epoch * run.info.epochs
     assert 0 < paused_at < total and paused_at % run.info.steps_per_epoch  # mid-epoch
     assert run.step_loss.x[len(run.step_loss) - 1] == paused_at  # the curve ends at the step it paused after
-    import os
-
     from engine.training.remote import TrainingProcess
+    from gui.training.controller import usable_cores
     threads = TrainingProcess.shared().info["threads"]  # the training process's torch threads
     assert run.info.device.startswith("cpu")  # a CPU run on every core takes the window's drawing time: it draws less
-    assert ui.controller.shares_cores == (threads >= (os.cpu_count() or 1))
+    assert ui.controller.shares_cores == (threads >= usable_cores())
     from gui.training.controller import DRAIN_HZ, SHARED_DRAIN_HZ
     qtbot.waitUntil(lambda: ui.controller.timer.interval() == 1000 // (
         SHARED_DRAIN_HZ if ui.controller.shares_cores else DRAIN_HZ), timeout=2000)
@@ -134,6 +133,9 @@ def test_pause_resume_and_stop_mid_epoch(window, qtbot, monkeypatch):
     assert paced == ([(1 / SHARED_DRAIN_HZ, 3 * PREVIEW_EVERY)] if ui.controller.shares_cores else [])
     qtbot.wait(400)
     assert run.step == paused_at and run.status == "paused"  # nothing moves while paused
+    from gui.training.plots import LIVE_CACHE
+    live = [item for key, item in dock.plots.curves.items() if key[0] == run.number]
+    assert live and all(item.curve.cacheMode() == LIVE_CACHE for item in live)  # (it changes: drawn anew)
     assert run.step_loss.x[len(run.step_loss) - 1] == paused_at
     qtbot.mouseClick(dock.pause_button, LEFT)
     qtbot.waitUntil(lambda: run.status == "running" and run.step > paused_at + 20, timeout=RUN_TIMEOUT)
@@ -168,6 +170,15 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
     assert plots.point_count(first, "train") == 0 and plots.point_count(second, "train") > 0
     runs.item(1).setCheckState(QtCore.Qt.CheckState.Checked)
     assert plots.point_count(first, "train") > 0
+    # Runs that have ended keep their curves as pictures (Qt's item cache): the same pixels as drawn anew.
+    from gui.training.plots import KEPT_CACHE, LIVE_CACHE
+    curves = [item for key, item in plots.curves.items() if isinstance(key[0], int)]
+    assert len(curves) >= 8 and all(item.curve.cacheMode() == KEPT_CACHE for item in curves)
+    cached = plots.view.grab().toImage()
+    for item in curves:
+        item.curve.setCacheMode(LIVE_CACHE)
+        item.scatter.setCacheMode(LIVE_CACHE)
+    assert plots.view.grab().toImage() == cached
 
 
 def test_confusion_matrix_per_class_metrics_gallery_and_doctor(window, qtbot):
@@ -485,6 +496,21 @@ def test_the_x_axis_grows_with_the_run_in_a_few_steps():
     assert [span(1000, s) for s in (0, 100, 120, 230, 400, 480, 600, 1000)] == \
         [125, 125, 250, 250, 500, 1000, 1000, 1000]
     assert span(3, 0) == 1 and span(0, 0) == 1  # a tiny plan: no fractions of an epoch
+
+
+def test_the_cores_the_window_has_are_its_affinity_where_it_is_pinned(monkeypatch):
+    """Pinned to fewer cores than the machine has (taskset, a container's cpuset), a CPU run on all of
+    them shares them with the window: the window counts the cores it may use, not the machine's."""
+    import os
+
+    from gui.training import controller
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert controller.usable_cores() == 1
+
+    def no_affinity(pid):
+        raise OSError("not here")
+    monkeypatch.setattr(os, "sched_getaffinity", no_affinity, raising=False)
+    assert controller.usable_cores() == (os.cpu_count() or 1)
 
 
 def test_the_first_points_are_drawn_soon_after_a_run_starts(window, qtbot):

@@ -27,7 +27,16 @@ DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few 
 # the run computes the live preview three times less often.
 SHARED_DRAIN_HZ = 2
 SHARED_SLOWDOWN = 3
-CORES = os.cpu_count() or 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system keeps one (``taskset``, a
+    container's cpuset, a batch scheduler's allotment), else every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
 KEEP_WEIGHTS = 3  # runs whose final weights stay in memory (the latest ones)
 
 
@@ -69,13 +78,14 @@ class RunController(QtCore.QObject):
 
     @property
     def shares_cores(self) -> bool:
-        """Whether the current run trains on the CPU with as many threads as this machine has cores, so
-        that the window's drawing takes time from it (the plots then draw less often)."""
+        """Whether the current run trains on the CPU with as many threads as the window has cores (see
+        :func:`usable_cores`), so that the window's drawing takes time from it (the plots then draw less
+        often)."""
         run = self.current
         if not self.running or run.info is None or not str(run.info.device).startswith("cpu"):
             return False
         threads = self.job.process.info.get("threads", 1)  # (the run has started: its process is ready)
-        return int(threads) >= CORES
+        return int(threads) >= usable_cores()
 
     @property
     def running(self) -> bool:

@@ -48,6 +48,13 @@ STEP_WIDTH = 1.0
 # says as much (the marks run together), and marks are most of what such a curve costs to update and paint.
 MARKED_POINTS = 30
 HEADROOM = 1.05  # the x axis grows before a run reaches its end
+# A run that has ended keeps its curves as pictures (Qt's item cache, in device pixels: the same look),
+# painted again only when the axes' ranges or the plot's size change. Every update of the running run's
+# curves repaints the whole plot, and without the pictures each kept run's curves were drawn again each
+# time: with 15 runs overlaid, the plots' paints took 65 ms of the window's time per 6-second run
+# against 25 ms with them.
+KEPT_CACHE = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
+LIVE_CACHE = QtWidgets.QGraphicsItem.CacheMode.NoCache
 SLICE = 0.01  # seconds of drawing per turn of the event loop while a run trains; the rest at the next turn
 
 
@@ -507,6 +514,11 @@ class LivePlots(QtWidgets.QWidget):
         else:
             x, y = run.lr.data()
         self._set(x, y, "lr", (n, "lr"), _pen(c, STEP_WIDTH))
+        mode = KEPT_CACHE if run.done else LIVE_CACHE  # (see KEPT_CACHE)
+        for key, item in self.curves.items():
+            if key[0] == n and item.curve.cacheMode() != mode:
+                item.curve.setCacheMode(mode)
+                item.scatter.setCacheMode(mode)
 
     def _draw_grads(self, deadline: float = math.inf) -> bool:
         """The focused run's per-layer gradient norms; False when the deadline came first (after at least

@@ -21,7 +21,10 @@ TRAINING = ("torch", "torch._dynamo", "torch.optim", "engine.compiler", "engine.
             "engine.training.modes", "engine.training.metrics", "engine.inspect", "sklearn.datasets")
 # What a run needs in this process: its events arrive as pickles, read in a thread, and unpickling
 # imports the modules of their classes (the run itself trains in the training process).
-RUN = ("torch", "torch.utils.serialization", "engine.training.trainer", "engine.training.metrics", "engine.inspect")
+# (scipy.signal: the live plots' moving average of the loss; imported at a run's first points it stalled the
+# window for about 0.1 s.)
+RUN = ("torch", "torch.utils.serialization", "engine.training.trainer", "engine.training.metrics", "engine.inspect",
+       "scipy.signal")
 OPTIONAL = ("engine.training.images", "engine.training.files", "PIL.Image")
 EXPORT = ("engine.export", "onnx", "onnxruntime", "onnxscript", "torch.onnx", "torch.export")
 
