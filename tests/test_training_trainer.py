@@ -165,6 +165,30 @@ def test_epoch_events_are_not_starved_when_step_events_use_up_the_budget():
     assert tr.event_seconds <= 0.03 * tr.result.seconds + 0.02  # the budget still holds
 
 
+def test_one_costly_event_at_the_start_does_not_hold_the_step_events_back():
+    """The first epoch's end can be costly (the app's live preview and health inspection: 14 ms and more);
+    counted against 2% of the fraction of a second trained so far, it held every step event back for
+    seconds, and the app's curves stood still while the progress moved on."""
+    calls = []
+
+    class CostlyFirstEpoch(Callback):
+        def on_step(self, trainer, event):
+            calls.append("step")
+
+        def on_epoch_end(self, trainer, event):
+            if not any(c != "step" for c in calls):
+                end = time.perf_counter() + 0.015
+                while time.perf_counter() < end:
+                    pass
+            calls.append("epochs")
+
+    cfg = spirals_config(epochs=3, batching="stochastic")  # 900 steps an epoch: several step events each
+    tr = Trainer(spiral_mlp(), cfg, callbacks=[CostlyFirstEpoch()], event_interval=0.05)
+    assert tr.fit().status == "finished"
+    first, second = [i for i, c in enumerate(calls) if c == "epochs"][:2]
+    assert "step" in calls[first + 1:second], calls  # (before the fix: none until the second second)
+
+
 def test_a_failing_subscriber_never_stops_training():
     class Broken(Callback):
         def on_epoch_end(self, trainer, event):

@@ -70,6 +70,33 @@ class TimedLayout(pg.GraphicsLayoutWidget):
             self.on_paint(time.perf_counter() - t)
 
 
+class LogAxis(pg.AxisItem):
+    """pyqtgraph's axis, with a log scale's in-between ticks thinned to what the axis's length can label
+    apart: 2 to 9 in each decade, else 2 and 5, else 3, else none. pyqtgraph marks and labels each of 2 to 9
+    wherever fewer than three decades show, and over a decade and a half in the 100 pixels of a small
+    plot their labels ran into each other."""
+
+    STEPS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1, 3))
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
+        if not ticks or ticks[-1][0] is not None:  # (no in-between ticks: whole decades only)
+            return ticks
+        per_decade = size / max(maxVal - minVal, 1e-12)  # pixels
+        font = self.style.get("tickFont") or self.font()
+        metrics = QtGui.QFontMetricsF(font)
+        room = (metrics.height() if self.orientation in ("left", "right") else metrics.horizontalAdvance("0.08")) + 2
+        for steps in self.STEPS:
+            if np.diff(np.log10(steps + (10,))).min() * per_decade >= room:
+                break
+        else:
+            return ticks[:-1]
+        wanted = np.log10(steps)
+        minor = [x for x in ticks[-1][1] if np.isclose(x - math.floor(x + 1e-9), wanted, atol=1e-6).any()
+                 or np.isclose(x - math.floor(x + 1e-9), 1.0, atol=1e-6)]
+        return ticks[:-1] + [(None, minor)]
+
+
 def _title(plot: pg.PlotItem, text: str) -> None:
     """A plot's title in the theme's colours (set again on a theme change: a pyqtgraph label keeps its own)."""
     plot.titleLabel.setText(text, color=themes.current().text, size="9pt")
@@ -139,6 +166,7 @@ class LivePlots(QtWidgets.QWidget):
         self.draw_seconds = 0.0  # total time spent in flush() (for the benchmark)
         self._slices = 0.0  # time spent on the update being drawn in slices
         self._created = False  # a curve was made during this update (a one-time cost, not the steady one)
+        self._paints_free = False  # the paints after an update that made curves (their first paints) are free too
         self._fresh = False  # a run started and its first points are not drawn yet: draw them soon
         self._x_end = 1  # the x range's end (steps or epochs), and the gradient plot's (steps)
         self._grad_end = 1
@@ -164,10 +192,10 @@ class LivePlots(QtWidgets.QWidget):
         self.view = TimedLayout()
         self.view.setObjectName("training_plots")
         self.view.on_paint = self._charge
-        self.loss = self.view.addPlot(0, 0, title="Loss")
+        self.loss = self.view.addPlot(0, 0, title="Loss", axisItems={"left": LogAxis("left")})  # (log loss)
         self.acc = self.view.addPlot(0, 1, title="Accuracy")
         self.lr = self.view.addPlot(1, 0, title="Learning rate")
-        self.grad = self.view.addPlot(1, 1, title="Gradient norm per layer")
+        self.grad = self.view.addPlot(1, 1, title="Gradient norm per layer", axisItems={"left": LogAxis("left")})
         self.plots = {"loss": self.loss, "acc": self.acc, "lr": self.lr, "grad": self.grad}
         for name, plot in self.plots.items():
             plot.setClipToView(True)
@@ -246,7 +274,7 @@ class LivePlots(QtWidgets.QWidget):
     def _charge(self, seconds: float) -> None:
         """Count ``seconds`` of drawing against the budget while a run trains: the next redraw waits until
         the wall-clock time since is ``seconds / budget``."""
-        if self.controller.running:
+        if self.controller.running and not self._paints_free:
             budget = SHARED_DRAW_BUDGET if self.controller.shares_cores else DRAW_BUDGET
             self._ready_at = max(self._ready_at, time.perf_counter()) + seconds / budget
 
@@ -320,7 +348,9 @@ class LivePlots(QtWidgets.QWidget):
             self._slices += end - t
             self._timer.start(0)  # the rest after the events waiting now
             return
-        if not self._created:  # (making curves costs once: the first points are not held back for it)
+        # (making curves costs once, and so do their first paints: the next points are not held back for it)
+        self._paints_free = self._created
+        if not self._created:
             self._charge(self._slices + end - t)
         self._slices = 0.0
         self._created = False
