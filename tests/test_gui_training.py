@@ -513,6 +513,25 @@ def test_the_cores_the_window_has_are_its_affinity_where_it_is_pinned(monkeypatc
     assert controller.usable_cores() == (os.cpu_count() or 1)
 
 
+def test_log_axes_label_only_the_ticks_they_have_room_for(qtbot):
+    """pyqtgraph labels each of 2..9 in a decade on a log axis; over a decade and a half in a small plot
+    the labels ran into each other (the gradient-norm plot)."""
+    from PySide6 import QtGui
+
+    from gui.training.plots import LogAxis
+    axis = LogAxis("left")
+    axis.setLogMode(False, True)
+    height = QtGui.QFontMetricsF(axis.style.get("tickFont") or axis.font()).height()
+    for lo, hi, size in ((-1.4, 0.3, 100), (-1.4, 0.3, 400), (-0.3, -0.05, 100), (-3.0, 0.5, 80)):
+        ticks = sorted(v for _, values in axis.tickValues(lo, hi, size) for v in values)
+        assert ticks, (lo, hi, size)
+        gaps = np.diff(ticks) * size / (hi - lo)
+        assert (gaps >= height).all(), (lo, hi, size, [round(10 ** v, 3) for v in ticks])
+    # ... and where there is room, the in-between values are kept
+    ticks = [round(10 ** v, 3) for _, values in axis.tickValues(-1.4, 0.3, 100) for v in values]
+    assert {0.05, 0.1, 0.2, 0.5, 1.0} <= set(ticks)
+
+
 def test_the_first_points_are_drawn_soon_after_a_run_starts(window, qtbot):
     """The plots' redraw interval follows what an update costs; making the curves at the start costs once
     and must not hold back the first points (it held them back for seconds)."""

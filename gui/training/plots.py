@@ -72,7 +72,7 @@ class TimedLayout(pg.GraphicsLayoutWidget):
 
 class LogAxis(pg.AxisItem):
     """pyqtgraph's axis, with a log scale's in-between ticks thinned to what the axis's length can label
-    apart: 2 to 9 in each decade, else 2 and 5, else 3, else none. pyqtgraph marks and labels each of 2 to 9
+    apart: 2 to 9 in each decade, else 2 and 5, else 3, else the decades alone. pyqtgraph marks and labels each of 2 to 9
     wherever fewer than three decades show, and over a decade and a half in the 100 pixels of a small
     plot their labels ran into each other."""
 
@@ -86,14 +86,11 @@ class LogAxis(pg.AxisItem):
         font = self.style.get("tickFont") or self.font()
         metrics = QtGui.QFontMetricsF(font)
         room = (metrics.height() if self.orientation in ("left", "right") else metrics.horizontalAdvance("0.08")) + 2
-        for steps in self.STEPS:
-            if np.diff(np.log10(steps + (10,))).min() * per_decade >= room:
-                break
-        else:
-            return ticks[:-1]
+        steps = next((s for s in self.STEPS if np.diff(np.log10(s + (10,))).min() * per_decade >= room), (1,))
         wanted = np.log10(steps)
+        major = np.array([v for _, values in ticks[:-1] for v in values])  # (whole decades, labelled already)
         minor = [x for x in ticks[-1][1] if np.isclose(x - math.floor(x + 1e-9), wanted, atol=1e-6).any()
-                 or np.isclose(x - math.floor(x + 1e-9), 1.0, atol=1e-6)]
+                 and not np.isclose(x, major, atol=1e-6).any()]
         return ticks[:-1] + [(None, minor)]
 
 
