@@ -138,10 +138,10 @@ def workloads(epochs: int):
 class Headless:
     """The same run headless: ``Trainer.fit`` with no subscribers in the main thread of a fresh process,
     as ``deepcanvas train`` runs it, after a short warm-up run (see :func:`headless_child`). The process
-    compiles the network and loads the data, says ``ready``
-    and waits for a line on its stdin before it trains; at the end it prints its steps, batch size,
-    seconds of training (the trainer's clock) and the time it ended (``time.perf_counter``: on Linux the
-    system's monotonic clock, the same in every process)."""
+    compiles the network and loads the data, says ``ready`` and waits: :meth:`warm` trains another
+    warm-up run and :meth:`go` the measured one, each until :meth:`stop` (or its end). At the end it
+    prints its steps, batch size, seconds of training (the trainer's clock) and the time it ended
+    (``time.perf_counter``: on Linux the system's monotonic clock, the same in every process)."""
 
     def __init__(self, graph, run_dir: Path, cpu: int | None = None):
         import subprocess
@@ -184,7 +184,7 @@ class Headless:
         self._send("go")
 
     def stop(self) -> None:
-        """Stop the run training now after its current step (see :func:`headless_child`)."""
+        """Stop the run it is training after its current step (see :func:`headless_child`)."""
         self._send("stop")
 
     def _read(self) -> None:

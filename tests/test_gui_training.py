@@ -179,6 +179,9 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
         item.curve.setCacheMode(LIVE_CACHE)
         item.scatter.setCacheMode(LIVE_CACHE)
     assert plots.view.grab().toImage() == cached
+    ui.controller.remove(first)  # a removed run's curves go, and so does what was kept to draw them
+    assert plots.point_count(first, "train") == 0 and first.number not in plots._smoothers
+    assert second.number in plots._smoothers
 
 
 def test_confusion_matrix_per_class_metrics_gallery_and_doctor(window, qtbot):

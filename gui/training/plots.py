@@ -300,6 +300,9 @@ class LivePlots(QtWidgets.QWidget):
         shown = {k[0] for k in self.curves if isinstance(k[0], int)}
         for key in [k for k in self.curves if isinstance(k[0], int) and k[0] not in visible]:
             self._drop(key)
+        kept = {r.number for r in self.controller.runs}
+        for number in [n for n in self._smoothers if n not in kept]:  # (a removed run's moving average)
+            del self._smoothers[number]
         self._dirty |= visible - shown
         if self.focus is not None and self.focus not in self.controller.runs:
             self.focus = self.controller.runs[-1] if self.controller.runs else None
