@@ -318,20 +318,68 @@ def pin(pid: int, cpu: int) -> None:
             pass
 
 
-def self_check_side_by_side(graph, run_dir: Path, cpus: tuple[int, int], seconds: float) -> float:
-    """The side-by-side method's own noise: two headless runs at once, each on a core of its own, both
-    stopped after ``seconds``."""
+def swapper_child(slice_s: float, cpus: str, first: str, second: str) -> int:
+    """Keeps two groups of processes on a core each (``cpus``: two core numbers) and swaps their cores
+    every ``slice_s`` seconds (every thread of each process), until a line comes on stdin: both sides
+    train at once, and each gets each core for half the time."""
+    a_cpu, b_cpu = (int(x) for x in cpus.split(","))
+    groups = ([int(x) for x in first.split(",")], [int(x) for x in second.split(",")])
+    print("started", flush=True)
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), done.set()), daemon=True).start()
+    swaps = 0
+    while True:
+        for pids, cpu in zip(groups, (a_cpu, b_cpu) if swaps % 2 == 0 else (b_cpu, a_cpu)):
+            for pid in pids:
+                try:
+                    pin(pid, cpu)
+                except OSError:
+                    pass
+        swaps += 1
+        if done.wait(slice_s):
+            break
+    print(swaps, flush=True)
+    return 0
+
+
+@contextlib.contextmanager
+def swapping(first: str, second: str, cpus: tuple[int, int], slice_s: float):
+    """While in this block, the processes of ``first`` and ``second`` (comma-separated pids) swap
+    their cores every ``slice_s`` seconds (see :func:`swapper_child`); ``slice_s`` 0: no swapping."""
+    import subprocess
+
+    if not slice_s:
+        yield
+        return
+    swapper = subprocess.Popen([sys.executable, __file__, "--swapper", str(slice_s), f"{cpus[0]},{cpus[1]}", first,
+                                second], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert swapper.stdout.readline().strip() == "started"
+    try:
+        yield
+    finally:
+        swapper.stdin.write("stop\n")
+        swapper.stdin.flush()
+        swapper.wait(30)
+
+
+def self_check_side_by_side(graph, run_dir: Path, cpus: tuple[int, int], seconds: float, swap_s: float = 0.0) -> float:
+    """The side-by-side method's own noise: two headless runs at once, each on a core of its own (swapped
+    every ``swap_s`` seconds, if not 0), both stopped after ``seconds``."""
     a, b = Headless(graph, run_dir / "a", cpus[0]), Headless(graph, run_dir / "b", cpus[1])
-    a.go()
-    b.go()
-    time.sleep(seconds)
-    a.stop()
-    b.stop()
+    with swapping(str(a.proc.pid), str(b.proc.pid), cpus, swap_s):
+        a.go()
+        b.go()
+        time.sleep(seconds)
+        a.stop()
+        b.stop()
+        a.done.wait()
+        b.done.wait()
     (ea, sa, _), (eb, sb, _) = a.result(), b.result()
     return (ea / sa) / (eb / sb)
 
 
-def side_by_side(window, graph, run_dir: Path, cpus: tuple[int, int], seconds: float) -> tuple[float, float, "WindowWork"]:
+def side_by_side(window, graph, run_dir: Path, cpus: tuple[int, int], seconds: float,
+                 swap_s: float = 0.0) -> tuple[float, float, "WindowWork"]:
     """The run with the GUI and the same run headless at the same time, each side on a core of its own:
     this process (the window) and the app's training process on ``cpus[0]``, the headless process on
     ``cpus[1]``; PyTorch trains with one thread on each side. The headless run starts when the app's run
@@ -346,13 +394,15 @@ def side_by_side(window, graph, run_dir: Path, cpus: tuple[int, int], seconds: f
 
     from engine.training.remote import TrainingProcess
 
+    training = TrainingProcess.shared().info["pid"]
     pin(os.getpid(), cpus[0])
-    pin(TrainingProcess.shared().info["pid"], cpus[0])
+    pin(training, cpus[0])
     head = Headless(graph, run_dir, cpus[1])
-    with both_from_start(head, seconds):
-        gui_examples, gui_seconds, _, work = with_gui(window, graph, None, timed=True)
-    while not head.done.wait(0.01):
-        QtWidgets.QApplication.processEvents()
+    with swapping(f"{os.getpid()},{training}", str(head.proc.pid), cpus, swap_s):
+        with both_from_start(head, seconds):
+            gui_examples, gui_seconds, _, work = with_gui(window, graph, None, timed=True)
+        while not head.done.wait(0.01):
+            QtWidgets.QApplication.processEvents()
     head_examples, head_seconds, _ = head.result()
     return gui_examples / gui_seconds, head_examples / head_seconds, work
 
@@ -551,7 +601,11 @@ def main(argv=None) -> int:
     p.add_argument("--slice", type=float, default=SLICE_S, help="seconds each side trains in turn (default %(default)s)")
     p.add_argument("--headless-child", nargs=2, metavar=("GRAPH", "RUN_DIR"), help=argparse.SUPPRESS)
     p.add_argument("--slicer", nargs=3, metavar=("SECONDS", "FIRST", "SECOND"), help=argparse.SUPPRESS)
+    p.add_argument("--swapper", nargs=4, metavar=("SECONDS", "CPUS", "FIRST", "SECOND"), help=argparse.SUPPRESS)
+    p.add_argument("--swap", type=float, default=0.0, help="with --side-by-side: the sides swap cores this often (s)")
     args = p.parse_args(argv)
+    if args.swapper:
+        return swapper_child(float(args.swapper[0]), *args.swapper[1:])
     if args.headless_child:
         return headless_child(*args.headless_child)
     if args.slicer:
@@ -570,7 +624,7 @@ def main(argv=None) -> int:
         name, graph = workloads(epochs)[0]
         tmp = Path(tempfile.mkdtemp(prefix="bench-gui-training-"))
         if side:  # (the cores swap each round: a difference between them would show as alternating ratios)
-            ratios = [self_check_side_by_side(graph, tmp / f"r{r}", (cores[r % 2], cores[1 - r % 2]), seconds)
+            ratios = [self_check_side_by_side(graph, tmp / f"r{r}", (cores[r % 2], cores[1 - r % 2]), seconds, args.swap)
                       for r in range(args.rounds or 8)]
             how = "side by side, a core each"
         else:
@@ -623,7 +677,7 @@ def main(argv=None) -> int:
             alone.append(work)
             if side:
                 gui, head, work = side_by_side(window, graph, tmp / f"head{r}", (cores[r % 2], cores[1 - r % 2]),
-                                               seconds)
+                                               seconds, args.swap)
             else:  # (which side has the first turn alternates: the first side came out about 1% slower)
                 gui, head, work = paired(window, graph, tmp / f"head{r}", args.slice, 2 * seconds, r % 2 == 0)
             turns.append(work)
