@@ -82,7 +82,8 @@ sys.path.insert(0, str(ROOT))
 LAG_TARGET_MS = 50.0
 RATIO_TARGET = 0.98
 PROBE_MS = 10
-SLICE_S = 0.05  # seconds the GUI's side and the headless side train in turn (see paired())
+SLICE_S = 0.05  # seconds the GUI's side and the headless side train in turn (--turns: see paired())
+SWAP_S = 0.05  # seconds between swaps of the two sides' cores (side by side, the default: see side_by_side())
 WARM_S = 2.0  # seconds of wall time both sides train a warm-up run, in turns, before each measured pair
 
 
@@ -593,8 +594,9 @@ def main(argv=None) -> int:
                    help="train with one thread fewer than the cores, headless and in the app (see above)")
     p.add_argument("--self-check", action="store_true",
                    help="no GUI: two headless runs in turns, to show the method's own noise on this machine")
-    p.add_argument("--side-by-side", action="store_true",
-                   help="both sides train at once, each on a core of its own, instead of in turns (see side_by_side())")
+    p.add_argument("--turns", action="store_true",
+                   help="the sides train in turns (SIGSTOP/SIGCONT) instead of side by side (see paired())")
+    p.add_argument("--side-by-side", action="store_true", help=argparse.SUPPRESS)  # (the default since 2026-11-27)
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of training per run before it is stopped (twice that in wall time in turns; "
                         "default 6, 1.5 with --quick)")
@@ -602,7 +604,8 @@ def main(argv=None) -> int:
     p.add_argument("--headless-child", nargs=2, metavar=("GRAPH", "RUN_DIR"), help=argparse.SUPPRESS)
     p.add_argument("--slicer", nargs=3, metavar=("SECONDS", "FIRST", "SECOND"), help=argparse.SUPPRESS)
     p.add_argument("--swapper", nargs=4, metavar=("SECONDS", "CPUS", "FIRST", "SECOND"), help=argparse.SUPPRESS)
-    p.add_argument("--swap", type=float, default=0.0, help="with --side-by-side: the sides swap cores this often (s)")
+    p.add_argument("--swap", type=float, default=SWAP_S,
+                   help="side by side, the sides swap cores this often (default %(default)s s; 0: they swap each round)")
     args = p.parse_args(argv)
     if args.swapper:
         return swapper_child(float(args.swapper[0]), *args.swapper[1:])
@@ -613,9 +616,9 @@ def main(argv=None) -> int:
     if not hasattr(os, "kill") or not hasattr(__import__("signal"), "SIGSTOP"):
         print("this benchmark takes turns with SIGSTOP and SIGCONT: Linux or macOS only", file=sys.stderr)
         return 2
-    side = args.side_by_side
+    side = not args.turns
     if side and len(os.sched_getaffinity(0)) < 2:
-        print("--side-by-side needs two cores", file=sys.stderr)
+        print("side by side needs two cores: use --turns on a machine with one", file=sys.stderr)
         return 2
     cores = sorted(os.sched_getaffinity(0))[:2] if side else []
     seconds = args.seconds or (1.5 if args.quick else 6.0)
@@ -626,7 +629,7 @@ def main(argv=None) -> int:
         if side:  # (the cores swap each round: a difference between them would show as alternating ratios)
             ratios = [self_check_side_by_side(graph, tmp / f"r{r}", (cores[r % 2], cores[1 - r % 2]), seconds, args.swap)
                       for r in range(args.rounds or 8)]
-            how = "side by side, a core each"
+            how = "side by side, a core each, " + (f"swapped every {args.swap} s" if args.swap else "swapped each round")
         else:
             ratios = [self_check(graph, tmp / f"r{r}", args.slice, 2 * seconds, r % 2 == 0)
                       for r in range(args.rounds or 8)]
@@ -663,7 +666,8 @@ def main(argv=None) -> int:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} of {os.cpu_count()} cores training"
           f"{' (a core left for the window)' if args.leave_core else ''}; {rounds} round(s); probe every {PROBE_MS} ms; "
-          + ("side by side, a core each (the cores swap each round)" if side else f"in turns of {args.slice} s"))
+          + (f"side by side, a core each, swapped every {args.swap} s" if side and args.swap
+             else "side by side, a core each, swapped each round" if side else f"in turns of {args.slice} s"))
     _note_result_times()
     worst_lag, worst_ratio = 0.0, float("inf")
     for name, graph in workloads(epochs):

@@ -179,6 +179,21 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
         item.curve.setCacheMode(LIVE_CACHE)
         item.scatter.setCacheMode(LIVE_CACHE)
     assert plots.view.grab().toImage() == cached
+    # So do the axes, until their range, scale or look changes: the same pixels as an axis drawn anew.
+    axes = [plot.getAxis(side) for plot in plots.plots.values() for side in ("left", "bottom")]
+    assert all(axis.cacheMode() == KEPT_CACHE for axis in axes)
+    plots.view.grab()
+    plots.loss.setXRange(0, 3)
+    plots.lr.setYRange(0, 0.5)
+    plots.log_loss.setChecked(True)
+    for axis in axes:
+        axis.setTextPen("#ff0000") if axis is plots.acc.getAxis("left") else None
+    cached = plots.view.grab().toImage()
+    for axis in axes:
+        axis.setCacheMode(LIVE_CACHE)
+    fresh = plots.view.grab().toImage()
+    cached.save("/tmp/s5/cached.png"); fresh.save("/tmp/s5/fresh.png")
+    assert fresh == cached
     ui.controller.remove(first)  # a removed run's curves go, and so does what was kept to draw them
     assert plots.point_count(first, "train") == 0 and first.number not in plots._smoothers
     assert second.number in plots._smoothers
@@ -626,3 +641,40 @@ def test_token_examples_read_as_text_around_what_matters():
     assert describe(sentence, words, 40) == "11 12 13 14 15 16 17"
     assert describe(sentence, words, 15, mark=3) == "…12 13 [14] 15…"  # (15 characters at most)
     assert describe(sentence, words, 40, mark=0) == "[11] 12 13 14 15 16 17"
+
+
+def test_legends_move_off_the_newest_points_and_take_columns_to_fit(qtbot):
+    """A legend left at the top right hid the curves' newest points once a run reached the axis's end
+    (the gradient norms, a flat loss), and three runs' train and dev entries ran past a small plot."""
+    from gui.training.controller import RunController
+    from gui.training.plots import LivePlots, _pen
+
+    plots = LivePlots(RunController())
+    qtbot.addWidget(plots)
+    plots.resize(900, 420)
+    plots.show()
+    qtbot.waitExposed(plots)
+    box = plots.loss.getViewBox()
+
+    def draw(y, runs=1):  # (a curve given as many points as before keeps its data: each call adds one)
+        for n in range(1, runs + 1):
+            plots._set(np.linspace(0, 100, len(y)), y, "loss", (n, "train"), _pen("#4c9aff"), f"run {n} train")
+        plots.loss.setXRange(0, 100, padding=0)
+        plots.loss.setYRange(0, 1, padding=0)
+        plots._place_legends()
+        QtWidgets.QApplication.processEvents()
+
+    def hidden() -> float:  # the curves' last fifth under the legend
+        rect = box.mapSceneToView(plots.loss_legend.sceneBoundingRect()).boundingRect()
+        return plots._hidden_under("loss", QtCore.QRectF(80, rect.top(), 20, rect.height()))
+
+    x = np.arange(0.0, 101)
+    draw(0.95 - 0.9 * x / 100)  # a falling loss: the top right is free, and the legend stays there
+    corner = plots.loss_legend.sceneBoundingRect().center()
+    assert corner.x() > box.sceneBoundingRect().center().x() and corner.y() < box.sceneBoundingRect().center().y()
+    draw(np.full(102, 0.9))  # a flat loss along the top: the legend goes to the bottom
+    assert plots.loss_legend.sceneBoundingRect().center().y() > box.sceneBoundingRect().center().y()
+    assert hidden() == 0
+    draw(0.5 + 0.45 * np.sin(np.arange(103) / 5), runs=12)  # curves everywhere, twelve entries: in columns
+    assert plots.loss_legend.columnCount > 1
+    assert box.sceneBoundingRect().contains(plots.loss_legend.sceneBoundingRect())
