@@ -192,6 +192,8 @@ class LivePlots(QtWidgets.QWidget):
         self._created = False  # a curve was made during this update (a one-time cost, not the steady one)
         self._paints_free = False  # the paints after an update that made curves (their first paints) are free too
         self._fresh = False  # a run started and its first points are not drawn yet: draw them soon
+        self._placed_at = -math.inf  # when the legends last looked for their corners, and their entries then
+        self._placed_entries = (0, 0)
         self._x_end = 1  # the x range's end (steps or epochs), and the gradient plot's (steps)
         self._grad_end = 1
         self._timer = QtCore.QTimer(self, singleShot=True)
@@ -431,6 +433,7 @@ class LivePlots(QtWidgets.QWidget):
         ends = self._x_ends()
         if ends is None:
             return
+        before = (self._x_end, self._grad_end)
         self._x_end, grad_end = ends
         for name in ("loss", "acc", "lr"):
             if name not in self._manual:
@@ -438,7 +441,8 @@ class LivePlots(QtWidgets.QWidget):
         if "grad" not in self._manual and grad_end is not None:
             self._grad_end = grad_end
             self.grad.setXRange(0, grad_end, padding=0.01)
-        self._place_legends()  # (the curves moved left, out from under a legend or under one)
+        if (self._x_end, self._grad_end) != before:  # the curves moved left, out from under a legend or under one
+            self._place_legends(force=True)
 
     def _outgrown(self) -> bool:
         """Whether the runs have grown out of the x ranges they were given (a run that has ended at the
@@ -466,13 +470,21 @@ class LivePlots(QtWidgets.QWidget):
                 continue  # the data fits and fills a third of the view or more: leave the axis as it is
             plot.setYRange(lo - 0.08 * span, hi + 0.08 * span, padding=0)
 
+    PLACE_EVERY = 10.0  # seconds: while a run trains, the legends look for a better corner at most this often
     # The corners a legend may take, in order of preference: (its corner and the plot's, the offset).
     CORNERS = (((1, 0), (-6, 6)), ((0, 1), (6, -6)), ((0, 0), (6, 6)), ((1, 1), (-6, -6)))
 
-    def _place_legends(self) -> None:
+    def _place_legends(self, force: bool = False) -> None:
         """Move each legend to the corner of its plot where it hides the least of the curves (the top
         right while it is free): a run's curves end at the right edge, under a legend left at the top
-        right, just where the newest points are."""
+        right, just where the newest points are. While a run trains, at most every ``PLACE_EVERY``
+        seconds unless the legends' entries changed or ``force`` (the x range grew)."""
+        now = time.perf_counter()
+        entries = (len(self.loss_legend.items), len(self.grad_legend.items))
+        if (not force and self.controller.running and entries == self._placed_entries
+                and now - self._placed_at < self.PLACE_EVERY):
+            return
+        self._placed_at, self._placed_entries = now, entries
         for name, legend in (("loss", self.loss_legend), ("grad", self.grad_legend)):
             if not legend.items or not legend.isVisible():
                 continue
@@ -487,12 +499,13 @@ class LivePlots(QtWidgets.QWidget):
             if columns != legend.columnCount:
                 legend.setColumnCount(columns)
             size = legend.sceneBoundingRect().size()
+            curves = self._shown_data(name)
             hidden = []
             for (cx, cy), (dx, dy) in self.CORNERS:
                 left = area.left() + dx if cx == 0 else area.right() + dx - size.width()
                 top = area.top() + dy if cy == 0 else area.bottom() + dy - size.height()
                 rect = box.mapSceneToView(QtCore.QRectF(left, top, size.width(), size.height())).boundingRect()
-                hidden.append(self._hidden_under(name, rect))
+                hidden.append(self._hidden_under(name, rect, curves))
             current = getattr(legend, "_corner", 0)
             best = min(range(len(self.CORNERS)), key=lambda i: (hidden[i], i != current, i))
             if best != current or not hasattr(legend, "_corner"):
@@ -500,14 +513,10 @@ class LivePlots(QtWidgets.QWidget):
                 legend.anchor(itemPos=corner, parentPos=corner, offset=offset)
                 legend._corner = best
 
-    def _hidden_under(self, plot: str, rect: QtCore.QRectF, samples: int = 24) -> float:
-        """How much of a plot's curves a rectangle (in the plot's coordinates) covers: of ``samples``
-        places across it, those where a curve passes inside, summed over the curves, each weighted by
-        how far right it lies (the newest points count three times as much as the first)."""
-        xs = np.linspace(rect.left(), rect.right(), samples)
-        (x0, x1), _ = self.plots[plot].getViewBox().viewRange()
-        weight = 1 + 2 * np.clip((xs - x0) / max(x1 - x0, 1e-12), 0, 1)
-        count = 0.0
+    def _shown_data(self, plot: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The finite points each shown curve of a plot draws (as drawn: clipped to the view, thinned,
+        in log units on a log axis)."""
+        out = []
         for key, item in self.curves.items():
             if self._where.get(key) != plot or not item.isVisible():
                 continue
@@ -515,9 +524,20 @@ class LivePlots(QtWidgets.QWidget):
             if x is None or not len(x):
                 continue
             finite = np.isfinite(y)
-            x, y = np.asarray(x)[finite], np.asarray(y)[finite]
-            if not len(x):
-                continue
+            if finite.any():
+                out.append((np.asarray(x)[finite], np.asarray(y)[finite]))
+        return out
+
+    def _hidden_under(self, plot: str, rect: QtCore.QRectF, curves=None, samples: int = 24) -> float:
+        """How much of a plot's curves (``curves``: from :meth:`_shown_data`) a rectangle (in the plot's
+        coordinates) covers: of ``samples`` places across it, those where a curve passes inside, summed
+        over the curves, each weighted by how far right it lies (the newest points count three times as
+        much as the first)."""
+        xs = np.linspace(rect.left(), rect.right(), samples)
+        (x0, x1), _ = self.plots[plot].getViewBox().viewRange()
+        weight = 1 + 2 * np.clip((xs - x0) / max(x1 - x0, 1e-12), 0, 1)
+        count = 0.0
+        for x, y in self._shown_data(plot) if curves is None else curves:
             if len(x) == 1:
                 count += weight.sum() * bool(rect.contains(QtCore.QPointF(float(x[0]), float(y[0]))))
                 continue
