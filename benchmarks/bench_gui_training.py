@@ -1,8 +1,8 @@
 """Training with the app open (issue #7): the event loop stays responsive and training keeps its speed.
 
     .venv/bin/python benchmarks/bench_gui_training.py [--quick] [--rounds N] [--epochs N] [--seconds S]
-                                                      [--leave-core] [--slice SECONDS] [--side-by-side]
-                                                      [--self-check]
+                                                      [--leave-core] [--swap SECONDS] [--turns]
+                                                      [--slice SECONDS] [--self-check]
 
 The real main window runs headless (offscreen Qt) with the Training dock and its live plots on screen,
 the Preview dock showing a node (so weight snapshots and preview refreshes happen too) and training
@@ -10,7 +10,7 @@ health drawn on the canvas. Two workloads: LeNet-5 on the 32x32 digits in mini-b
 device does most of the work) and an MLP on the digits with one example per step (Python overhead per
 step: the most events and the most work per example outside the kernels). The app trains in its
 training process (``engine.training.remote``), as a user's click does. Every run is stopped after
-``--seconds`` of training (6; twice that in wall time when the sides take turns), as the Stop button
+``--seconds`` of training (6; twice that in wall time with ``--turns``), as the Stop button
 stops it, before it could end by itself (60 and 15 epochs).
 
 1. Event-loop lag: a 10 ms ``QTimer`` probe runs in the UI thread for the whole run (from the Train
@@ -21,31 +21,34 @@ stops it, before it could end by itself (60 and 15 epochs).
 2. Throughput: examples per second of training with the GUI against the same run headless:
    ``Trainer.fit`` with no subscribers in the main thread of a fresh process, as ``deepcanvas train``
    runs it, after a 2-epoch warm-up run (the app's training process has trained before too); same
-   graph, settings, seed, a run folder each. The two train *in turns* of ``--slice``
-   seconds (0.05): the app's side (this process and its training process) runs while the headless
-   process is stopped (SIGSTOP), then the other way round, never both. This machine's speed changes by
-   a third from one run to the next (a shared virtual machine: two headless runs one after the other
-   gave 7,000 and 11,700 ex/s), far more than the 2% to be measured; in turns, both sides get the same
-   machine, and the window's work lands in its own side's turns. Each side's throughput is its
-   examples over its seconds of training (the trainer's clock) less the time it was stopped meanwhile.
-   The headless run starts when the app's run does (its 'start' event) and both are stopped at the same
-   moment, so both train through the same stretch of the machine's time. Just before, both sides train
-   a warm-up run of ``WARM_S`` in turns (of two headless runs in turns, the one that had trained last
-   came out about 1% faster), and the side that takes the first turn alternates between rounds.
-   The figure is the median of the rounds' ratios. Target: at least 0.98. ``--self-check`` pairs two
-   headless runs the same way, to show the method's own noise on the machine (medians 0.986-0.999 here).
+   graph, settings, seed, a run folder each. The two train *side by side*, at the same time, each side
+   on a core of its own (CPU affinity: PyTorch trains with one thread on each side): the app's side is
+   this process (the window) and its training process, so each millisecond the window works is taken
+   from its run, as on a machine whose every core trains. Every ``--swap`` seconds (0.05) a swapper
+   process moves each side to the other core (every thread of each process), so both sides get each
+   core half the time: this virtual machine's two cores differ in speed from moment to moment, and its
+   speed changes by a third from one run to the next (two headless runs one after the other gave 7,000
+   and 11,700 ex/s), far more than the 2% to be measured. The headless run starts when the app's run
+   does (its 'start' event) and both are stopped at the same moment, so both train through the same
+   seconds of the machine; each side's throughput is its examples over its seconds of training (the
+   trainer's clock). The figure is the median of the rounds' ratios. Target: at least 0.98.
+   ``--self-check`` pairs two headless runs the same way, to show the method's own noise on the
+   machine: rounds 0.987-1.006, median 0.995, on 2026-11-27 (with ``--swap 0``, the cores swapped
+   only between rounds, 0.81-1.21).
 
-   ``--side-by-side`` measures without turns: both sides train at once, each on a core of its own
-   (CPU affinity; PyTorch then trains with one thread on each side), so the window's clock-paced work
-   keeps its pace per step. On this virtual machine its rounds are noisier (0.82-1.13; its self-check's
-   0.96-1.11), as the two cores' speeds differ from moment to moment.
+   Side by side, the window's clock-paced work (its timers and drawing budget, the run's progress
+   events every 0.5 s, its health inspections) keeps its pace per step, as for a user. The method is
+   conservative where PyTorch would not use both cores anyway (the MLP's one-example steps run their
+   kernels in one thread, so on a 2-core machine the window would draw on the other core for free).
 
-   The turns weigh against the app: what the window and the run do by the clock (the window's timers
-   and drawing budget, the run's progress events every 0.5 s, its health inspections) goes on at the
-   same pace per second of wall time, and in turns the app's run takes more than twice the wall time
-   for the same steps, so it does about twice that work per step. Each workload prints the UI thread's
-   CPU time and the run's progress events per run alone (a run of its own, without the probe) and in
-   turns, to show by how much.
+   ``--turns`` is the earlier method: the sides train in turns of ``--slice`` seconds (0.05; SIGSTOP
+   and SIGCONT, never both at once), each with every core. It weighs against the app: in turns the
+   app's run takes more than twice the wall time for the same steps, so it does about twice the
+   window's clock-paced work per step (each workload prints the UI thread's CPU time and the run's
+   progress events per run alone, without the probe, and in the pairing, to show by how much). Its
+   self-check's medians were 0.986-0.999. Both sides train a warm-up run of ``WARM_S`` in turns just
+   before (of two headless runs in turns, the one that had trained last came out about 1% faster), and
+   the side with the first turn alternates between rounds.
 
    Why the headless run is another process: each thread that runs PyTorch's parallel CPU kernels gets
    its own OpenMP thread pool, and libgomp stops its workers' busy-waiting between kernels (which small
@@ -325,9 +328,7 @@ def swapper_child(slice_s: float, cpus: str, first: str, second: str) -> int:
     train at once, and each gets each core for half the time."""
     a_cpu, b_cpu = (int(x) for x in cpus.split(","))
     groups = ([int(x) for x in first.split(",")], [int(x) for x in second.split(",")])
-    print("started", flush=True)
     done = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.readline(), done.set()), daemon=True).start()
     swaps = 0
     while True:
         for pids, cpu in zip(groups, (a_cpu, b_cpu) if swaps % 2 == 0 else (b_cpu, a_cpu)):
@@ -336,6 +337,9 @@ def swapper_child(slice_s: float, cpus: str, first: str, second: str) -> int:
                     pin(pid, cpu)
                 except OSError:
                     pass
+        if not swaps:  # (each side on its first core before the caller goes on)
+            print("started", flush=True)
+            threading.Thread(target=lambda: (sys.stdin.readline(), done.set()), daemon=True).start()
         swaps += 1
         if done.wait(slice_s):
             break
@@ -593,7 +597,8 @@ def main(argv=None) -> int:
     p.add_argument("--leave-core", action="store_true",
                    help="train with one thread fewer than the cores, headless and in the app (see above)")
     p.add_argument("--self-check", action="store_true",
-                   help="no GUI: two headless runs in turns, to show the method's own noise on this machine")
+                   help="no GUI: two headless runs paired as the measurement pairs the app's (side by side, "
+                        "or in turns with --turns), to show the method's own noise on this machine")
     p.add_argument("--turns", action="store_true",
                    help="the sides train in turns (SIGSTOP/SIGCONT) instead of side by side (see paired())")
     p.add_argument("--side-by-side", action="store_true", help=argparse.SUPPRESS)  # (the default since 2026-11-27)
