@@ -194,6 +194,7 @@ class LivePlots(QtWidgets.QWidget):
         self._fresh = False  # a run started and its first points are not drawn yet: draw them soon
         self._placed_at = -math.inf  # when the legends last looked for their corners, and their entries then
         self._placed_entries = (0, 0)
+        self._corners: dict[str, int] = {}  # plot name -> the index in CORNERS its legend is at
         self._x_end = 1  # the x range's end (steps or epochs), and the gradient plot's (steps)
         self._grad_end = 1
         self._timer = QtCore.QTimer(self, singleShot=True)
@@ -506,12 +507,12 @@ class LivePlots(QtWidgets.QWidget):
                 top = area.top() + dy if cy == 0 else area.bottom() + dy - size.height()
                 rect = box.mapSceneToView(QtCore.QRectF(left, top, size.width(), size.height())).boundingRect()
                 hidden.append(self._hidden_under(name, rect, curves))
-            current = getattr(legend, "_corner", 0)
+            current = self._corners.get(name, 0)  # (a legend starts at the top right)
             best = min(range(len(self.CORNERS)), key=lambda i: (hidden[i], i != current, i))
-            if best != current or not hasattr(legend, "_corner"):
+            if best != current:
                 (corner, offset) = self.CORNERS[best]
                 legend.anchor(itemPos=corner, parentPos=corner, offset=offset)
-                legend._corner = best
+                self._corners[name] = best
 
     def _shown_data(self, plot: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """The finite points each shown curve of a plot draws (as drawn: clipped to the view, thinned,
