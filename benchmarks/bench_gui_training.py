@@ -58,9 +58,10 @@ stops it, before it could end by itself (60 and 15 epochs).
    The window's own work (drawing the plots, the progress, the canvas's health marks) takes a few per
    cent of one core while a run trains. Where training leaves a core free (a GPU does the work, or the
    machine has more cores than PyTorch uses) that costs the run nothing; where every core trains, as
-   on a 2-core machine running a CPU run, it comes out of the run's share. ``--leave-core`` measures the
-   first case on any machine: both sides train with one thread fewer than the cores (OMP_NUM_THREADS),
-   the way PyTorch would run on a machine with a core more.
+   on a 2-core machine running a CPU run, it comes out of the run's share. ``--leave-core --turns``
+   measures the first case: both sides train with one thread fewer than the cores (OMP_NUM_THREADS),
+   the way PyTorch would run on a machine with a core more (side by side, each side has one core and
+   one thread already, so there is no core to leave on a 2-core machine).
 
 Exits 1 when a target is missed.
 """
@@ -595,7 +596,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="LeNet-5 epochs per run (the MLP gets a quarter)")
     p.add_argument("--leave-core", action="store_true",
-                   help="train with one thread fewer than the cores, headless and in the app (see above)")
+                   help="with --turns: train with one thread fewer than the cores, headless and in the app (see above)")
     p.add_argument("--self-check", action="store_true",
                    help="no GUI: two headless runs paired as the measurement pairs the app's (side by side, "
                         "or in turns with --turns), to show the method's own noise on this machine")
@@ -646,6 +647,10 @@ def main(argv=None) -> int:
         os.sched_setaffinity(0, {cores[0]})
     global _on_start  # every run of the app trains for ``seconds`` (see paired() for those in turns)
     _on_start = lambda job: threading.Timer(seconds, job.stop).start()
+    if args.leave_core and side:
+        print("--leave-core needs --turns: side by side, each side already trains with one thread on one core",
+              file=sys.stderr)
+        return 2
     if args.leave_core:  # before torch is imported here, in the app's training process and in the headless runs
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
     rounds = args.rounds or (1 if args.quick else 5)
