@@ -602,7 +602,6 @@ def main(argv=None) -> int:
                         "or in turns with --turns), to show the method's own noise on this machine")
     p.add_argument("--turns", action="store_true",
                    help="the sides train in turns (SIGSTOP/SIGCONT) instead of side by side (see paired())")
-    p.add_argument("--side-by-side", action="store_true", help=argparse.SUPPRESS)  # (the default since 2026-11-27)
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of training per run before it is stopped (twice that in wall time in turns; "
                         "default 6, 1.5 with --quick)")
