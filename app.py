@@ -47,6 +47,9 @@ def main(argv=None) -> int:
         print("deepcanvas-app: no display found (set DISPLAY, or QT_QPA_PLATFORM=offscreen for a headless run)",
               file=sys.stderr)
         return 2
+    from gui import qtenv
+
+    qtenv.prepare()
     from PySide6 import QtCore, QtWidgets
 
     QtCore.QCoreApplication.setOrganizationName("DeepCanvas")

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import actions as action_table
+from . import qtenv
 from . import theme as themes
 from .canvas import Canvas
 from .codeview import CodeView, SummaryView
@@ -37,6 +38,7 @@ def default_autosave_dir() -> Path:
 class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, settings: QtCore.QSettings | None = None, autosave_dir: str | Path | None = None,
                  autosave_ms: int = 30_000):
+        qtenv.prepare()  # (before the window first paints)
         super().__init__()
         self.settings = settings or default_settings()
         self.setWindowIcon(QtGui.QIcon(str(themes.ICONS / "deepcanvas.svg")))

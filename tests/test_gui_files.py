@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PySide6 import QtCore
@@ -203,3 +204,49 @@ def test_open_an_onnx_model_imports_it_beside_the_file(window, tmp_path):
     assert not w.files.open(tmp_path / "broken.onnx")
     assert "broken.onnx could not be imported" in w.reports[-1]
     assert w.doc.path == tmp_path / "mlp_2.dcnet"  # the open document is untouched
+
+
+PAINT_THREADS = r"""
+import os, sys
+from pathlib import Path
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+sys.path.insert(0, %(root)r)
+from PySide6 import QtWidgets
+app = QtWidgets.QApplication([])
+if %(window)r:
+    from gui.mainwindow import MainWindow
+    w = MainWindow()
+else:
+    w = QtWidgets.QMainWindow()
+    bar = QtWidgets.QProgressBar()
+    w.setCentralWidget(bar)
+w.resize(1600, 1000)
+w.show()
+for i in range(10):  # repaints, as while a run trains
+    w.grab()
+    app.processEvents()
+names = [(t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()]
+print(sum("pooled" in n for n in names))
+if %(window)r:
+    w.doc.undo_stack.setClean()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names from Linux's /proc")
+def test_the_window_paints_without_qts_paint_threads(tmp_path):
+    """gui.qtenv: Qt's raster engine hands large fills to a thread pool and waits for it, waking its
+    threads dozens of times per repaint; the window paints in the UI thread alone (those wake-ups
+    preempted a CPU run). Without the window (a plain Qt window), the same repaints do start the pool,
+    so this test sees the difference."""
+    env = {k: v for k, v in os.environ.items() if k != "QT_NO_GUI_THREADPOOL"}
+    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+
+    def pool_threads(window: bool) -> int:
+        code = PAINT_THREADS % {"root": str(Path(__file__).resolve().parent.parent), "window": window}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return int(out.stdout.strip().splitlines()[-1])
+
+    if pool_threads(window=False) == 0:
+        pytest.skip("this Qt paints a plain window without its thread pool: nothing to compare")
+    assert pool_threads(window=True) == 0

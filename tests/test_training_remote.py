@@ -326,3 +326,54 @@ def test_the_process_stops_its_run_and_exits_when_the_app_is_gone(tmp_path):
     assert (tmp_path / "run" / "final.pt").is_file()  # stopped cleanly: the run can resume
     if sys.platform != "win32":
         assert ev.of("result") and ev.of("result")[0].status == "stopped"
+
+
+def test_a_failing_subscriber_here_neither_ends_the_run_nor_the_process(process, tmp_path, capfd):
+    """A bug in this process's handler of one event is reported (stderr, with its traceback); the run
+    goes on to its result and ``wait`` still returns."""
+    graph, config = digits_mlp(epochs=2)
+    ev = Events()
+    failed = []
+
+    def put(kind, payload):
+        if kind == "epochs" and not failed:
+            failed.append(kind)
+            raise RuntimeError("a handler's bug")
+        ev(kind, payload)
+
+    job = RemoteJob(graph, config, put, run_dir=str(tmp_path / "run"), process=process)
+    job.start()
+    assert job.wait(TIMEOUT)
+    assert ev.of("result")[0].status == "finished" and ev.kinds()[-1] == "done"
+    assert process.alive
+    err = capfd.readouterr().err
+    assert "a subscriber failed on the training process's 'epochs' event" in err and "a handler's bug" in err
+
+
+def test_an_unreadable_event_ends_the_process_and_says_so_not_out_of_memory(tmp_path, monkeypatch):
+    from engine.training import remote
+
+    proc = TrainingProcess()
+    try:
+        assert proc.wait_ready(TIMEOUT)
+        real = remote.read_frame
+
+        def corrupt(stream):
+            msg = real(stream)
+            if msg[1] == "step":
+                raise pickle_error
+            return msg
+        pickle_error = ValueError("a torn frame")
+        monkeypatch.setattr(remote, "read_frame", corrupt)
+        graph, config = digits_mlp(epochs=50)
+        ev = Events()
+        job = RemoteJob(graph, config, ev, run_dir=str(tmp_path / "run"), process=proc)
+        job.start()
+        assert job.wait(TIMEOUT)
+        assert ev.kinds()[-2:] == ["error", "done"]
+        text = ev.of("error")[0]
+        assert "the app stopped it: an event from it could not be read (ValueError: a torn frame)" in text
+        assert "signal" not in text and "out of memory" not in text
+        assert not proc.alive
+    finally:
+        proc.close()

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -257,6 +258,7 @@ class TrainingProcess:
         self._write_lock = threading.Lock()
         self._lock = threading.Lock()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
+        self._killed = ""  # why this process killed it, if it did
         threading.Thread(target=self._read_events, name="deepcanvas-events", daemon=True).start()
         threading.Thread(target=self._read_stderr, name="deepcanvas-stderr", daemon=True).start()
 
@@ -336,11 +338,15 @@ class TrainingProcess:
                     if kind == "done":
                         self._sinks.pop(rid, None)
                 if sink is not None:
-                    sink(kind, payload)
+                    try:
+                        sink(kind, payload)
+                    except Exception:  # this process's subscriber failed: a bug here, not in the run
+                        print(f"deepcanvas: a subscriber failed on the training process's {kind!r} event:\n"
+                              + traceback.format_exc(), file=sys.stderr)
         except EOFError:
             pass
         except Exception as exc:  # a frame that cannot be read: the stream is lost, so is the process
-            self._stderr.append(f"unreadable event from the training process ({type(exc).__name__}: {exc})")
+            self._killed = f"an event from it could not be read ({type(exc).__name__}: {exc})"
             self.proc.kill()
         self.proc.wait()
         self.ended.set()
@@ -353,8 +359,12 @@ class TrainingProcess:
         if not sinks:
             return
         code = self.proc.poll()
-        why = (f"it was killed by signal {-code}" + (" (the system may have run out of memory)" if code == -9 else "")
-               if code is not None and code < 0 else f"exit status {code}")
+        if self._killed:
+            why = f"the app stopped it: {self._killed}"
+        elif code is not None and code < 0:
+            why = f"it was killed by signal {-code}" + (" (the system may have run out of memory)" if code == -9 else "")
+        else:
+            why = f"exit status {code}"
         tail = "\n".join(self._stderr)
         text = f"The training process ended unexpectedly ({why}). Your network and settings are unchanged."
         if tail:
@@ -399,9 +409,11 @@ class RemoteJob:
         self._lock = threading.Lock()
 
     def _sink(self, kind: str, payload: Any) -> None:
-        self._put(kind, payload)
-        if kind == "done":
-            self.finished.set()
+        try:
+            self._put(kind, payload)
+        finally:  # (a failing subscriber must not leave wait() waiting)
+            if kind == "done":
+                self.finished.set()
 
     def start(self) -> None:
         """Send the run to the process (once; a second call does nothing)."""
