@@ -72,6 +72,60 @@ def test_dead_units_counted_per_unit_over_the_batch():
     assert dead_units(maps) == pytest.approx(0.75)
 
 
+def _reference_stats(t: torch.Tensor, dead: bool) -> dict:
+    """activation_stats' figures for one output, computed plainly in NumPy (float64)."""
+    a = t.detach().double().numpy()
+    safe = np.where(np.isfinite(a), a, 0.0)
+    units = a.shape[1] if a.ndim == 4 else 1 if a.ndim <= 1 else a.shape[-1]
+    per_unit = np.moveaxis(a, 1, -1).reshape(-1, units) if a.ndim == 4 else a.reshape(-1, units)
+    return {"mean": safe.mean(), "std": safe.std(), "zeros": float((a == 0).mean()), "units": units,
+            "nonfinite": int((~np.isfinite(a)).sum()),
+            "dead": float(1 - (per_unit != 0).any(axis=0).mean()) if dead else None}
+
+
+@pytest.mark.parametrize("poison", [False, True])
+def test_activation_stats_match_a_plain_computation(poison):
+    """Every figure of every layer of LeNet-5 (feature maps and vectors), with NaN and infinities in the
+    input in one case (they count as non-finite values and as 0 in the mean and spread)."""
+    g = graphs.lenet5(with_loss=False)
+    for node in g.nodes.values():  # (ReLUs: their dead units too)
+        if node.type == "Tanh":
+            node.type = "ReLU"
+    c = build(g, seed=0)
+    with torch.no_grad():
+        c.model.conv2.bias[:3] = -100.0  # three channels of maps that never fire
+    x = torch.randn(16, 1, 32, 32)
+    values = NodeRunner(c).run([x])
+    if poison:
+        out = next(iter(values["conv1"].values()))
+        out[0, 0, 0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+        out[1, 2] = 0.0
+        relu = next(iter(values["tanh1"].values()))  # (a ReLU now): a channel only NaN and 0 is alive
+        relu[:, 4] = 0.0
+        relu[3, 4, 5, 5] = float("nan")
+    stats = activation_stats(c, values)
+    graph = c.inference.graph
+    checked = 0
+    for nid, ports in values.items():
+        t = next(iter(ports.values()))
+        if graph.registry[graph.nodes[nid].type].role != "layer":
+            assert nid not in stats
+            continue
+        ref = _reference_stats(t, graph.nodes[nid].type == "ReLU")
+        got = stats[nid]
+        assert got.units == ref["units"] and got.nonfinite == ref["nonfinite"], nid
+        assert got.mean == pytest.approx(ref["mean"], rel=1e-4, abs=1e-6), nid
+        assert got.std == pytest.approx(ref["std"], rel=1e-4, abs=1e-6), nid
+        assert got.zeros == pytest.approx(ref["zeros"], abs=1e-7), nid
+        assert (got.dead is None) == (ref["dead"] is None), nid
+        if ref["dead"] is not None:
+            assert got.dead == pytest.approx(ref["dead"], abs=1e-7), nid
+        checked += 1
+    assert checked >= 8 and stats["conv1"].nonfinite == (3 if poison else 0)
+    assert stats["tanh1"].nonfinite == (1 if poison else 0)
+    assert stats["tanh2"].dead >= 3 / 16  # (a ReLU now, under its old id)
+
+
 def test_find_nonfinite_names_the_node():
     g = graphs.mlp(4, 8, 3)
     c = build(g, seed=0)
