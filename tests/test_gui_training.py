@@ -192,11 +192,26 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
     for axis in axes:
         axis.setCacheMode(LIVE_CACHE)
     fresh = plots.view.grab().toImage()
-    cached.save("/tmp/s5/cached.png"); fresh.save("/tmp/s5/fresh.png")
     assert fresh == cached
     ui.controller.remove(first)  # a removed run's curves go, and so does what was kept to draw them
     assert plots.point_count(first, "train") == 0 and first.number not in plots._smoothers
     assert second.number in plots._smoothers
+
+
+def test_the_gradient_plot_shares_the_step_axis_of_the_plots_above(window, qtbot):
+    """Against steps, a step lines up across the four plots, also when the run in focus is shorter than a
+    run kept beside it (the gradient plot's axis used to start again at each run)."""
+    ui = open_graph(window, *digits_mlp({"epochs": 2, "batch_size": 64}))
+    train(window, qtbot)
+    widget(ui, "epochs").setValue(1)
+    short = train(window, qtbot)
+    plots = ui.dock_widget.plots
+    assert plots.focus is short and short.total_steps < ui.controller.runs[0].total_steps
+    x_range = plots.loss.getViewBox().viewRange()[0]
+    assert x_range[1] >= ui.controller.runs[0].total_steps
+    assert plots.grad.getViewBox().viewRange()[0] == x_range
+    plots.set_x_mode("epoch")  # (the gradient norms stay against steps: the axis is the run's own)
+    assert plots.grad.getViewBox().viewRange()[0][1] == pytest.approx(short.total_steps * 1.01, abs=1)
 
 
 def test_confusion_matrix_per_class_metrics_gallery_and_doctor(window, qtbot):

@@ -420,14 +420,19 @@ class LivePlots(QtWidgets.QWidget):
     def _x_ends(self) -> tuple[int, int | None] | None:
         """The x ranges' ends the runs call for now: (loss, accuracy and learning rate; the gradient plot,
         always against the focused run's steps, None without a focus or before it knows its length), or
-        None without a visible run."""
+        None without a visible run. Against steps, the gradient plot shares the plots' range while its run
+        is one of theirs: a step lines up across the four plots, and a new run's gradient norms do not
+        reset that axis (each new range re-lays out its ticks and repaints the plot, a few times per run)."""
         extent = self._extent()
         if extent is None:
             return None
         f = self.focus
         if f is None or not (f.total_steps or f.step):  # (a run that has just started: its length comes with
             return self._span(*extent), None            # its first event; its axis waits for it, not at 0..1)
-        return self._span(*extent), self._span(f.total_steps or f.step, f.step)
+        end = self._span(*extent)
+        if self.x_mode == "step" and f.visible:
+            return end, end
+        return end, self._span(f.total_steps or f.step, f.step)
 
     def _fit_x(self) -> None:
         """x from 0 to a share of the longest visible run's plan, growing as the runs go (see ``_span``)."""
@@ -608,25 +613,25 @@ class LivePlots(QtWidgets.QWidget):
         if key in self._given and self._given[key][0] == len(x) and key in self.curves:
             return
         item = self._curve(plot, key, pen, *args)
-        item.setData(x, y)
-        self._note_bounds(key, y)
         # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
-        # has its finite first loss and the non-finite one, which is not drawn.)
+        # has its finite first loss and the non-finite one, which is not drawn.) Its marks change with its
+        # data, in the same call: each of pyqtgraph's setters redoes the curve and its marks.
         lone = len(x) <= 2 and int(np.isfinite(np.asarray(y, float)).sum()) == 1
         mark = self._marks.get(key)
+        style = {}
         if mark is not None:  # a curve of per-epoch points marks each, until they would crowd it
             want = mark if len(x) <= MARKED_POINTS else None
             if item.opts["symbol"] != want:
-                item.setSymbol(want)
+                style["symbol"] = want
         elif lone and item.opts["symbol"] is None:
             self._lone.add(key)
-            item.setSymbol("o")
-            item.setSymbolSize(5)
-            item.setSymbolPen(item.opts["pen"])
-            item.setSymbolBrush(pg.mkBrush(item.opts["pen"].color()))
+            line = item.opts["pen"]
+            style.update(symbol="o", symbolSize=5, symbolPen=line, symbolBrush=pg.mkBrush(line.color()))
         elif not lone and key in self._lone:
             self._lone.discard(key)
-            item.setSymbol(None)
+            style["symbol"] = None
+        item.setData(x, y, **style)
+        self._note_bounds(key, y)
 
     def _draw(self, run: Run) -> None:
         n, c = run.number, run.color
