@@ -214,6 +214,43 @@ def test_the_gradient_plot_shares_the_step_axis_of_the_plots_above(window, qtbot
     assert plots.grad.getViewBox().viewRange()[0][1] == pytest.approx(short.total_steps * 1.01, abs=1)
 
 
+def test_the_runs_list_shows_a_running_runs_epochs_every_two_seconds_and_its_state_at_once(qtbot, monkeypatch):
+    """Each change of an item's text lays out and repaints the whole list (word-wrapped items): while a
+    run trains, its best dev figure in the list follows its epochs at most every RUNS_LIST_EVERY seconds."""
+    from types import SimpleNamespace
+
+    from gui.training import dock
+    from gui.training.controller import RunController
+    from gui.training.runs import Run
+
+    controller = RunController()
+    run = Run(1, "#4c9aff", {}, "", "net", "first run")
+    controller.runs.append(run)
+    runs = dock.RunsList(controller)
+    qtbot.addWidget(runs)
+    runs.fill()
+    clock = [100.0]
+    monkeypatch.setattr(dock.time, "perf_counter", lambda: clock[0])
+
+    def epoch(accuracy, at, changes=frozenset({"epochs"})):
+        clock[0] = at
+        run.epochs.append(SimpleNamespace(dev_accuracy=accuracy, dev_loss=1 - accuracy))
+        controller.updated.emit(run, set(changes))
+        return runs.item(0).text().splitlines()[1]
+
+    run.status = "running"
+    controller.updated.emit(run, {"state"})
+    assert runs.item(0).text() == "run 1: first run\nrunning"
+    assert epoch(0.5, 100.0) == "running · dev acc 50.0%"
+    assert epoch(0.6, 100.5) == "running · dev acc 50.0%"  # (within two seconds of the last)
+    assert epoch(0.7, 100.0 + dock.RUNS_LIST_EVERY) == "running · dev acc 70.0%"
+    run.status = "paused"
+    assert epoch(0.8, 102.1, {"state", "epochs"}) == "paused · dev acc 80.0%"  # a new state: at once
+    run.status = "finished"
+    controller.finished.emit(run)
+    assert runs.item(0).text().splitlines()[1] == "finished · dev acc 80.0%"
+
+
 def test_confusion_matrix_per_class_metrics_gallery_and_doctor(window, qtbot):
     ui = open_graph(window, *digits_mlp({"epochs": 2, "batch_size": 32}))
     run = train(window, qtbot)

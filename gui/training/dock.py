@@ -16,6 +16,12 @@ from .samples import SamplesView
 from .settings import SettingsForm
 
 PROGRESS_EVERY = 0.5  # seconds between progress-bar updates
+# ... while a CPU run trains on every core (RunController.shares_cores): each update repaints the bar, the
+# live line and what lies under them, in the run's time.
+SHARED_PROGRESS_EVERY = 1.0
+# Seconds between updates of the running run's line in the runs list from its epochs (its best dev figure;
+# a change of state shows at once): the list lays out and repaints every run's item for each change.
+RUNS_LIST_EVERY = 2.0
 STAGGER_MS = 40  # milliseconds between the panels filled at a run's end (results, then samples)
 
 
@@ -98,10 +104,19 @@ class RunsList(QtWidgets.QListWidget):
         self.itemChanged.connect(self._ticked)
         self.currentItemChanged.connect(lambda item, _: item is not None and self.chosen.emit(self._run(item)))
         self._filling = False
+        self._refreshed: dict[int, float] = {}  # run number -> when its line was last refreshed for its epochs
         controller.runs_changed.connect(self.fill)
-        controller.updated.connect(lambda run, changes: self.refresh_run(run) if changes & {"state", "epochs",
-                                                                                             "result"} else None)
+        controller.updated.connect(self._updated)
         controller.finished.connect(self.refresh_run)
+
+    def _updated(self, run: Run, changes) -> None:
+        if changes & {"state", "result"}:
+            self.refresh_run(run)
+        elif "epochs" in changes:
+            now = time.perf_counter()
+            if now - self._refreshed.get(run.number, -RUNS_LIST_EVERY) >= RUNS_LIST_EVERY:
+                self._refreshed[run.number] = now
+                self.refresh_run(run)
 
     def _run(self, item) -> Run | None:
         number = item.data(QtCore.Qt.ItemDataRole.UserRole)
@@ -125,7 +140,10 @@ class RunsList(QtWidgets.QListWidget):
             self._filling = False
 
     def _text(self, item, run: Run) -> None:
-        item.setText(f"{run.label}\n{run_summary(run)}")
+        text = f"{run.label}\n{run_summary(run)}"
+        if text == item.text():
+            return  # (the list would lay out and repaint every item for it)
+        item.setText(text)
         item.setToolTip(f"{run.label}\n{run_summary(run)}\n" + (run.error or "") +
                         "\nTick to overlay on the plots; click to see its results; right-click to remove")
 
@@ -317,7 +335,8 @@ class TrainingDock(QtWidgets.QWidget):
     def _updated(self, run: Run, changes) -> None:
         if run is self.controller.current:
             now = time.perf_counter()
-            if changes & {"state", "phase"} or now - self._last_progress >= PROGRESS_EVERY:
+            every = SHARED_PROGRESS_EVERY if self.controller.shares_cores else PROGRESS_EVERY
+            if changes & {"state", "phase"} or now - self._last_progress >= every:
                 self._last_progress = now
                 self._progress(run)
             if changes & {"state", "phase"}:
