@@ -114,6 +114,8 @@ def test_pause_resume_and_stop_mid_epoch(window, qtbot, monkeypatch):
     run = ui.controller.current
     qtbot.waitUntil(lambda: run.step >= 10, timeout=RUN_TIMEOUT)
     qtbot.mouseClick(dock.pause_button, LEFT)
+    from gui.training.controller import CONTROL_DRAIN_MS
+    assert ui.controller.timer.remainingTime() <= CONTROL_DRAIN_MS  # its answer is drained soon, not in 1 s
     qtbot.waitUntil(lambda: run.status == "paused", timeout=10_000)
     assert dock.pause_button.text() == "Resume"
     paused_at = run.step

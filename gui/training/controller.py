@@ -21,12 +21,14 @@ from .worker import EventBuffer
 
 DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few per cent of a core during a run
 # While a CPU run trains on every core (see RunController.shares_cores), whatever the window draws comes
-# out of the run's time: the buffer drains twice a second (the progress and the run's loss move as often,
-# and the run sends its progress as often), the plots take half their usual share of the time
-# (gui.training.plots), the canvas's health marks (gui.training.ui) are redrawn three times less often and
-# the run computes the live preview three times less often.
-SHARED_DRAIN_HZ = 2
+# out of the run's time: the buffer drains once a second (the progress and the run's loss move as often,
+# and the run sends its progress as often; a click on Pause, Resume or Stop is answered at a drain a tenth
+# of a second later), the plots take a quarter of their usual share of the time (gui.training.plots), the
+# canvas's health marks (gui.training.ui) are redrawn three times less often and the run computes the live
+# preview three times less often.
+SHARED_DRAIN_HZ = 1
 SHARED_SLOWDOWN = 3
+CONTROL_DRAIN_MS = 100  # after a control is sent, the next drain comes this soon (its answer shows at once)
 
 
 def usable_cores() -> int:
@@ -61,6 +63,7 @@ class RunController(QtCore.QObject):
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(1000 // DRAIN_HZ)
         self.timer.timeout.connect(self.drain)
+        self._drain_ms = 1000 // DRAIN_HZ  # the current run's drain interval (the timer's, but after a control)
         self.say = None  # shows a message while the training modules load the first time
 
     # ------------------------------------------------------------------ state
@@ -130,7 +133,8 @@ class RunController(QtCore.QObject):
         self.job = RemoteJob(graph, config, self.buffer.put, run.run_dir, want_preview=self.want_preview,
                              health=self.health_enabled, process=process)
         self.job.start()
-        self.timer.start(1000 // DRAIN_HZ)
+        self._drain_ms = 1000 // DRAIN_HZ
+        self.timer.start(self._drain_ms)
         self.started.emit(run)
         self.runs_changed.emit()
         return run
@@ -138,10 +142,12 @@ class RunController(QtCore.QObject):
     def pause(self) -> None:
         if self.running and self.job is not None:
             self.job.pause()
+            self._drain_soon()
 
     def resume(self) -> None:
         if self.running and self.job is not None:
             self.job.resume()
+            self._drain_soon()
 
     def toggle_pause(self) -> None:
         if self.current is not None and self.current.status == "paused":
@@ -152,6 +158,13 @@ class RunController(QtCore.QObject):
     def stop(self) -> None:
         if self.running and self.job is not None:
             self.job.stop()
+            self._drain_soon()
+
+    def _drain_soon(self) -> None:
+        """A control was sent: the run's answer (its new state) is drained in CONTROL_DRAIN_MS, not at the
+        end of a slow drain interval."""
+        if self.timer.isActive() and self.timer.remainingTime() > CONTROL_DRAIN_MS:
+            self.timer.start(CONTROL_DRAIN_MS)
 
     def shutdown(self, wait_s: float = 3.0) -> None:
         """Stop a run when the window closes; waits at most ``wait_s`` for the trainer to finish its step
@@ -191,11 +204,13 @@ class RunController(QtCore.QObject):
             self.updated.emit(run, changes)
         shares = self.shares_cores
         interval = 1000 // (SHARED_DRAIN_HZ if shares else DRAIN_HZ)
-        if not done and self.timer.interval() != interval:
-            self.timer.setInterval(interval)
+        if not done and interval != self._drain_ms:
+            self._drain_ms = interval
             # The run reports as often as this drains, and computes the live preview as often as it is
             # drawn: each event costs it its gradient norms, each preview a forward pass.
             self.job.pace(interval / 1000, PREVIEW_EVERY * (SHARED_SLOWDOWN if shares else 1))
+        if not done and self.timer.interval() != self._drain_ms:  # (also back from a control's quick drain)
+            self.timer.setInterval(self._drain_ms)
         if done:
             self.timer.stop()
             self._forget_old_weights()
