@@ -14,9 +14,9 @@ thread, and on a machine whose every core trains each millisecond of it is taken
   update repaints the curves and not the axes (re-laying out tick labels is most of a plot's cost);
 - there is no grid (a grid is drawn by the axes over the whole plot, so it would repaint them too);
 - while a run trains, redraws are spaced so that the time spent drawing (the ``setData`` calls and every
-  paint of the plots, all measured) stays within ``DRAW_BUDGET`` of the wall-clock time (a quarter of that
-  while the run trains on every core of the machine), at most at 25 Hz: each draw and each paint pushes
-  the next redraw back by its cost over the budget (no credit builds up while nothing is drawn).
+  paint of the plots, all measured) stays within ``DRAW_BUDGET`` of the wall-clock time (half that while
+  the run trains on every core of the machine), at most at 25 Hz: each draw and each paint pushes the
+  next redraw back by its cost over the budget (no credit builds up while nothing is drawn).
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ LAYER_COLORS = ("#4c9aff", "#f0508c", "#3ecf8e", "#f0b429", "#b57cf0", "#20b2a0"
 SMOOTH = 0.9  # exponential moving average of the per-step loss (the raw curve stays faint behind it)
 DRAW_BUDGET = 0.01  # share of wall-clock time the plots may take while a run trains
 # ... while it trains on every core of this machine (a CPU run): each millisecond drawn is taken from it.
-# An update of a run's curves costs about 13 ms (their data and the paint): every 5 s (MAX_INTERVAL).
-SHARED_DRAW_BUDGET = 0.0025
+# (An update of a run's curves costs about 13 ms with its paint: about every 2.5 s. A quarter of the time,
+# every 5 s, made no difference to the run that benchmarks/bench_gui_training.py could see: 0.985 against
+# 0.986, 16 rounds each.)
+SHARED_DRAW_BUDGET = 0.005
 MIN_INTERVAL = 0.04  # seconds: 25 Hz at most
 MAX_INTERVAL = 5.0  # seconds: the curves move at least this often, whatever the cost
 # Curves with a point per step (thousands of points) are drawn one pixel wide: Qt's raster engine draws
