@@ -144,7 +144,7 @@ class RunsList(QtWidgets.QListWidget):
         if text == item.text():
             return  # (the list would lay out and repaint every item for it)
         item.setText(text)
-        item.setToolTip(f"{run.label}\n{run_summary(run)}\n" + (run.error or "") +
+        item.setToolTip(f"{text}\n" + (run.error or "") +
                         "\nTick to overlay on the plots; click to see its results; right-click to remove")
 
     def refresh_run(self, run: Run) -> None:
