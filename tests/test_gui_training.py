@@ -200,6 +200,21 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
     assert second.number in plots._smoothers
 
 
+def test_a_runs_per_epoch_curves_are_made_at_the_click_and_shown_with_their_first_point(window, qtbot):
+    """Made while the run is set up (not in its time at its first epoch), hidden and out of the legend
+    until they have a point: a run without a dev split never shows an empty "dev" entry."""
+    ui = open_graph(window, *digits_mlp({"epochs": 2, "batch_size": 64}))
+    plots = ui.dock_widget.plots
+    qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
+    run = ui.controller.current
+    dev = plots.curves[(run.number, "dev")]
+    assert not run.epochs and not dev.isVisible() and not plots.curves[(run.number, "dev_accuracy")].isVisible()
+    assert f"run {run.number} dev" not in [label.text for _, label in plots.loss_legend.items]
+    train(window, qtbot, click=False)
+    assert dev.isVisible() and plots.point_count(run, "dev") == 2
+    assert [label.text for _, label in plots.loss_legend.items] == [f"run {run.number} train", f"run {run.number} dev"]
+
+
 def test_the_gradient_plot_shares_the_step_axis_of_the_plots_above(window, qtbot):
     """Against steps, a step lines up across the four plots, also when the run in focus is shorter than a
     run kept beside it (the gradient plot's axis used to start again at each run)."""

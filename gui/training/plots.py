@@ -182,6 +182,7 @@ class LivePlots(QtWidgets.QWidget):
         self._given: dict[tuple, tuple] = {}
         self._lone: set[tuple] = set()  # curves of one point, drawn as a dot until they get a second
         self._marks: dict[tuple, str] = {}  # curve key -> the symbol marking its points (per-epoch curves)
+        self._unshown: dict[tuple, str | None] = {}  # curves made ahead, hidden until data -> their legend name
         self._smoothers: dict[int, _Smoother] = {}
         self._dirty: set[int] = set()
         self._grad_dirty = False
@@ -278,6 +279,13 @@ class LivePlots(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ updates
     def on_started(self, run: Run) -> None:
+        # The run's per-epoch curves are made now, hidden and out of the legend until they have points,
+        # while its process sets the run up: made at its first epoch, with their marks and legend entry,
+        # they were the largest part of its first update, in its time.
+        for _, plot, key, pen, name in self._epoch_curves(run):
+            if key not in self.curves:
+                self._curve(plot, key, pen, None, "o", run.color).hide()
+                self._unshown[key] = name
         self.focus = run
         self._fresh = True
         self._grad_dirty = True
@@ -608,6 +616,7 @@ class LivePlots(QtWidgets.QWidget):
         self.plots[self._where.pop(key)].removeItem(self.curves.pop(key))
         self._given.pop(key, None)
         self._marks.pop(key, None)
+        self._unshown.pop(key, None)
         self._lone.discard(key)
 
     def _set(self, x, y, plot: str, key: tuple, pen, *args) -> None:
@@ -616,6 +625,12 @@ class LivePlots(QtWidgets.QWidget):
         if key in self._given and self._given[key][0] == len(x) and key in self.curves:
             return
         item = self._curve(plot, key, pen, *args)
+        if key in self._unshown and len(x):  # (made ahead: see on_started)
+            name = self._unshown.pop(key)
+            item.show()
+            if name:
+                item.opts["name"] = name
+                self.loss_legend.addItem(item, name)
         # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
         # has its finite first loss and the non-finite one, which is not drawn.) Its marks change with its
         # data, in the same call: each of pyqtgraph's setters redoes the curve and its marks.
@@ -652,19 +667,16 @@ class LivePlots(QtWidgets.QWidget):
             sx, sy = smooth.data()
             self._set(sx, sy, "loss", (n, "train"), _pen(c, STEP_WIDTH), f"{tag} train")
         ex = "epoch" if by_epoch else "step"
-        x, y = run.epoch_series("dev_loss", ex)
-        if len(x):
-            self._set(x, y, "loss", (n, "dev"), _pen(c, 2.0, dash=True), f"{tag} dev", "o", c)
+        for series, plot, key, pen, name in self._epoch_curves(run):
+            x, y = run.epoch_series(series, ex)
+            if len(x):
+                self._set(x, y, plot, key, pen, name, "o", c)
         names = sorted({name for _, name in run.term_names()})
         for split, name in run.term_names():  # a GAN's two losses, a VAE's reconstruction and KL terms
             tx, ty = run.term_series(split, name, ex)
             color = LAYER_COLORS[(names.index(name) + 1 + (n - 1) * 2) % len(LAYER_COLORS)]
             self._set(tx, ty, "loss", (n, "term", split, name), _pen(color, 1.6, dash=split == "dev"),
                       f"{tag} {name} ({split})", "t" if split == "train" else "o", color)
-        for key, dash in (("train_accuracy", False), ("dev_accuracy", True)):
-            x, y = run.epoch_series(key, ex)
-            if len(x):
-                self._set(x, y, "acc", (n, key), _pen(c, 2.0 if dash else 1.6, dash=dash), None, "o", c)
         if by_epoch:
             x, y = run.epoch_series("lr", "epoch")
         else:
@@ -675,6 +687,14 @@ class LivePlots(QtWidgets.QWidget):
             if key[0] == n and item.curve.cacheMode() != mode:
                 item.curve.setCacheMode(mode)
                 item.scatter.setCacheMode(mode)
+
+    @staticmethod
+    def _epoch_curves(run: Run) -> tuple:
+        """(series, plot, key, pen, legend name) of a run's per-epoch curves, marked at each point."""
+        n, c = run.number, run.color
+        return (("dev_loss", "loss", (n, "dev"), _pen(c, 2.0, dash=True), f"run {n} dev"),
+                ("train_accuracy", "acc", (n, "train_accuracy"), _pen(c, 1.6), None),
+                ("dev_accuracy", "acc", (n, "dev_accuracy"), _pen(c, 2.0, dash=True), None))
 
     def _draw_grads(self, deadline: float = math.inf) -> bool:
         """The focused run's per-layer gradient norms; False when the deadline came first (after at least
