@@ -207,6 +207,7 @@ def test_a_runs_per_epoch_curves_are_made_at_the_click_and_shown_with_their_firs
     plots = ui.dock_widget.plots
     qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
     run = ui.controller.current
+    qtbot.waitUntil(lambda: (run.number, "dev") in plots.curves, timeout=2000)  # (at the next turn)
     dev = plots.curves[(run.number, "dev")]
     assert not run.epochs and not dev.isVisible() and not plots.curves[(run.number, "dev_accuracy")].isVisible()
     assert f"run {run.number} dev" not in [label.text for _, label in plots.loss_legend.items]

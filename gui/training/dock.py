@@ -37,6 +37,12 @@ class ProgressBar(QtWidgets.QProgressBar):
         finally:
             self.setUpdatesEnabled(True)
 
+    def text(self) -> str:
+        """The text on the bar, cut to its width with an ellipsis (the whole of it is the tooltip): in the
+        narrow settings column the run's progress line ran past the bar and wrapped under it."""
+        return self.fontMetrics().elidedText(super().text(), QtCore.Qt.TextElideMode.ElideRight,
+                                             max(self.width() - 8, 0))
+
 
 class StatusLine(QtWidgets.QWidget):
     """One line of text that changes every half second during a run (its loss and accuracy). A QLabel
@@ -351,9 +357,12 @@ class TrainingDock(QtWidgets.QWidget):
         eta = run.eta
         if run.status in ("running", "paused", "stopping") and run.info is not None:
             speed = f"{run.examples_per_second:,.0f} ex/s" if run.examples_per_second else ""
-            self.progress.setFormat(f"epoch {max(run.epoch, 1)}/{run.info.epochs} · step {run.step:,}/{total:,}"
-                                    + (f" · {speed}" if speed else "") + (f" · ETA {format_seconds(eta)}"
-                                                                          if run.status == "running" else ""))
+            # (the ETA before the speed: the bar cuts its text at its width)
+            line = (f"epoch {max(run.epoch, 1)}/{run.info.epochs} · step {run.step:,}/{total:,}"
+                    + (f" · ETA {format_seconds(eta)}" if run.status == "running" else "")
+                    + (f" · {speed}" if speed else ""))
+            self.progress.setFormat(line)
+            self.progress.setToolTip(line)
             acc = f", accuracy {run.train_accuracy:.1%}" if run.train_accuracy is not None else ""
             loss = f"train loss {run.train_loss:.4g}{acc}" if run.train_loss is not None else "first steps…"
             state = {"paused": "paused", "stopping": "stopping after this step"}.get(run.status, loss)

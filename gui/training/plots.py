@@ -279,13 +279,7 @@ class LivePlots(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ updates
     def on_started(self, run: Run) -> None:
-        # The run's per-epoch curves are made now, hidden and out of the legend until they have points,
-        # while its process sets the run up: made at its first epoch, with their marks and legend entry,
-        # they were the largest part of its first update, in its time.
-        for _, plot, key, pen, name in self._epoch_curves(run):
-            if key not in self.curves:
-                self._curve(plot, key, pen, None, "o", run.color).hide()
-                self._unshown[key] = name
+        QtCore.QTimer.singleShot(0, lambda: self._make_ahead(run))  # (a turn of its own: the click does enough)
         self.focus = run
         self._fresh = True
         self._grad_dirty = True
@@ -687,6 +681,17 @@ class LivePlots(QtWidgets.QWidget):
             if key[0] == n and item.curve.cacheMode() != mode:
                 item.curve.setCacheMode(mode)
                 item.scatter.setCacheMode(mode)
+
+    def _make_ahead(self, run: Run) -> None:
+        """Make a run's per-epoch curves, hidden and out of the legend until they have points, while its
+        process sets the run up: made at its first epoch, with their marks and legend entry, they were the
+        largest part of its first update, in its time."""
+        if run not in self.controller.runs or not run.visible or run.epochs:
+            return
+        for _, plot, key, pen, name in self._epoch_curves(run):
+            if key not in self.curves:
+                self._curve(plot, key, pen, None, "o", run.color).hide()
+                self._unshown[key] = name
 
     @staticmethod
     def _epoch_curves(run: Run) -> tuple:
