@@ -37,7 +37,7 @@ stops it, before it could end by itself (60 and 15 epochs).
    only between rounds, 0.81-1.21).
 
    Side by side, the window's clock-paced work (its timers and drawing budget, the run's progress
-   events every 0.5 s, its health inspections) keeps its pace per step, as for a user. The method is
+   events every second, its health inspections) keeps its pace per step, as for a user. The method is
    conservative where PyTorch would not use both cores anyway (the MLP's one-example steps run their
    kernels in one thread, so on a 2-core machine the window would draw on the other core for free).
 

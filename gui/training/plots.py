@@ -619,12 +619,12 @@ class LivePlots(QtWidgets.QWidget):
         if key in self._given and self._given[key][0] == len(x) and key in self.curves:
             return
         item = self._curve(plot, key, pen, *args)
-        if key in self._unshown and len(x):  # (made ahead: see on_started)
+        if key in self._unshown and len(x):  # (made ahead: see _make_ahead)
             name = self._unshown.pop(key)
             item.show()
-            if name:
+            if name:  # (the legend it would have joined as a named item)
                 item.opts["name"] = name
-                self.loss_legend.addItem(item, name)
+                self.plots[plot].legend.addItem(item, name)
         # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
         # has its finite first loss and the non-finite one, which is not drawn.) Its marks change with its
         # data, in the same call: each of pyqtgraph's setters redoes the curve and its marks.
