@@ -87,6 +87,7 @@ LAG_TARGET_MS = 50.0
 RATIO_TARGET = 0.98
 PROBE_MS = 10
 SLICE_S = 0.05  # seconds the GUI's side and the headless side train in turn (--turns: see paired())
+SETTLE_S = 0.5  # seconds the window has after a graph is opened before its Train button is clicked
 SWAP_S = 0.05  # seconds between swaps of the two sides' cores (side by side, the default: see side_by_side())
 WARM_S = 2.0  # seconds of wall time both sides train a warm-up run, in turns, before each measured pair
 
@@ -523,9 +524,13 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     window.set_document(Document(graph.copy()))
     window.canvas.select([_first_layer(graph)])  # the preview shows it, refreshed with the weights
     ui.dock_widget.tabs.setCurrentIndex(0)  # the live curves on screen
-    app = QtWidgets.QApplication.instance()
-    for _ in range(5):
-        app.processEvents()
+    # The window settles first (the canvas and the preview draw the graph just opened, the preview in
+    # pieces of up to 20 ms): a user's click comes seconds after opening a file, and five turns of the
+    # event loop left that work to land in the run's first tenth of a second, where the probe counted it.
+    settle = time.perf_counter() + SETTLE_S
+    while time.perf_counter() < settle:
+        QtWidgets.QApplication.processEvents()
+        time.sleep(0.005)
     loop = QtCore.QEventLoop()
     done = []
 

@@ -203,20 +203,22 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
     assert second.number in plots._smoothers
 
 
-def test_a_runs_per_epoch_curves_are_made_at_the_click_and_shown_with_their_first_point(window, qtbot):
-    """Made while the run is set up (not in its time at its first epoch), hidden and out of the legend
+def test_a_runs_curves_are_made_while_it_is_set_up_and_shown_with_their_first_point(window, qtbot):
+    """Made while the run is set up (not in its time at its first update), hidden and out of the legend
     until they have a point: a run without a dev split never shows an empty "dev" entry."""
     ui = open_graph(window, *digits_mlp({"epochs": 2, "batch_size": 64}))
     plots = ui.dock_widget.plots
     qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
     run = ui.controller.current
-    qtbot.waitUntil(lambda: (run.number, "dev") in plots.curves, timeout=2000)  # (at the next turn)
-    dev = plots.curves[(run.number, "dev")]
-    assert not run.epochs and not dev.isVisible() and not plots.curves[(run.number, "dev_accuracy")].isVisible()
-    assert f"run {run.number} dev" not in [label.text for _, label in plots.loss_legend.items]
+    n = run.number
+    keys = [(n, "raw"), (n, "train"), (n, "dev"), (n, "train_accuracy"), (n, "dev_accuracy"), (n, "lr")]
+    qtbot.waitUntil(lambda: all(k in plots.curves for k in keys), timeout=2000)  # (a turn of the loop each)
+    if not run.step_loss.data()[0].size:  # (the run has not sent its first steps yet: nothing is shown)
+        assert not any(plots.curves[k].isVisible() for k in keys)
+        assert not [label.text for _, label in plots.loss_legend.items]
     train(window, qtbot, click=False)
-    assert dev.isVisible() and plots.point_count(run, "dev") == 2
-    assert [label.text for _, label in plots.loss_legend.items] == [f"run {run.number} train", f"run {run.number} dev"]
+    assert all(plots.curves[k].isVisible() for k in keys) and plots.point_count(run, "dev") == 2
+    assert [label.text for _, label in plots.loss_legend.items] == [f"run {n} train", f"run {n} dev"]
 
 
 def test_the_gradient_plot_shares_the_step_axis_of_the_plots_above(window, qtbot):

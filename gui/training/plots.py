@@ -140,6 +140,10 @@ def _pen(color: str, width: float = 1.6, alpha: int = 255, dash: bool = False) -
     return pen
 
 
+def _has_points(item: pg.PlotDataItem) -> bool:
+    return item.xData is not None and len(item.xData) > 0
+
+
 class _Smoother:
     """Incremental EMA of a run's per-step loss, bias-corrected like Adam's moments (a few finite values
     do not start from 0). Vectorised with scipy's ``lfilter``; non-finite losses are skipped."""
@@ -618,6 +622,8 @@ class LivePlots(QtWidgets.QWidget):
         the same length is the same data: no setData, no repaint)."""
         if key in self._given and self._given[key][0] == len(x) and key in self.curves:
             return
+        if not len(x) and (key not in self.curves or not _has_points(self.curves[key])):
+            return  # (nothing to show, nothing to clear: a run that has just started has no points yet)
         item = self._curve(plot, key, pen, *args)
         if key in self._unshown and len(x):  # (made ahead: see _make_ahead)
             name = self._unshown.pop(key)
@@ -646,52 +652,68 @@ class LivePlots(QtWidgets.QWidget):
         self._note_bounds(key, y)
 
     def _draw(self, run: Run) -> None:
-        n, c = run.number, run.color
+        n = run.number
         tag = f"run {n}"
         by_epoch = self.x_mode == "epoch"
+        styles = self._styles(run)
+
+        def put(key, x, y):
+            plot, pen, name, *marks = styles[key]
+            self._set(x, y, plot, key, pen, name, *marks)
+
         if by_epoch:
-            x, y = run.epoch_series("train_loss", "epoch")
-            self._set(x, y, "loss", (n, "train"), _pen(c), f"{tag} train")
+            put((n, "train"), *run.epoch_series("train_loss", "epoch"))
             if (n, "raw") in self.curves:
                 self._set([], [], "loss", (n, "raw"), None)
         else:
-            raw_x, raw_y = run.step_loss.data()
-            self._set(raw_x, raw_y, "loss", (n, "raw"), _pen(c, 1.0, 70))
+            put((n, "raw"), *run.step_loss.data())
             smooth = self._smoothers.setdefault(n, _Smoother()).update(run.step_loss)
-            sx, sy = smooth.data()
-            self._set(sx, sy, "loss", (n, "train"), _pen(c, STEP_WIDTH), f"{tag} train")
+            put((n, "train"), *smooth.data())
         ex = "epoch" if by_epoch else "step"
-        for series, plot, key, pen, name in self._epoch_curves(run):
-            x, y = run.epoch_series(series, ex)
-            if len(x):
-                self._set(x, y, plot, key, pen, name, "o", c)
+        for series, _, key, _, _ in self._epoch_curves(run):
+            put(key, *run.epoch_series(series, ex))
         names = sorted({name for _, name in run.term_names()})
         for split, name in run.term_names():  # a GAN's two losses, a VAE's reconstruction and KL terms
             tx, ty = run.term_series(split, name, ex)
             color = LAYER_COLORS[(names.index(name) + 1 + (n - 1) * 2) % len(LAYER_COLORS)]
             self._set(tx, ty, "loss", (n, "term", split, name), _pen(color, 1.6, dash=split == "dev"),
                       f"{tag} {name} ({split})", "t" if split == "train" else "o", color)
-        if by_epoch:
-            x, y = run.epoch_series("lr", "epoch")
-        else:
-            x, y = run.lr.data()
-        self._set(x, y, "lr", (n, "lr"), _pen(c, STEP_WIDTH))
+        put((n, "lr"), *(run.epoch_series("lr", "epoch") if by_epoch else run.lr.data()))
         mode = KEPT_CACHE if run.done else LIVE_CACHE  # (see KEPT_CACHE)
         for key, item in self.curves.items():
             if key[0] == n and item.curve.cacheMode() != mode:
                 item.curve.setCacheMode(mode)
                 item.scatter.setCacheMode(mode)
 
-    def _make_ahead(self, run: Run) -> None:
-        """Make a run's per-epoch curves, hidden and out of the legend until they have points, while its
-        process sets the run up: made at its first epoch, with their marks and legend entry, they were the
-        largest part of its first update, in its time."""
+    def _make_ahead(self, run: Run, pending: list | None = None) -> None:
+        """Make a run's curves, hidden and out of the legend until they have points, while its process sets
+        the run up, one curve per turn of the event loop (a millisecond or two each; the turns between
+        are the window's). Made when their first points came, with their marks and legend entries, they
+        were the largest part of the run's first update, in its time."""
         if run not in self.controller.runs or not run.visible or run.epochs:
             return
-        for _, plot, key, pen, name in self._epoch_curves(run):
+        if pending is None:
+            pending = list(self._styles(run).items())
+        while pending:
+            key, (plot, pen, name, *marks) = pending.pop(0)
             if key not in self.curves:
-                self._curve(plot, key, pen, None, "o", run.color).hide()
+                self._curve(plot, key, pen, None, *marks).hide()
                 self._unshown[key] = name
+                if pending:
+                    QtCore.QTimer.singleShot(0, lambda: self._make_ahead(run, pending))
+                return
+
+    def _styles(self, run: Run) -> dict[tuple, tuple]:
+        """key -> (plot, pen, legend name[, symbol, colour]) of the curves every run has (not its loss
+        terms'), as the x axis's mode is now."""
+        n, c = run.number, run.color
+        by_step = self.x_mode != "epoch"
+        styles = {(n, "raw"): ("loss", _pen(c, 1.0, 70), None)} if by_step else {}
+        styles[(n, "train")] = ("loss", _pen(c, STEP_WIDTH) if by_step else _pen(c), f"run {n} train")
+        for _, plot, key, pen, name in self._epoch_curves(run):
+            styles[key] = (plot, pen, name, "o", c)
+        styles[(n, "lr")] = ("lr", _pen(c, STEP_WIDTH), None)
+        return styles
 
     @staticmethod
     def _epoch_curves(run: Run) -> tuple:
