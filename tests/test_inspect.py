@@ -240,6 +240,31 @@ def test_health_monitor_on_a_run_and_a_nan_run():
     assert bad[-1].label in bad[-1].message
 
 
+def test_health_inspects_only_the_nodes_that_can_have_dead_units():
+    """Dead units are all an inspection reports: statistics of the ReLU nodes only, and a network without
+    any is never inspected (no forward pass in the run's time); its gradient norms still come."""
+    cfg = TrainingConfig.from_dict({"epochs": 2, "batch_size": 64})
+    got = []
+    trainer = Trainer(_digits_mlp(), cfg, callbacks=[HealthMonitor(got.append, budget=1.0, every=0.0)])
+    assert trainer.fit().status == "finished"
+    inspected = [h for h in got if h.stats]
+    assert len(inspected) >= 2 and all(set(h.stats) == {"relu"} for h in inspected)
+    runner = NodeRunner(trainer.compiled)  # the same figure as from a whole forward pass
+    inputs = [trainer.splits["dev"].x[:64]]
+    with torch.no_grad():
+        trainer.model.eval()
+        whole = activation_stats(trainer.compiled, runner.run(inputs, model=trainer.model, losses=False))
+    assert inspected[-1].dead["relu"] == whole["relu"].dead and "head" in whole
+
+    tanh = _digits_mlp()
+    tanh.nodes["relu"].type = "Tanh"
+    got = []
+    monitor = HealthMonitor(got.append, budget=1.0, every=0.0)
+    assert Trainer(tanh, cfg, callbacks=[monitor]).fit().status == "finished"
+    assert not [h for h in got if h.stats] and monitor.runner is None
+    assert any(h.grad_norms for h in got)
+
+
 def test_health_inspections_are_spaced_in_time_the_first_and_the_final_always_come():
     """Activation statistics cost the run what they take: at most one every ``every`` seconds (the first
     epoch end the trainer reports has one, so a window shows dead units soon), and one at the end."""

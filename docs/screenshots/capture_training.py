@@ -83,7 +83,7 @@ def main(names: list[str]) -> None:
         ui.preview_dock.raise_()
         w.canvas.select(["conv2"])
         run = ui.start()
-        wait_for(app, lambda: run.epoch >= 55 and run.health is not None)
+        wait_for(app, lambda: run.epoch >= 55 and run.grad_norms)
         dock.tabs.setCurrentIndex(0)
         settle(app, 1200)
         grab("training")  # mid-run
