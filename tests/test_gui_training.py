@@ -221,6 +221,23 @@ def test_a_runs_curves_are_made_while_it_is_set_up_and_shown_with_their_first_po
     assert [label.text for _, label in plots.loss_legend.items] == [f"run {n} train", f"run {n} dev"]
 
 
+def test_train_from_the_menu_brings_the_dock_forward_only_when_it_is_not(window, qtbot):
+    """F5 (Train in the menu) shows the Training dock when it is hidden; with the dock in front it leaves
+    the dock be: show() and raise_() laid the main window out again and repainted the whole dock, the
+    largest part of the click's own time."""
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 64}))
+    ui.dock.hide()
+    ui.actions["train"].trigger()
+    assert ui.dock.isVisible() and not ui.dock.visibleRegion().isEmpty()
+    train(window, qtbot, click=False)
+    raised = []
+    ui.dock.raise_ = lambda: raised.append("raise")
+    ui.dock.show = lambda: raised.append("show")
+    ui.actions["train"].trigger()
+    assert ui.controller.running and raised == []
+    train(window, qtbot, click=False)
+
+
 def test_the_gradient_plot_shares_the_step_axis_of_the_plots_above(window, qtbot):
     """Against steps, a step lines up across the four plots, also when the run in focus is shorter than a
     run kept beside it (the gradient plot's axis used to start again at each run)."""

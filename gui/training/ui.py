@@ -112,8 +112,11 @@ class TrainingUI(QtCore.QObject):
 
     # ------------------------------------------------------------------ actions
     def start(self):
-        self.dock.show()
-        self.dock.raise_()
+        if not self.dock.isVisible() or self.dock.visibleRegion().isEmpty():  # (hidden, or tabbed away)
+            # Only then: on a dock already in front, show() and raise_() lay the main window out again and
+            # repaint the whole dock, 5-10 ms of the click's own time, when the event loop waits longest.
+            self.dock.show()
+            self.dock.raise_()
         run = self.dock_widget.start()
         if run is None and not self.controller.running:
             self.window.flash(self.dock_widget.status.text().splitlines()[0])
