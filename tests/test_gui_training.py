@@ -254,6 +254,33 @@ def test_the_gradient_plot_shares_the_step_axis_of_the_plots_above(window, qtbot
     assert plots.grad.getViewBox().viewRange()[0][1] == pytest.approx(short.total_steps * 1.01, abs=1)
 
 
+def test_the_gradient_plots_range_is_kept_while_a_run_of_the_same_network_trains(window, qtbot):
+    """A new run's first norms span a sliver of the last run's range: fitted to them, the axis was widened
+    two or three times as they spread, each a new layout of its ticks and a repaint (10-15 ms each, at the
+    start of every run). While a run of the same network trains, the range stays as long as the norms fit
+    in it; at the run's end it is fitted to the run."""
+    ui = open_graph(window, *digits_mlp({"epochs": 10, "batch_size": 64}))
+    plots = ui.dock_widget.plots
+    train(window, qtbot)
+    first = plots.grad.getViewBox().viewRange()[1]
+    widget(ui, "epochs").setValue(100)
+    qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
+    run = ui.controller.current
+    qtbot.waitUntil(lambda: bool(run.grad), timeout=RUN_TIMEOUT)  # (its first norms: the first run's, same seed)
+    ui.controller.pause()
+    plots.flush()
+    lo, hi = plots.grad.getViewBox().viewRange()[1]
+    data_lo, data_hi = plots._data_range("grad", True)
+    assert data_lo >= first[0] and data_hi <= first[1]  # (the case: the new norms fit in the old range)
+    assert (lo, hi) == tuple(first)
+    ui.controller.stop()
+    qtbot.waitUntil(lambda: run.done, timeout=RUN_TIMEOUT)
+    plots.flush()
+    lo, hi = plots.grad.getViewBox().viewRange()[1]
+    data_lo, data_hi = plots._data_range("grad", True)
+    assert lo <= data_lo and data_hi <= hi and hi - lo <= 3 * max(data_hi - data_lo, abs(data_hi) * 0.05)
+
+
 def test_the_runs_list_shows_a_running_runs_epochs_every_two_seconds_and_its_state_at_once(qtbot, monkeypatch):
     """Each change of an item's text lays out and repaints the whole list (word-wrapped items): while a
     run trains, its best dev figure in the list follows its epochs at most every RUNS_LIST_EVERY seconds."""

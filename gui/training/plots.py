@@ -192,6 +192,7 @@ class LivePlots(QtWidgets.QWidget):
         self._grad_dirty = False
         self._grad_run: int | None = None  # the run whose gradient curves exist
         self._grad_network = ""  # the network (hash) the gradient curves' layers belong to
+        self._grad_range_of: str | None = None  # the network the gradient plot's y range was fitted to
         self._manual: set[str] = set()  # plots the user zoomed or panned: their range is left alone
         self._last_draw = 0.0
         self._ready_at = 0.0  # when the drawing done so far is paid for by the budget (perf_counter seconds)
@@ -483,7 +484,20 @@ class LivePlots(QtWidgets.QWidget):
             inside = lo >= cur_lo and hi <= cur_hi
             if inside and (cur_hi - cur_lo) <= 3 * span:
                 continue  # the data fits and fills a third of the view or more: leave the axis as it is
+            if name == "grad" and inside and self._grad_range_kept():
+                continue
             plot.setYRange(lo - 0.08 * span, hi + 0.08 * span, padding=0)
+            if name == "grad":
+                self._grad_range_of = self.focus.network if self.focus is not None else None
+
+    def _grad_range_kept(self) -> bool:
+        """Whether the gradient plot keeps its y range although the norms fill little of it: while the run
+        in focus trains, a range made for the same network (a run before it, or this run) only grows. A new
+        run's first norms spanned a sliver of the last run's range: the axis was fitted to them and then
+        widened two or three times as the norms spread, each a new layout of its ticks and a repaint of the
+        plot (10-15 ms each, at the start of every run); at the run's end it is fitted to the whole run."""
+        f = self.focus
+        return f is not None and not f.done and bool(f.network) and f.network == self._grad_range_of
 
     PLACE_EVERY = 10.0  # seconds: while a run trains, the legends look for a better corner at most this often
     # The corners a legend may take, in order of preference: (its corner and the plot's, the offset).
