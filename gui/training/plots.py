@@ -492,10 +492,11 @@ class LivePlots(QtWidgets.QWidget):
 
     def _grad_range_kept(self) -> bool:
         """Whether the gradient plot keeps its y range although the norms fill little of it: while the run
-        in focus trains, a range made for the same network (a run before it, or this run) only grows. A new
-        run's first norms spanned a sliver of the last run's range: the axis was fitted to them and then
-        widened two or three times as the norms spread, each a new layout of its ticks and a repaint of the
-        plot (10-15 ms each, at the start of every run); at the run's end it is fitted to the whole run."""
+        in focus trains, a range made for the same network (a run before it, or this run) stays as long as
+        the norms fit in it (when they leave it, it is fitted to them as before). A new run's first norms
+        spanned a sliver of the last run's range: the axis was fitted to them and then widened two or three
+        times as the norms spread, each a new layout of its ticks and a repaint of the plot (10-15 ms each,
+        at the start of every run); at the run's end it is fitted to the whole run."""
         f = self.focus
         return f is not None and not f.done and bool(f.network) and f.network == self._grad_range_of
 
