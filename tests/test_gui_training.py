@@ -171,6 +171,8 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
     assert sorted(layers) == ["head", "hidden"]
     runs = ui.dock_widget.runs
     assert runs.count() == 2 and "optimizer.lr 0.001→0.01" in runs.item(0).text()
+    # Each run's report brings the examples its galleries show; runs of the same data keep one copy.
+    assert first.dataset is not None and second.dataset is first.dataset and first.dataset.index is not None
     runs.item(1).setCheckState(QtCore.Qt.CheckState.Unchecked)  # hide run 1
     assert plots.point_count(first, "train") == 0 and plots.point_count(second, "train") > 0
     runs.item(1).setCheckState(QtCore.Qt.CheckState.Checked)
@@ -375,7 +377,7 @@ def test_gallery_of_a_tagger_lists_words_with_the_word_marked_in_its_sentence(wi
     assert f"{len(wrong):,}" in results.gallery_title.text() and "positions" in results.gallery_title.text()
     first = results.gallery.item(0).text()
     row = int(wrong[0])
-    word = int(run.dataset.x[int(ex.indices[row])][int(ex.positions[row])])
+    word = int(run.dataset.example(int(ex.indices[row]))[int(ex.positions[row])])
     tags = run.report["classes"]
     assert f"{tags[ex.true[row]]} → {tags[ex.predicted[row]]} · pos {int(ex.positions[row]) + 1}/40" in first
     assert ex.where(row) in results.gallery.item(0).toolTip()

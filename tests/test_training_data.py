@@ -97,6 +97,32 @@ def test_tagging_needs_the_context_on_both_sides():
 
 
 # --------------------------------------------------------------------------- splits
+def test_rows_of_a_data_set_are_found_by_their_place_in_the_whole():
+    """A run's report carries the examples its galleries show, not the whole data set (a user's CIFAR-10
+    is 737 MB and the app keeps every run's report)."""
+    whole = Dataset("d", np.arange(50 * 3, dtype=np.float32).reshape(50, 3), np.arange(50) % 4, "classification",
+                    ["a", "b", "c", "d"], kind="points", meta={"vocab": ["x"]}, inputs={"extra": np.arange(50) * 10})
+    part = whole.rows([40, 7, 7, 12])
+    assert list(part.index) == [7, 12, 40] and len(part) == 3
+    for i in (7, 12, 40):
+        assert np.array_equal(part.example(i), whole.example(i)) and np.array_equal(part.example(i), whole.x[i])
+    assert list(part.inputs["extra"]) == [70, 120, 400] and list(part.y) == [3, 0, 0]
+    assert part.classes == whole.classes and part.kind == "points" and part.meta == {"vocab": ["x"]}
+    with pytest.raises(IndexError, match="example 8 of data set 'd' is not among the rows kept"):
+        part.example(8)
+    with pytest.raises(IndexError, match="50 examples: no example 50"):
+        whole.rows([3, 50])
+    with pytest.raises(ValueError, match="holds some rows already"):
+        part.rows([7])
+    none = whole.rows([])  # (a task without per-example results: a sample's description needs its kind)
+    assert len(none) == 0 and none.kind == "points"
+    # The same rows of the same data are the same; other rows, values or data are not.
+    assert part.same_as(whole.rows([7, 12, 40])) and not part.same_as(whole.rows([7, 12]))
+    other = whole.rows([7, 12, 40])
+    other.x[1, 0] += 1
+    assert not part.same_as(other) and not part.same_as(whole) and whole.same_as(whole)
+
+
 def test_default_ratios_follow_the_data_size():
     assert default_ratios(1_000) == (0.6, 0.2, 0.2)
     assert default_ratios(10_000) == pytest.approx((0.6, 0.2, 0.2))

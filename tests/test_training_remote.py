@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -11,20 +12,21 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from engine.training import TrainingConfig
+from engine.training import TrainingConfig, load_dataset
 from engine.training.job import TrainingJob
-from engine.training.remote import RemoteJob, TrainingProcess, read_frame, write_frame
+from engine.training.remote import RemoteJob, TrainingProcess, loads, read_frame, write_frame
 from tests import graphs
 
 TIMEOUT = 120
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def digits_mlp(**training):
-    g = graphs.mlp(64, 32, 10)
+def digits_mlp(hidden=32, **training):
+    g = graphs.mlp(64, hidden, 10)
     g.name = "digits MLP"
     g.training = {"epochs": 2, "batch_size": 32, **training}
     return g, TrainingConfig.from_graph(g)
@@ -131,15 +133,59 @@ def test_events_carry_a_tensor_sliced_from_a_larger_one_without_the_rest_of_it()
     sample = data[7]
     event = (7, "preview", [sample, {"w": whole, "column": whole[:, 3], "same": sample}])
     sent = dumps(event)
-    assert len(sent) < whole.nbytes + 3 * sample.nbytes + 4096  # (the whole data set is 1.6 MB)
-    _, _, (back, parts) = pickle.loads(sent)
+    assert sent.nbytes < whole.nbytes + 3 * sample.nbytes + 4096  # (the whole data set is 1.6 MB)
+    _, _, (back, parts) = loads(sent)
     assert torch.equal(back, sample) and torch.equal(parts["w"], whole)
     assert torch.equal(parts["column"], whole[:, 3]) and parts["same"] is back  # (one object, pickled once)
-    assert len(dumps(whole)) == len(pickle.dumps(whole, protocol=pickle.HIGHEST_PROTOCOL))  # a whole tensor as is
+    assert dumps(whole).nbytes == len(pickle.dumps(whole, protocol=pickle.HIGHEST_PROTOCOL))  # a whole tensor as is
+
+
+def test_large_arrays_and_tensors_travel_beside_the_pickle_as_they_were_when_sent():
+    """A run's report (its weights, the examples its galleries show) was one pickle that the app's reader
+    thread copied holding the interpreter lock: 165 ms of a frozen window for a 375 MB report. Large
+    arrays and tensors now travel as buffers beside a small pickle, read straight into their own memory,
+    and a snapshot of them is taken when the event is sent (the run goes on changing its weights)."""
+    from engine.training import remote
+
+    weights = torch.randn(300, 400)
+    images = np.random.rand(50, 3, 32, 32).astype(np.float32)
+    odd = {
+        "bf16": torch.randn(200, 300).to(torch.bfloat16),
+        "int": torch.arange(40_000, dtype=torch.int64).reshape(200, 200),
+        "bool": torch.rand(300, 300) > 0.5,
+        "transposed": torch.randn(300, 200).t(),  # (not contiguous)
+        "conj": torch.randn(100, 100, dtype=torch.complex64).conj(),
+        "small": torch.randn(3),
+        "fortran": np.asfortranarray(np.random.rand(100, 90)),
+        "strided": np.random.rand(200, 100)[::2],
+    }
+    event = (3, "report", {"weights": {"fc.weight": weights, "same": weights}, "images": images, "odd": odd})
+    frame = remote.dumps(event)
+    assert len(frame.pickle) < 4096 and len(frame.buffers) >= 6  # (everything large went beside it)
+    weights.zero_()  # the run goes on: what was sent is what there was
+    images[:] = 0
+    stream = io.BytesIO()
+    remote.write_frame(stream, frame)
+    remote.write_frame(stream, pickle.dumps("next"))  # (a plain pickle is a frame too)
+    stream.seek(0)
+    rid, kind, got = remote.read_frame(stream)
+    assert remote.read_frame(stream) == "next"
+    assert got["weights"]["same"] is got["weights"]["fc.weight"]
+    assert got["weights"]["fc.weight"].abs().sum() > 0 and got["images"].any()
+    assert torch.equal(got["weights"]["fc.weight"], loads(frame)[2]["weights"]["fc.weight"])
+    for key, value in odd.items():
+        back = got["odd"][key]
+        if isinstance(value, torch.Tensor):
+            assert back.dtype == value.dtype and back.shape == value.shape and torch.equal(back, value.resolve_conj())
+        else:
+            assert back.dtype == value.dtype and np.array_equal(back, value)
+    back = got["images"]
+    back += 1  # (an array of its own, writable, as pickle gives)
+    assert back.flags.writeable and got["weights"]["fc.weight"].add_(1) is not None
 
 
 def test_a_run_in_the_process_reports_what_a_run_in_this_process_does(process, tmp_path):
-    graph, config = digits_mlp()
+    graph, config = digits_mlp(hidden=300)  # (weights of 75 KB: they travel beside the pickle)
     here = Events()
     TrainingJob(graph, config, here, run_dir=str(tmp_path / "here"), want_preview=lambda: ("hidden", 1)).run()
     there = Events()
@@ -166,9 +212,15 @@ def test_a_run_in_the_process_reports_what_a_run_in_this_process_does(process, t
     report = there.of("report")[0]
     for key, value in here.of("report")[0]["weights"].items():  # same seed, same data: the same weights
         torch.testing.assert_close(report["weights"][key], value)
+    from engine.training.remote import OOB_MIN
+    assert max(w.numel() * w.element_size() for w in report["weights"].values()) >= OOB_MIN
     assert report["report"] is not None and report["dataset"].name == "digits"
+    # The data set's rows of the examples the report lists (the dev set), not the whole of it.
+    rows, examples = report["dataset"], report["examples"]
+    assert list(rows.index) == sorted(set(examples.indices.tolist())) and 0 < len(rows) < 1797 // 2
+    assert all(np.array_equal(rows.example(int(i)), load_dataset("digits").x[int(i)]) for i in examples.indices[:5])
     node, index, epoch, pv, sample, error = there.of("preview")[0]
-    assert (node, index, error) == ("hidden", 1, "") and pv.shape == (32,)
+    assert (node, index, error) == ("hidden", 1, "") and pv.shape == (300,)
     assert (tmp_path / "there" / "final.pt").is_file()
 
 

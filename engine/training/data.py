@@ -39,11 +39,13 @@ class Dataset:
     # shifted targets): an Input labelled like one of them gets it, the other Inputs take ``x`` and the
     # rest in order (see ``engine.training.modes.SupervisedMode``).
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    # Some rows of a data set (see :meth:`rows`): their positions in it, ascending; None: the whole set.
+    index: np.ndarray | None = None
 
     def __post_init__(self):
         if len(self.x) != len(self.y):
             raise DataError(f"data set '{self.name}': {len(self.x)} inputs but {len(self.y)} targets")
-        if len(self.x) == 0:
+        if len(self.x) == 0 and self.index is None:
             raise DataError(f"data set '{self.name}' is empty")
         for key, value in self.inputs.items():
             if len(value) != len(self.x):
@@ -52,6 +54,40 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def rows(self, positions) -> "Dataset":
+        """Only the examples at ``positions`` in this data set (in any order, repeated or not; none is
+        allowed), found again by those positions with :meth:`example`: what a run's report carries for
+        the app's galleries, instead of the whole set (CIFAR-10's 737 MB with every run)."""
+        if self.index is not None:
+            raise ValueError(f"data set '{self.name}' holds some rows already: take rows of the whole set")
+        index = np.unique(np.asarray(positions, dtype=np.int64).reshape(-1))
+        if len(index) and (index[0] < 0 or index[-1] >= len(self.x)):
+            raise IndexError(f"data set '{self.name}' has {len(self.x)} examples: no example {int(index[-1])}")
+        return Dataset(self.name, self.x[index], self.y[index], self.task, self.classes, self.kind,
+                       self.description, dict(self.meta), {k: v[index] for k, v in self.inputs.items()}, index)
+
+    def example(self, position: int) -> np.ndarray:
+        """The input of the example at ``position`` in the whole data set (one of the rows kept, for rows)."""
+        if self.index is None:
+            return self.x[position]
+        at = int(np.searchsorted(self.index, position))
+        if at >= len(self.index) or self.index[at] != position:
+            raise IndexError(f"example {position} of data set '{self.name}' is not among the rows kept")
+        return self.x[at]
+
+    def same_as(self, other: "Dataset") -> bool:
+        """Whether ``other`` holds the same examples (names, targets, rows and inputs, value for value)."""
+        if other is self:
+            return True
+        if (other.name, other.task, other.kind, other.classes, set(other.inputs)) != \
+                (self.name, self.task, self.kind, self.classes, set(self.inputs)):
+            return False
+        if (self.index is None) != (other.index is None) or (
+                self.index is not None and not np.array_equal(self.index, other.index)):
+            return False
+        pairs = [(self.x, other.x), (self.y, other.y)] + [(v, other.inputs[k]) for k, v in self.inputs.items()]
+        return all(a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b) for a, b in pairs)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

@@ -186,8 +186,11 @@ class TrainingJob:
                 examples = example_results(trainer, "dev")
             except Exception as exc:
                 put("phase", f"evaluation failed: {message(exc)}")
+        # The examples' inputs go with them (the galleries show them), not the whole data set: a user's
+        # CIFAR-10 is 737 MB, and a window keeps each run's report.
+        rows = examples.indices if examples is not None else []
         put("report", {"report": report, "examples": examples, "weights": cpu_state(trainer.model),
-                       "epoch": trainer.epoch, "dataset": trainer.dataset, "notes": list(trainer.notes),
+                       "epoch": trainer.epoch, "dataset": trainer.dataset.rows(rows), "notes": list(trainer.notes),
                        "input_norm": {k: v.clone() for k, v in trainer.input_norm.items()} or None,
                        "callback_errors": trainer.callback_errors})
 

@@ -284,7 +284,7 @@ class RunController(QtCore.QObject):
             run.examples = p["examples"]
             run.weights = p["weights"]
             run.weights_epoch = p["epoch"]
-            run.dataset = p["dataset"]
+            run.dataset = self._shared(p["dataset"])
             run.input_norm = p["input_norm"]
             run.notes = p["notes"] + [f"a subscriber failed: {e}" for e in p["callback_errors"]]
             changes.add("report")  # (with the final weights)
@@ -308,6 +308,16 @@ class RunController(QtCore.QObject):
         """The run before ``run`` of the same graph (runs of another file or template are not compared)."""
         i = self.runs.index(run)
         return next((r for r in reversed(self.runs[:i]) if r.graph_name == run.graph_name), None)
+
+    def _shared(self, dataset):
+        """An earlier run's copy of the same examples where there is one (each run's report brings its
+        own: runs of the same data and split would each keep one)."""
+        if dataset is None:
+            return None
+        for run in reversed(self.runs):
+            if run.dataset is not None and run.dataset.same_as(dataset):
+                return run.dataset
+        return dataset
 
     def _forget_old_weights(self) -> None:
         finished = [r for r in self.runs if r.weights is not None]

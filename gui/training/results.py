@@ -404,7 +404,7 @@ class ResultsView(QtWidgets.QWidget):
         tokens = ds is not None and getattr(ds, "kind", "") == "tokens"
         for r in rows[:GALLERY]:
             idx = int(ex.indices[r])
-            sample = ds.x[idx] if ds is not None else None
+            sample = ds.example(idx) if ds is not None else None
             true, pred = int(ex.true[r]), int(ex.predicted[r])
             where = ex.where(r)  # per-position targets: which word, character or pixel
             text = f"{self._label(true)} → {self._label(pred)}" + (f" · {ex.where(r, True)}" if where else "") + \
