@@ -138,17 +138,16 @@ class LagProbe:
         self.lags: list[float] = []
         self._last = None
         self.worst = 0.0
-        self.witness = witness
-        self._witness = None
         self.stalls: list[tuple[float, float]] = []  # (when, ms late) of the witness's late wake-ups
+        self._witness = None
+        if witness:  # (started here, before the window settles: a Python starting up at the click was 20-30 ms
+            import subprocess  # of CPU taken from the click's own turn)
+
+            self._witness = subprocess.Popen([sys.executable, "-c", WITNESS], stdout=subprocess.PIPE, text=True)
 
     def start(self) -> None:
-        import subprocess
-
         self.lags.clear()
         self.stalls = []
-        if self.witness:
-            self._witness = subprocess.Popen([sys.executable, "-c", WITNESS], stdout=subprocess.PIPE, text=True)
         self._last = self.started = time.perf_counter()
         self.worst, self.worst_at = 0.0, 0.0  # the longest delay (ms) and when it came (s after start())
         self._worst_span = (0.0, 0.0)
@@ -160,7 +159,8 @@ class LagProbe:
         if self._witness is not None:
             self._witness.kill()
             out, _ = self._witness.communicate()
-            self.stalls = [(float(a), float(b)) for a, b in (line.split() for line in out.splitlines())]
+            self.stalls = [(float(a), float(b)) for a, b in (line.split() for line in out.splitlines())
+                           if float(a) >= self.started]
             self._witness = None
 
     def _tick(self) -> None:
