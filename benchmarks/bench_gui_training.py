@@ -573,11 +573,42 @@ class WindowWork(NamedTuple):
     step_events: int
 
 
+def main_window(prefix: str):
+    """The app's main window as a user has it (settings and autosave in a new temporary folder, where
+    its runs go too), shown, with the training modules imported; (window, that folder)."""
+    from PySide6 import QtCore, QtWidgets
+
+    from gui.mainwindow import MainWindow
+    from gui.training.warmup import ensure_imported
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)  # the window closes at the end; the figures print first
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    settings = QtCore.QSettings(str(tmp / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    window = MainWindow(settings, tmp / "autosave")
+    window.training.controller._runs_dir = tmp / "gui-runs"
+    window.ask = lambda *a: "Discard"
+    window.resize(1600, 1000)
+    window.show()
+    ensure_imported()
+    return window, tmp
+
+
+def settle(seconds: float) -> None:
+    """Let the window work for ``seconds`` (a user's click comes a while after opening a file)."""
+    from PySide6 import QtWidgets
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        QtWidgets.QApplication.processEvents()
+        time.sleep(0.005)
+
+
 def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     """One run from the Train button; returns its throughput, the probe, and its :class:`WindowWork`.
     ``timed``: returns (examples trained, seconds of training by the trainer's clock, when its result
     came, the WindowWork) instead. Needs :func:`_note_result_times` first (it marks the run's span)."""
-    from PySide6 import QtCore, QtWidgets
+    from PySide6 import QtCore
 
     from gui.document import Document
 
@@ -588,10 +619,7 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     # The window settles first (the canvas and the preview draw the graph just opened, the preview in
     # pieces of up to 20 ms): a user's click comes seconds after opening a file, and five turns of the
     # event loop left that work to land in the run's first tenth of a second, where the probe counted it.
-    settle = time.perf_counter() + SETTLE_S
-    while time.perf_counter() < settle:
-        QtWidgets.QApplication.processEvents()
-        time.sleep(0.005)
+    settle(SETTLE_S)
     loop = QtCore.QEventLoop()
     done = []
 
@@ -727,23 +755,9 @@ def main(argv=None) -> int:
     lag_rounds = args.lag_rounds or (1 if args.quick else LAG_ROUNDS)
     alone_runs = min(lag_rounds, ALONE_RUNS)
 
-    from PySide6 import QtCore, QtWidgets
-
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    app.setQuitOnLastWindowClosed(False)  # the window closes at the end; the figures print first
-    from gui.mainwindow import MainWindow
-    from gui.training.warmup import ensure_imported
-
-    tmp = Path(tempfile.mkdtemp(prefix="bench-gui-training-"))
-    settings = QtCore.QSettings(str(tmp / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    window = MainWindow(settings, tmp / "autosave")
-    window.training.controller._runs_dir = tmp / "gui-runs"
-    window.ask = lambda *a: "Discard"
-    window.resize(1600, 1000)
-    window.show()
+    window, tmp = main_window("bench-gui-training-")
     window.training.preview_dock.show()
     window.training.preview_dock.raise_()
-    ensure_imported()
     import torch  # imported, but no kernel runs in this (the UI) thread: see the module docstring
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} of {os.cpu_count()} cores training"

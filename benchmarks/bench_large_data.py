@@ -99,24 +99,13 @@ def make_images(folder: Path, count: int) -> Path:
 
 
 def bench_app(data: Path, runs: int, data_mb: float) -> tuple[float, float]:
-    from PySide6 import QtCore, QtWidgets
+    from PySide6 import QtCore
 
     import engine
-    from bench_gui_training import SETTLE_S, LagProbe
+    from bench_gui_training import SETTLE_S, LagProbe, main_window, settle
     from gui.document import Document
-    from gui.mainwindow import MainWindow
-    from gui.training.warmup import ensure_imported
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    app.setQuitOnLastWindowClosed(False)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-large-data-"))
-    settings = QtCore.QSettings(str(tmp / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    window = MainWindow(settings, tmp / "autosave")
-    window.training.controller._runs_dir = tmp / "runs"
-    window.ask = lambda *a: "Discard"
-    window.resize(1600, 1000)
-    window.show()
-    ensure_imported()
+    window, _ = main_window("bench-large-data-")
     graph = engine.load_graph(ROOT / "templates" / "lenet5.dcnet")
     graph.training = {**graph.training, "epochs": 1, "batch_size": 256, "data": {"dataset": str(data), "options": {}}}
     ui = window.training
@@ -124,10 +113,7 @@ def bench_app(data: Path, runs: int, data_mb: float) -> tuple[float, float]:
     for r in range(runs + 1):  # (the first run imports what runs need, once, with a busy cursor)
         probe = LagProbe()  # (its witness process starts now, not at the click)
         window.set_document(Document(graph.copy()))
-        settle = time.perf_counter() + SETTLE_S
-        while time.perf_counter() < settle:
-            QtWidgets.QApplication.processEvents()
-            time.sleep(0.005)
+        settle(SETTLE_S)
         loop = QtCore.QEventLoop()
 
         def finished(run, loop=loop):
