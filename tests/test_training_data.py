@@ -121,6 +121,9 @@ def test_rows_of_a_data_set_are_found_by_their_place_in_the_whole():
     other = whole.rows([7, 12, 40])
     other.x[1, 0] += 1
     assert not part.same_as(other) and not part.same_as(whole) and whole.same_as(whole)
+    renamed = whole.rows([7, 12, 40])
+    renamed.meta["vocab"] = ["y"]  # (the same ids, another vocabulary)
+    assert not part.same_as(renamed)
 
 
 def test_default_ratios_follow_the_data_size():

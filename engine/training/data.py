@@ -77,7 +77,8 @@ class Dataset:
         return self.x[at]
 
     def same_as(self, other: "Dataset") -> bool:
-        """Whether ``other`` holds the same examples (names, targets, rows and inputs, value for value)."""
+        """Whether ``other`` holds the same examples (names, targets, rows, inputs and what ``meta`` says
+        of them, value for value)."""
         if other is self:
             return True
         if (other.name, other.task, other.kind, other.classes, set(other.inputs)) != \
@@ -85,6 +86,11 @@ class Dataset:
             return False
         if (self.index is None) != (other.index is None) or (
                 self.index is not None and not np.array_equal(self.index, other.index)):
+            return False
+        try:
+            if self.meta != other.meta:  # (a vocabulary)
+                return False
+        except (ValueError, TypeError):  # (an array in it: not compared, so not known to be the same)
             return False
         pairs = [(self.x, other.x), (self.y, other.y)] + [(v, other.inputs[k]) for k, v in self.inputs.items()]
         return all(a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b) for a, b in pairs)
