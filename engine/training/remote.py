@@ -65,7 +65,6 @@ NICE = int(os.environ.get("DEEPCANVAS_TRAINING_NICE", "5"))
 # a run's report (its weights, the examples shown in its galleries) held the UI thread up for as long
 # as it took to copy: 165 ms for a 375 MB frame, where the window must not stall for 50.
 HEADER = struct.Struct("<QI")
-LENGTH = struct.Struct("<Q")
 OOB_MIN = 1 << 16
 
 
@@ -84,7 +83,8 @@ class Frame(NamedTuple):
 def write_frame(stream: BinaryIO, data: "bytes | Frame") -> None:
     """Writes an object as :func:`dumps` made it (or a plain pickle's bytes) as one frame."""
     frame = data if isinstance(data, Frame) else Frame(bytes(data), [])
-    head = HEADER.pack(len(frame.pickle), len(frame.buffers)) + b"".join(LENGTH.pack(len(b)) for b in frame.buffers)
+    lengths = [len(b) for b in frame.buffers]
+    head = HEADER.pack(len(frame.pickle), len(lengths)) + struct.pack(f"<{len(lengths)}Q", *lengths)
     if len(frame.pickle) < 1 << 16:  # one write (a copy) for small pickles, two for large ones
         _write_all(stream, head + frame.pickle)
     else:
@@ -107,8 +107,7 @@ def _write_all(stream: BinaryIO, data) -> None:
 def read_frame(stream: BinaryIO) -> Any:
     """The next object, or raises EOFError when the stream ended."""
     size, count = HEADER.unpack(_read_exact(stream, HEADER.size))
-    lengths = [LENGTH.unpack_from(heads, i * LENGTH.size)[0]
-               for heads in [_read_exact(stream, count * LENGTH.size)] for i in range(count)] if count else []
+    lengths = struct.unpack(f"<{count}Q", _read_exact(stream, 8 * count)) if count else ()
     data = _read_exact(stream, size)
     return pickle.loads(data, buffers=[_read_into(stream, n) for n in lengths])
 
