@@ -799,3 +799,28 @@ def test_legends_move_off_the_newest_points_and_take_columns_to_fit(qtbot):
     draw(0.5 + 0.45 * np.sin(np.arange(103) / 5), runs=12)  # curves everywhere, twelve entries: in columns
     assert plots.loss_legend.columnCount > 1
     assert box.sceneBoundingRect().contains(plots.loss_legend.sceneBoundingRect())
+
+
+def test_a_long_noisy_curve_draws_each_pixel_columns_extremes_and_no_more(qtbot):
+    """A one-example-per-step run's raw loss is a band of noise: drawn as each pixel column's lowest and
+    highest point (peak downsampling at one bin a pixel), not the ten points a pixel pyqtgraph draws by
+    default, which made it cost more to paint than the window's other drawing together."""
+    from gui.training.controller import RunController
+    from gui.training.plots import LivePlots
+
+    plots = LivePlots(RunController())
+    qtbot.addWidget(plots)
+    plots.resize(900, 700)
+    plots.show()
+    qtbot.waitExposed(plots)
+    n = 200_000
+    y = np.random.default_rng(0).exponential(1.0, n)
+    plots.loss.setXRange(0, n, padding=0)
+    plots._set(np.arange(1.0, n + 1), y, "loss", (1, "raw"), None)
+    qtbot.wait(50)  # (the view's range and size settle)
+    plots._set(np.arange(1.0, n + 2), np.append(y, 1.0), "loss", (1, "raw"), None)
+    x_shown, y_shown = plots.curves[(1, "raw")].getData()
+    width = plots.loss.getViewBox().width()
+    assert width > 100
+    assert len(x_shown) <= 2 * (width + 4), (len(x_shown), width)
+    assert y_shown.max() == y.max() and y_shown.min() == y.min()  # the extremes are all still there
