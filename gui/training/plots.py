@@ -51,8 +51,8 @@ STEP_WIDTH = 1.0
 # says as much (the marks run together), and marks are most of what such a curve costs to update and paint.
 MARKED_POINTS = 30
 # Peak downsampling keeps each pixel column's lowest and highest point, whatever the factor; pyqtgraph's
-# default (5 bins a pixel) drew ten points a pixel, and a one-example-per-step run's raw loss, a band of
-# noise, then cost more to paint than the window's other drawing together (5,300 points at 14,000 steps).
+# default (5 bins a pixel) drew ten points a pixel: a one-example-per-step run's raw loss, a band of
+# noise, was 5,300 points at 14,000 steps, and that curve a quarter of the window's time during the run.
 DOWNSAMPLE_FACTOR = 1.0
 HEADROOM = 1.05  # the x axis grows before a run reaches its end
 # A run that has ended keeps its curves as pictures (Qt's item cache, in device pixels: the same look),
