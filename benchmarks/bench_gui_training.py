@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_gui_training.py [--quick] [--rounds N] [--lag-rounds N] [--epochs N]
                                                       [--seconds S] [--leave-core] [--swap SECONDS] [--turns]
                                                       [--slice SECONDS] [--self-check]
-                                                      [--sequential] [--device cpu|cuda]
+                                                      [--sequential] [--device cpu|cuda] [--only lenet|mlp]
 
 The real main window runs headless (offscreen Qt) with the Training dock and its live plots on screen,
 the Preview dock showing a node (so weight snapshots and preview refreshes happen too) and training
@@ -213,6 +213,11 @@ def workloads(epochs: int, device: str = "cpu"):
     mlp.name = "digits MLP"
     mlp.training = {"epochs": max(1, epochs // 4), "batching": "stochastic", "device": device}
     return [("LeNet-5, digits 32x32, batch 64", lenet), ("MLP, digits, one example per step", mlp)]
+
+
+def chosen(pairs: list, only: str | None) -> list:
+    """The (name, graph) workloads ``--only`` names ("lenet" or "mlp"), or all of them."""
+    return pairs if only is None else [pairs[("lenet", "mlp").index(only)]]
 
 
 class Headless:
@@ -776,6 +781,8 @@ def main(argv=None) -> int:
     p.add_argument("--lag-rounds", type=int, default=None,
                    help=f"runs with the event-loop probe per workload (default {LAG_ROUNDS})")
     p.add_argument("--epochs", type=int, default=None, help="LeNet-5 epochs per run (the MLP gets a quarter)")
+    p.add_argument("--only", choices=("lenet", "mlp"), default=None,
+                   help="one of the two workloads (default both; the summary then covers that one)")
     p.add_argument("--leave-core", action="store_true",
                    help="with --turns: train with one thread fewer than the cores, headless and in the app (see above)")
     p.add_argument("--self-check", action="store_true",
@@ -819,7 +826,7 @@ def main(argv=None) -> int:
     seconds = args.seconds or (1.5 if args.quick else 6.0)
     epochs = args.epochs or (4 if args.quick else 60)
     if args.self_check:
-        name, graph = workloads(epochs, args.device)[0]
+        name, graph = chosen(workloads(epochs, args.device), args.only)[0]
         tmp = Path(tempfile.mkdtemp(prefix="bench-gui-training-"))
         if side:  # (the cores swap each round: a difference between them would show as alternating ratios)
             ratios = [self_check_side_by_side(graph, tmp / f"r{r}", (cores[r % 2], cores[1 - r % 2]), seconds, args.swap)
@@ -859,7 +866,7 @@ def main(argv=None) -> int:
              else "one side after the other, each alone" if one_by_one else f"in turns of {args.slice} s"))
     _note_result_times()
     worst_lag, worst_ratio = 0.0, float("inf")
-    for name, graph in workloads(epochs, args.device):
+    for name, graph in chosen(workloads(epochs, args.device), args.only):
         with_gui(window, graph, None)  # first-run costs (allocations, kernels) out of the measurement
         gui_rates, head_rates, ratios, lags, p99s, alone, turns, stalls = [], [], [], [], [], [], [], []
         for r in range(max(rounds, lag_rounds)):  # (the three kinds of run interleaved, not one after another)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
 import engine
@@ -824,3 +824,88 @@ def test_a_long_noisy_curve_draws_each_pixel_columns_extremes_and_no_more(qtbot)
     assert width > 100
     assert len(x_shown) <= 2 * (width + 4), (len(x_shown), width)
     assert y_shown.max() == y.max() and y_shown.min() == y.min()  # the extremes are all still there
+
+
+def test_curves_made_ahead_of_a_run_repaint_nothing(qtbot):
+    """A run's curves are made while it is set up, hidden: made shown and then hidden, each marked its
+    rectangle (all of its plot) for a repaint, and with runs kept on the plots each such repaint drew all
+    of their curves again (six a run, in its first second)."""
+    from gui.training.controller import RunController
+    from gui.training.plots import LivePlots, _pen
+
+    plots = LivePlots(RunController())
+    qtbot.addWidget(plots)
+    plots.resize(900, 700)
+    plots.show()
+    qtbot.waitExposed(plots)
+    for plot in (plots.loss, plots.lr):
+        plot.setXRange(0, 100, padding=0)
+        plot.setYRange(0, 2.5, padding=0)
+    plots._set(np.arange(1.0, 101), np.linspace(2.0, 0.1, 100), "loss", (1, "train"), _pen("#4c9aff"), "run 1 train")
+    qtbot.wait(100)  # (drawn)
+    paints = []
+    plots.view.on_paint = paints.append
+    for key, plot in [((2, "raw"), "loss"), ((2, "train"), "loss"), ((2, "lr"), "lr")]:
+        plots._curve(plot, key, _pen("#f0508c"), None, hidden=True)
+        plots._unshown[key] = None
+    qtbot.wait(100)
+    assert not paints and not any(plots.curves[(2, k)].isVisible() for k in ("raw", "train", "lr"))
+    plots._set(np.arange(1.0, 11), np.linspace(2.0, 1.0, 10), "loss", (2, "train"), _pen("#f0508c"), "run 2 train")
+    qtbot.wait(100)
+    assert paints and plots.curves[(2, "train")].isVisible()  # (shown with its first points)
+
+
+def test_a_plots_auto_range_from_its_menu_still_follows_the_data(qtbot):
+    """The view boxes skip pyqtgraph's refit-at-the-next-paint while auto-range is off (the plots fit their
+    ranges themselves); switched on from a plot's menu ("View All"), it follows the data as before."""
+    from gui.training.controller import RunController
+    from gui.training.plots import LivePlots, _pen
+
+    plots = LivePlots(RunController())
+    qtbot.addWidget(plots)
+    plots.resize(900, 700)
+    plots.show()
+    qtbot.waitExposed(plots)
+    plots.lr.setXRange(0, 10, padding=0)
+    plots._set(np.arange(1.0, 101), np.linspace(0.1, 0.2, 100), "lr", (1, "lr"), _pen("#4c9aff"))
+    qtbot.wait(50)
+    assert plots.lr.getViewBox().viewRange()[0][1] == 10  # (off: left alone)
+    plots.lr.getViewBox().enableAutoRange()
+    plots._set(np.arange(1.0, 301), np.linspace(0.1, 0.2, 300), "lr", (1, "lr"), _pen("#4c9aff"))
+    qtbot.waitUntil(lambda: plots.lr.getViewBox().viewRange()[0][1] >= 300, timeout=2000)
+
+
+def test_a_curves_new_points_are_painted_though_the_view_box_no_longer_repaints_itself(qtbot):
+    """Without the view box's own repaint (QuietViewBox), a curve's new points still reach the screen: the
+    curve has Qt repaint what it covers, and the paint that follows covers where its new points are."""
+    from gui.training.controller import RunController
+    from gui.training.plots import LivePlots, _pen
+
+    plots = LivePlots(RunController())
+    qtbot.addWidget(plots)
+    plots.resize(900, 700)
+    plots.show()
+    qtbot.waitExposed(plots)
+    plots.lr.setXRange(0, 100, padding=0)
+    plots.lr.setYRange(0, 1, padding=0)
+    plots._set(np.arange(0.0, 50), np.full(50, 0.2), "lr", (1, "lr"), _pen("#f0508c", 3.0))
+    qtbot.wait(100)
+    box = plots.lr.getViewBox()
+    right = box.mapViewToScene(QtCore.QRectF(60, 0.5, 35, 0.45)).boundingRect()  # where the new points go
+    area = plots.view.mapFromScene(right).boundingRect()
+    assert area.width() > 50 and area.height() > 30
+
+    class Painted(QtCore.QObject):  # the regions the screen is repainted in
+        regions: list = []
+
+        def eventFilter(self, obj, event):
+            if event.type() == QtCore.QEvent.Type.Paint:
+                self.regions.append(QtGui.QRegion(event.region()))
+            return False
+
+    painted = Painted()
+    plots.view.viewport().installEventFilter(painted)
+    plots._set(np.arange(0.0, 100), np.r_[np.full(50, 0.2), np.full(50, 0.7)], "lr", (1, "lr"), _pen("#f0508c", 3.0))
+    qtbot.waitUntil(lambda: any(r.contains(area) for r in painted.regions), timeout=2000)
+    image = plots.view.grab(area).toImage()
+    assert len({image.pixelColor(x, y).name() for x in range(image.width()) for y in range(image.height())}) > 1

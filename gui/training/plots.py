@@ -77,6 +77,18 @@ class TimedLayout(pg.GraphicsLayoutWidget):
             self.on_paint(time.perf_counter() - t)
 
 
+class QuietViewBox(pg.ViewBox):
+    """pyqtgraph's view box repaints itself, and with it every curve in its plot, whenever an item joins
+    it or a curve's data changes, so that its next paint refits the range to the data. These plots fit
+    their ranges themselves, auto-range off (it comes back on from the plot's menu, and refits then): the
+    repaint refitted nothing, and with runs kept on the plots it drew all of their curves again, each
+    time a run's curves were made or a hidden one was given data."""
+
+    def queueUpdateAutoRange(self) -> None:
+        if any(self.state["autoRange"]):
+            super().queueUpdateAutoRange()
+
+
 class CachedAxis(pg.AxisItem):
     """pyqtgraph's axis, painted from a picture of it in device pixels (Qt's item cache) until its ticks,
     range, pens, font or size change. The axes' tick marks reach into the plot, so every update of a
@@ -235,10 +247,13 @@ class LivePlots(QtWidgets.QWidget):
         def axes(left=CachedAxis):  # (loss and gradient norms: log scales)
             return {"left": left("left"), "bottom": CachedAxis("bottom")}
 
-        self.loss = self.view.addPlot(0, 0, title="Loss", axisItems=axes(LogAxis))  # (log loss)
-        self.acc = self.view.addPlot(0, 1, title="Accuracy", axisItems=axes())
-        self.lr = self.view.addPlot(1, 0, title="Learning rate", axisItems=axes())
-        self.grad = self.view.addPlot(1, 1, title="Gradient norm per layer", axisItems=axes(LogAxis))
+        def plot(row, col, title, left=CachedAxis):
+            return self.view.addPlot(row, col, title=title, axisItems=axes(left), viewBox=QuietViewBox())
+
+        self.loss = plot(0, 0, "Loss", LogAxis)  # (log loss)
+        self.acc = plot(0, 1, "Accuracy")
+        self.lr = plot(1, 0, "Learning rate")
+        self.grad = plot(1, 1, "Gradient norm per layer", LogAxis)
         self.plots = {"loss": self.loss, "acc": self.acc, "lr": self.lr, "grad": self.grad}
         for name, plot in self.plots.items():
             plot.setClipToView(True)
@@ -612,7 +627,7 @@ class LivePlots(QtWidgets.QWidget):
         self._fit_y()
 
     def _curve(self, plot: str, key: tuple, pen: QtGui.QPen, name: str | None = None, symbol: str | None = None,
-               color: str | None = None) -> pg.PlotDataItem:
+               color: str | None = None, hidden: bool = False) -> pg.PlotDataItem:
         item = self.curves.get(key)
         if item is None:
             kwargs = {"pen": pen, "name": name, "autoDownsampleFactor": DOWNSAMPLE_FACTOR}
@@ -623,6 +638,8 @@ class LivePlots(QtWidgets.QWidget):
             self._created = True
             item.setClipToView(True)
             item.setDownsampling(auto=True, method="peak")
+            if hidden:  # (hidden before it joins the scene: shown and then hidden, its rectangle, all of the
+                item.hide()  # plot, was repainted with every kept run's curves for nothing)
             self.plots[plot].addItem(item)  # (a named item joins the plot's legend by itself)
             self.curves[key] = item
             self._where[key] = plot
@@ -716,7 +733,7 @@ class LivePlots(QtWidgets.QWidget):
         while pending:
             key, (plot, pen, name, *marks) = pending.pop(0)
             if key not in self.curves:
-                self._curve(plot, key, pen, None, *marks).hide()
+                self._curve(plot, key, pen, None, *marks, hidden=True)
                 self._unshown[key] = name
                 if pending:
                     QtCore.QTimer.singleShot(0, lambda: self._make_ahead(run, pending))
