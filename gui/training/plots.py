@@ -247,13 +247,13 @@ class LivePlots(QtWidgets.QWidget):
         def axes(left=CachedAxis):  # (loss and gradient norms: log scales)
             return {"left": left("left"), "bottom": CachedAxis("bottom")}
 
-        def plot(row, col, title, left=CachedAxis):
+        def add_plot(row, col, title, left=CachedAxis):
             return self.view.addPlot(row, col, title=title, axisItems=axes(left), viewBox=QuietViewBox())
 
-        self.loss = plot(0, 0, "Loss", LogAxis)  # (log loss)
-        self.acc = plot(0, 1, "Accuracy")
-        self.lr = plot(1, 0, "Learning rate")
-        self.grad = plot(1, 1, "Gradient norm per layer", LogAxis)
+        self.loss = add_plot(0, 0, "Loss", LogAxis)  # (log loss)
+        self.acc = add_plot(0, 1, "Accuracy")
+        self.lr = add_plot(1, 0, "Learning rate")
+        self.grad = add_plot(1, 1, "Gradient norm per layer", LogAxis)
         self.plots = {"loss": self.loss, "acc": self.acc, "lr": self.lr, "grad": self.grad}
         for name, plot in self.plots.items():
             plot.setClipToView(True)
