@@ -801,10 +801,8 @@ def test_legends_move_off_the_newest_points_and_take_columns_to_fit(qtbot):
     assert box.sceneBoundingRect().contains(plots.loss_legend.sceneBoundingRect())
 
 
-def test_a_long_noisy_curve_draws_each_pixel_columns_extremes_and_no_more(qtbot):
-    """A one-example-per-step run's raw loss is a band of noise: drawn as each pixel column's lowest and
-    highest point (peak downsampling at one bin a pixel), not the ten points a pixel pyqtgraph draws by
-    default (5,300 points for 14,000 steps, a quarter of the window's time during such a run)."""
+def shown_plots(qtbot):
+    """The live plots on their own, shown at the size they have in the window, with no run."""
     from gui.training.controller import RunController
     from gui.training.plots import LivePlots
 
@@ -813,6 +811,14 @@ def test_a_long_noisy_curve_draws_each_pixel_columns_extremes_and_no_more(qtbot)
     plots.resize(900, 700)
     plots.show()
     qtbot.waitExposed(plots)
+    return plots
+
+
+def test_a_long_noisy_curve_draws_each_pixel_columns_extremes_and_no_more(qtbot):
+    """A one-example-per-step run's raw loss is a band of noise: drawn as each pixel column's lowest and
+    highest point (peak downsampling at one bin a pixel), not the ten points a pixel pyqtgraph draws by
+    default (5,300 points for 14,000 steps, a quarter of the window's time during such a run)."""
+    plots = shown_plots(qtbot)
     n = 200_000
     y = np.random.default_rng(0).exponential(1.0, n)
     plots.loss.setXRange(0, n, padding=0)
@@ -830,14 +836,9 @@ def test_curves_made_ahead_of_a_run_repaint_nothing(qtbot):
     """A run's curves are made while it is set up, hidden: made shown and then hidden, each marked its
     rectangle (all of its plot) for a repaint, and with runs kept on the plots each such repaint drew all
     of their curves again (six a run, in its first second)."""
-    from gui.training.controller import RunController
-    from gui.training.plots import LivePlots, _pen
+    from gui.training.plots import _pen
 
-    plots = LivePlots(RunController())
-    qtbot.addWidget(plots)
-    plots.resize(900, 700)
-    plots.show()
-    qtbot.waitExposed(plots)
+    plots = shown_plots(qtbot)
     for plot in (plots.loss, plots.lr):
         plot.setXRange(0, 100, padding=0)
         plot.setYRange(0, 2.5, padding=0)
@@ -858,14 +859,9 @@ def test_curves_made_ahead_of_a_run_repaint_nothing(qtbot):
 def test_a_plots_auto_range_from_its_menu_still_follows_the_data(qtbot):
     """The view boxes skip pyqtgraph's refit-at-the-next-paint while auto-range is off (the plots fit their
     ranges themselves); switched on from a plot's menu ("View All"), it follows the data as before."""
-    from gui.training.controller import RunController
-    from gui.training.plots import LivePlots, _pen
+    from gui.training.plots import _pen
 
-    plots = LivePlots(RunController())
-    qtbot.addWidget(plots)
-    plots.resize(900, 700)
-    plots.show()
-    qtbot.waitExposed(plots)
+    plots = shown_plots(qtbot)
     plots.lr.setXRange(0, 10, padding=0)
     plots._set(np.arange(1.0, 101), np.linspace(0.1, 0.2, 100), "lr", (1, "lr"), _pen("#4c9aff"))
     qtbot.wait(50)
@@ -878,14 +874,9 @@ def test_a_plots_auto_range_from_its_menu_still_follows_the_data(qtbot):
 def test_a_curves_new_points_are_painted_though_the_view_box_no_longer_repaints_itself(qtbot):
     """Without the view box's own repaint (QuietViewBox), a curve's new points still reach the screen: the
     curve has Qt repaint what it covers, and the paint that follows covers where its new points are."""
-    from gui.training.controller import RunController
-    from gui.training.plots import LivePlots, _pen
+    from gui.training.plots import _pen
 
-    plots = LivePlots(RunController())
-    qtbot.addWidget(plots)
-    plots.resize(900, 700)
-    plots.show()
-    qtbot.waitExposed(plots)
+    plots = shown_plots(qtbot)
     plots.lr.setXRange(0, 100, padding=0)
     plots.lr.setYRange(0, 1, padding=0)
     plots._set(np.arange(0.0, 50), np.full(50, 0.2), "lr", (1, "lr"), _pen("#f0508c", 3.0))
