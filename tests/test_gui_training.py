@@ -891,7 +891,9 @@ def test_a_curves_new_points_are_painted_though_the_view_box_no_longer_repaints_
     assert area.width() > 50 and area.height() > 30
 
     class Painted(QtCore.QObject):  # the regions the screen is repainted in
-        regions: list = []
+        def __init__(self):
+            super().__init__()
+            self.regions: list[QtGui.QRegion] = []
 
         def eventFilter(self, obj, event):
             if event.type() == QtCore.QEvent.Type.Paint:
