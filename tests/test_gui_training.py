@@ -860,6 +860,68 @@ def test_curves_made_ahead_of_a_run_repaint_nothing(qtbot):
     assert paints and plots.curves[(2, "train")].isVisible()  # (shown with its first points)
 
 
+def test_a_curves_marks_keep_their_rectangle_until_their_data_or_the_view_changes(qtbot, monkeypatch):
+    """Qt asks each item for its rectangle several times a paint, and pyqtgraph's scatter (a curve's marks)
+    works it out in Python each time: with 15 runs kept, their marked per-epoch curves took more than half
+    of each repaint of the plots. The rectangle is kept (MarkScatter), and worked out again, the same as
+    pyqtgraph's, when the marks' data, the view's range or the plot's size change."""
+    import pyqtgraph as pg
+
+    from gui.training.plots import _pen
+
+    plots = shown_plots(qtbot)
+    plots.acc.setXRange(0, 10, padding=0)
+    plots.acc.setYRange(0, 1, padding=0)
+    key, pen = (1, "dev_accuracy"), _pen("#4c9aff", 2.0, dash=True)
+    plots._set(np.arange(1.0, 6), np.linspace(0.2, 0.6, 5), "acc", key, pen, None, "o", "#4c9aff")
+    qtbot.wait(50)
+    scatter = plots.curves[key].scatter
+    worked_out = pg.ScatterPlotItem.boundingRect
+    assert scatter.isVisible() and len(scatter.data) == 5
+    assert scatter.boundingRect() == worked_out(scatter) and worked_out(scatter).width() > 4
+    calls = []
+    monkeypatch.setattr(pg.ScatterPlotItem, "boundingRect", lambda self: calls.append(self) or worked_out(self))
+    plots.view.viewport().repaint()
+    assert scatter not in calls  # (painted with the rectangle it kept)
+    plots._set(np.arange(1.0, 8), np.linspace(0.2, 0.9, 7), "acc", key, pen, None, "o", "#4c9aff")
+    assert scatter.boundingRect() == worked_out(scatter)  # new points
+    plots.acc.setXRange(0, 40, padding=0)
+    qtbot.wait(20)
+    assert scatter.boundingRect() == worked_out(scatter)  # another range: the marks' pixels in other units
+    plots.resize(500, 400)
+    qtbot.wait(50)
+    assert scatter.boundingRect() == worked_out(scatter)  # another size: the same
+
+
+def test_legend_entries_are_kept_as_pictures_and_redrawn_when_their_curves_marks_change(qtbot):
+    """pyqtgraph paints each legend entry in Python at every repaint of the legend's corner, which a running
+    run's curves pass under; the entries are kept as pictures (Qt's item cache), and a sample's picture is
+    drawn again when its curve's marks change (a dev curve loses them beyond MARKED_POINTS points)."""
+    from gui.training.plots import KEPT_CACHE, LIVE_CACHE, MARKED_POINTS, _pen
+
+    plots = shown_plots(qtbot)
+    plots.loss.setXRange(0, 40, padding=0)
+    plots.loss.setYRange(0, 2.5, padding=0)
+    key, pen = (1, "dev"), _pen("#f0508c", 2.0, dash=True)
+    plots._set(np.arange(1.0, 6), np.linspace(2.0, 1.5, 5), "loss", key, pen, "run 1 dev", "o", "#f0508c")
+    qtbot.wait(50)
+    [(sample, label)] = plots.loss_legend.items
+    assert sample.cacheMode() == KEPT_CACHE and label.item.cacheMode() == KEPT_CACHE
+
+    def looks():
+        return plots.view.grab(plots.view.mapFromScene(sample.sceneBoundingRect()).boundingRect()).toImage()
+
+    marked = looks()
+    n = MARKED_POINTS + 2
+    plots._set(np.arange(1.0, n + 1), np.linspace(2.0, 0.5, n), "loss", key, pen, "run 1 dev", "o", "#f0508c")
+    qtbot.wait(50)
+    assert plots.curves[key].opts["symbol"] is None
+    unmarked = looks()
+    assert unmarked != marked  # (the picture was drawn again)
+    sample.setCacheMode(LIVE_CACHE)
+    assert looks() == unmarked  # (the same pixels as drawn anew)
+
+
 def test_a_plots_auto_range_from_its_menu_still_follows_the_data(qtbot):
     """The view boxes skip pyqtgraph's refit-at-the-next-paint while auto-range is off (the plots fit their
     ranges themselves); switched on from a plot's menu ("View All"), it follows the data as before."""

@@ -23,9 +23,9 @@ DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few 
 # While a CPU run trains on every core (see RunController.shares_cores), whatever the window draws comes
 # out of the run's time: the buffer drains once a second (the progress and the run's loss move as often,
 # and the run sends its progress as often; a click on Pause, Resume or Stop is answered at a drain a tenth
-# of a second later), the plots take half their usual share of the time (gui.training.plots), the
-# canvas's health marks (gui.training.ui) are redrawn three times less often and the run computes the live
-# preview three times less often.
+# of a second later), the plots take under a third of their usual share of the time (gui.training.plots),
+# the canvas's health marks (gui.training.ui) are redrawn three times less often and the run computes the
+# live preview three times less often.
 SHARED_DRAIN_HZ = 1
 SHARED_SLOWDOWN = 3
 CONTROL_DRAIN_MS = 100  # after a control is sent, the next drain comes this soon (its answer shows at once)

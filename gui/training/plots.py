@@ -14,9 +14,10 @@ thread, and on a machine whose every core trains each millisecond of it is taken
   update repaints the curves and not the axes (re-laying out tick labels is most of a plot's cost);
 - there is no grid (a grid is drawn by the axes over the whole plot, so it would repaint them too);
 - while a run trains, redraws are spaced so that the time spent drawing (the ``setData`` calls and every
-  paint of the plots, all measured) stays within ``DRAW_BUDGET`` of the wall-clock time (half that while
-  the run trains on every core of the machine), at most at 25 Hz: each draw and each paint pushes the
-  next redraw back by its cost over the budget (no credit builds up while nothing is drawn).
+  paint of the plots, all measured) stays within ``DRAW_BUDGET`` of the wall-clock time (under a third of
+  that, ``SHARED_DRAW_BUDGET``, while the run trains on every core of the machine), at most at 25 Hz:
+  each draw and each paint pushes the next redraw back by its cost over the budget (no credit builds up
+  while nothing is drawn).
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ LAYER_COLORS = ("#4c9aff", "#f0508c", "#3ecf8e", "#f0b429", "#b57cf0", "#20b2a0"
 SMOOTH = 0.9  # exponential moving average of the per-step loss (the raw curve stays faint behind it)
 DRAW_BUDGET = 0.01  # share of wall-clock time the plots may take while a run trains
 # ... while it trains on every core of this machine (a CPU run): each millisecond drawn is taken from it.
-# (An update of a run's curves costs about 13 ms with its paint: about every 2.5 s. A quarter of the time,
-# every 5 s, made no difference to the run that benchmarks/bench_gui_training.py could see: 0.985 against
-# 0.986, 16 rounds each.)
-SHARED_DRAW_BUDGET = 0.005
+# An update of a run's curves costs 6-8 ms with its paint, with 7 runs kept on the plots (MarkScatter, and
+# the legends' entries as pictures, took 1-2 ms off each paint): one every 2-3 s (the first after a run's
+# first points, which cost more, 4-5 s later). With half a per cent the plots took 45 of the window's
+# 79 ms per 6-second run (benchmarks/README.md, the evening of 2026-11-27).
+SHARED_DRAW_BUDGET = 0.003
 MIN_INTERVAL = 0.04  # seconds: 25 Hz at most
 MAX_INTERVAL = 5.0  # seconds: the curves move at least this often, whatever the cost
 # Curves with a point per step (thousands of points) are drawn one pixel wide: Qt's raster engine draws
@@ -140,6 +142,39 @@ class LogAxis(CachedAxis):
         return ticks[:-1] + [(None, minor)]
 
 
+class MarkScatter(pg.ScatterPlotItem):
+    """pyqtgraph's scatter (a curve's marks at its points), its rectangle kept until its data, its marks'
+    size or the view's transform change. Qt asks each item for its rectangle several times a paint, and
+    pyqtgraph's scatter works it out in Python each time (the marks' size in pixels mapped through the
+    view's transform): with 15 runs kept on the plots, their marked per-epoch curves took more than half
+    of each repaint of the plots (2.1 of 3.9 ms), the time of every update of a running run's curves."""
+
+    _rect: tuple | None = None  # (key, rectangle)
+
+    def boundingRect(self) -> QtCore.QRectF:
+        key = (self.dataBounds(0), self.dataBounds(1), self._maxSpotPxWidth)
+        if self._rect is None or self._rect[0] != key:
+            self._rect = (key, super().boundingRect())
+        return QtCore.QRectF(self._rect[1])
+
+    def viewTransformChanged(self) -> None:
+        self._rect = None
+        super().viewTransformChanged()
+
+
+class RunCurve(pg.PlotDataItem):
+    """pyqtgraph's curve with its marks drawn by a :class:`MarkScatter`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        plain, self.scatter = self.scatter, MarkScatter()
+        plain.setParentItem(None)
+        self.scatter.setParentItem(self)
+        self.scatter.sigClicked.connect(self.scatterClicked)
+        self.scatter.sigHovered.connect(self.sigPointsHovered)
+        self.updateItems(styleUpdate=True)
+
+
 def _title(plot: pg.PlotItem, text: str) -> None:
     """A plot's title in the theme's colours (set again on a theme change: a pyqtgraph label keeps its own)."""
     plot.titleLabel.setText(text, color=themes.current().text, size="9pt")
@@ -154,6 +189,16 @@ def _pen(color: str, width: float = 1.6, alpha: int = 255, dash: bool = False) -
     if dash:
         pen.setStyle(QtCore.Qt.PenStyle.DashLine)
     return pen
+
+
+def _cache_entry(legend: pg.LegendItem) -> None:
+    """Keep a legend's newest entry as pictures (Qt's item cache): pyqtgraph paints each entry's sample
+    line and marks in Python at every repaint of the legend's corner, which a running run's curves pass
+    under (30 entries with 15 runs kept: a sixth of each repaint). A sample's picture is redrawn when its
+    curve's marks change (``LivePlots._set``) or a click hides its curve; the text's, when it changes."""
+    sample, label = legend.items[-1]
+    sample.setCacheMode(KEPT_CACHE)
+    label.item.setCacheMode(KEPT_CACHE)
 
 
 def _has_points(item: pg.PlotDataItem) -> bool:
@@ -634,13 +679,15 @@ class LivePlots(QtWidgets.QWidget):
             if symbol:
                 kwargs.update(symbol=symbol, symbolSize=5, symbolPen=pen, symbolBrush=pg.mkBrush(color))
                 self._marks[key] = symbol
-            item = pg.PlotDataItem(**kwargs)
+            item = RunCurve(**kwargs)
             self._created = True
             item.setClipToView(True)
             item.setDownsampling(auto=True, method="peak")
             if hidden:  # (hidden before it joins the scene: shown and then hidden, its rectangle, all of the
                 item.hide()  # plot, was repainted with every kept run's curves for nothing)
             self.plots[plot].addItem(item)  # (a named item joins the plot's legend by itself)
+            if name:
+                _cache_entry(self.plots[plot].legend)
             self.curves[key] = item
             self._where[key] = plot
         return item
@@ -667,6 +714,7 @@ class LivePlots(QtWidgets.QWidget):
             if name:  # (the legend it would have joined as a named item)
                 item.opts["name"] = name
                 self.plots[plot].legend.addItem(item, name)
+                _cache_entry(self.plots[plot].legend)
         # A curve of one point is a line of no length: shown as a dot. (A run that fails at its second step
         # has its finite first loss and the non-finite one, which is not drawn.) Its marks change with its
         # data, in the same call: each of pyqtgraph's setters redoes the curve and its marks.
@@ -685,6 +733,11 @@ class LivePlots(QtWidgets.QWidget):
             self._lone.discard(key)
             style["symbol"] = None
         item.setData(x, y, **style)
+        if style and item.opts.get("name"):  # (its legend entry is a picture of how it looked: see _cache_entry)
+            legend = self.plots[plot].legend
+            for sample, _ in legend.items if legend is not None else ():
+                if sample.item is item:
+                    sample.update()
         self._note_bounds(key, y)
 
     def _draw(self, run: Run) -> None:
