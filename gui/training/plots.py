@@ -686,7 +686,7 @@ class LivePlots(QtWidgets.QWidget):
             if hidden:  # (hidden before it joins the scene: shown and then hidden, its rectangle, all of the
                 item.hide()  # plot, was repainted with every kept run's curves for nothing)
             self.plots[plot].addItem(item)  # (a named item joins the plot's legend by itself)
-            if name:
+            if name and self.plots[plot].legend is not None:
                 _cache_entry(self.plots[plot].legend)
             self.curves[key] = item
             self._where[key] = plot
