@@ -69,13 +69,15 @@ stops it, before it could end by itself (60 and 15 epochs).
    the way PyTorch would run on a machine with a core more (side by side, each side has one core and
    one thread already, so there is no core to leave on a 2-core machine).
 
-   ``--sequential`` (and ``--device cuda``, where it is the method) measures that first case another
+   ``--sequential`` (and ``--device cuda`` without ``--turns``) measures that first case another
    way: the two sides train one after the other, each alone with the whole machine (see
    :func:`sequential`). On this 2-core virtual machine its rounds scatter by 10-30% (its speed moves
    between runs), so it says little here; on a GPU machine with cores to spare it is the question that
    matters: what the app's way of training (its training process, the progress events, each reading
    the gradient norms from the GPU, the live preview) and a window drawing at the full rate cost a GPU
-   run.
+   run. There too its runs one after the other scattered by 10%; ``--turns --device cuda`` pairs the
+   sides in turns as on the CPU (each side then has the GPU to itself in its turns, and the window a
+   core of its own), and ``--turns --self-check --device cuda`` shows that method's noise there.
 
 Exits 1 when a target is missed.
 """
@@ -646,13 +648,17 @@ def thread_cpu(native_id: int) -> float:
 
 class WindowWork(NamedTuple):
     """What a run with the window cost beside training, from the run's start to its end: the UI thread's
-    CPU seconds and share of one core, and the progress events the run sent (each costs the run its
-    gradient norms). Both are paced by the wall clock (the window's timers, the run's event interval),
-    so a run that takes longer in wall time, as in turns, does more of them per step."""
+    CPU seconds and share of one core, the progress events the run sent (each costs the run its
+    gradient norms), and the share of the run's training time it spent delivering its events (to the
+    training process's subscribers: the progress, the health inspections, the live preview; on a GPU
+    each progress event waits for the device). The first two are paced by the wall clock (the window's
+    timers, the run's event interval), so a run that takes longer in wall time, as in turns, does more
+    of them per step."""
 
     ui_seconds: float
     ui_share: float
     step_events: int
+    event_share: float
 
 
 def main_window(prefix: str):
@@ -722,7 +728,8 @@ def with_gui(window, graph, probe: LagProbe | None, timed: bool = False):
     (t0, c0), (t1, c1) = job.start_mark, job.result_mark
     if probe is not None:
         probe.trained = (t0 - probe.started, t1 - probe.started)
-    work = WindowWork(c1 - c0, (c1 - c0) / max(t1 - t0, 1e-9), getattr(job, "step_events", 0))
+    work = WindowWork(c1 - c0, (c1 - c0) / max(t1 - t0, 1e-9), getattr(job, "step_events", 0),
+                      run.result.event_seconds / max(run.result.seconds, 1e-9))
     examples = run.step * run.info.batch_size
     if timed:
         return examples, run.result.seconds, ui.controller.job.result_at, work
@@ -794,7 +801,8 @@ def main(argv=None) -> int:
                    help="each side alone with the whole machine, one after the other (see sequential()); "
                         "the method with --device cuda")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="where both sides train (default %(default)s); cuda trains on the GPU, sequentially")
+                   help="where both sides train (default %(default)s); cuda trains on the GPU, sequentially "
+                        "unless --turns")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of training per run before it is stopped (twice that in wall time in turns; "
                         "default 6, 1.5 with --quick)")
@@ -814,9 +822,13 @@ def main(argv=None) -> int:
     if not hasattr(os, "kill") or not hasattr(__import__("signal"), "SIGSTOP"):
         print("this benchmark takes turns with SIGSTOP and SIGCONT: Linux or macOS only", file=sys.stderr)
         return 2
-    one_by_one = args.sequential or args.device == "cuda"
-    if one_by_one and (args.turns or args.self_check or args.leave_core):
-        print("--sequential (and --device cuda) go without --turns, --self-check and --leave-core", file=sys.stderr)
+    if args.sequential and args.turns:
+        print("--sequential and --turns are two ways of pairing the sides: choose one", file=sys.stderr)
+        return 2
+    one_by_one = args.sequential or (args.device == "cuda" and not args.turns)
+    if one_by_one and (args.self_check or args.leave_core):
+        print("--sequential (and --device cuda without --turns) go without --self-check and --leave-core",
+              file=sys.stderr)
         return 2
     side = not args.turns and not one_by_one
     if side and len(os.sched_getaffinity(0)) < 2:
@@ -907,7 +919,9 @@ def main(argv=None) -> int:
         print(f"{'':36s} per run, alone / {paired_how}: the UI thread's CPU "
               f"{statistics.median(w.ui_seconds for w in alone) * 1000:.0f} / "
               f"{statistics.median(w.ui_seconds for w in turns) * 1000:.0f} ms, the run's progress events "
-              f"{statistics.median(w.step_events for w in alone):.0f} / {statistics.median(w.step_events for w in turns):.0f}")
+              f"{statistics.median(w.step_events for w in alone):.0f} / {statistics.median(w.step_events for w in turns):.0f}, "
+              f"the run's time delivering its events {statistics.median(w.event_share for w in alone):.2%} / "
+              f"{statistics.median(w.event_share for w in turns):.2%}")
     plots = window.training.dock_widget.plots
     print(f"summary: worst event-loop delay {worst_lag:.1f} ms (target < {LAG_TARGET_MS:.0f}), worst throughput "
           f"ratio {_shown(worst_ratio)} (target >= {RATIO_TARGET}); plots drew for {plots.draw_seconds:.2f} s in all")

@@ -9,8 +9,12 @@
 #     bash benchmarks/gpu_gui_check.sh run [ARGS]  there, from the repository's root, with .gpuqt carried:
 #                                                  unpacks it, uses only the libraries the machine lacks,
 #                                                  and runs bench_gui_training.py --device cuda ARGS
-#                                                  (default: --rounds 9 --lag-rounds 2 --seconds 5
+#                                                  (default: --turns --rounds 9 --lag-rounds 1 --seconds 3
 #                                                  --epochs 100000) into $OUT (or gpu_check_out/)
+#     bash benchmarks/gpu_gui_check.sh job [ARGS]  there too: bench_job.py --device cuda ARGS (default:
+#                                                  --only mlp --rounds 8 --modes
+#                                                  bare,app,no-health,no-preview,no-events), what the app's
+#                                                  training job costs a run without the window, part by part
 #
 # (.gitignore leaves .gpuqt/ out of commits; the device tool carries it when asked.) The figures of 2026-11-27 and what they do not settle:
 # benchmarks/README.md, "The app's window on the GPU machine".
@@ -52,7 +56,8 @@ EOF
     cp "$(fc-match -f '%{file}' 'DejaVu Sans')" $G/fonts/ 2>/dev/null || echo "no DejaVu Sans here: Qt will draw without a font"
     du -sh $G
     ;;
-run)
+run|job)
+    what=$1
     shift
     out=${OUT:-gpu_check_out}
     mkdir -p "$out" /tmp/gpuqt-site /tmp/gpuqt-libs /tmp/gpuqt-fonts /tmp/gpuqt-fontcache
@@ -72,12 +77,17 @@ for w in glob.glob('$G/*.whl'):
     python3 -c "from PySide6 import QtWidgets; QtWidgets.QApplication(['x']); import gui.mainwindow; print('Qt: ok')" \
         || { ldd /tmp/gpuqt-site/PySide6/Qt/lib/*.so* | grep 'not found' | sort -u; exit 1; }
     nvidia-smi -L || true
-    [ $# -gt 0 ] || set -- --rounds 9 --lag-rounds 2 --seconds 5 --epochs 100000
+    if [ "$what" = job ]; then
+        [ $# -gt 0 ] || set -- --only mlp --rounds 8 --modes bare,app,no-health,no-preview,no-events
+        python3 benchmarks/bench_job.py --device cuda "$@" 2>&1 | tee "$out/bench_job_cuda.log"
+        exit
+    fi
+    [ $# -gt 0 ] || set -- --turns --rounds 9 --lag-rounds 1 --seconds 3 --epochs 100000
     python3 benchmarks/bench_gui_training.py --device cuda "$@" 2>&1 | grep --line-buffered -v propagateSize \
         | tee "$out/bench_gui_cuda.log"
     ;;
 *)
-    sed -n 2,17p "$0"
+    sed -n 2,20p "$0"
     exit 2
     ;;
 esac

@@ -198,6 +198,7 @@ class RunResult:
     checkpoints: dict[str, str]
     notes: list[str]
     traceback: str = ""
+    event_seconds: float = 0.0  # of ``seconds``, the time spent delivering events to subscribers
 
     @property
     def ok(self) -> bool:
@@ -665,7 +666,7 @@ class Trainer:
             self._emit_always("on_run_failed", RunFailed(reason, self.epoch + 1, self.step))
         result = RunResult(status, reason, self.epoch, self.step, self._elapsed(), self.monitor, self.best_epoch,
                            self.best_value, [m.to_json() for m in self.history], dict(self.checkpoints),
-                           list(self.notes), tb)
+                           list(self.notes), tb, self.event_seconds)
         self.result = result
         self._emit_always("on_run_end", result)
         for flag in (self._stop_req, self._pause_req, self._interrupt):  # ready for another fit()
