@@ -296,6 +296,8 @@ def headless_child(graph_file: str, run_dir: str) -> int:
 
     graph = engine.load_graph(graph_file)
     config = TrainingConfig.from_graph(graph)
+    import gc
+    gc.freeze()  # (as ``deepcanvas train`` and the app's training process do after their imports)
     # A short run first, as the app's training process has trained before the measured runs: a fresh
     # process's first steps (allocations, kernel set-up) are slower, and paired against a warm one they
     # made the app's side look 1-2% faster than it is.

@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.whole_process = argv is None  # run as the program (not called with arguments, as tests do)
     try:
         return args.func(args)
     except GraphFileError as exc:

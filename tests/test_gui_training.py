@@ -968,3 +968,33 @@ def test_a_curves_new_points_are_painted_though_the_view_box_no_longer_repaints_
     qtbot.waitUntil(lambda: any(r.contains(area) for r in painted.regions), timeout=2000)
     image = plots.view.grab(area).toImage()
     assert len({image.pixelColor(x, y).name() for x in range(image.width()) for y in range(image.height())}) > 1
+
+
+def test_the_first_runs_imports_go_without_the_garbage_collector_which_comes_back_after(qapp, monkeypatch):
+    """The window imports what training needs (about 800 modules) in the UI thread, behind a busy
+    cursor; with the collector on, the growing heap set off seven full collections in them (0.9 s of a
+    4.2 s wait). It is off while they run and on again after, also when an import fails; the heap they
+    made is frozen (out of later collections' sight)."""
+    import gc
+
+    from gui.training import warmup
+
+    seen, frozen = [], []
+    fail = {"deepcanvas_test_missing_b"}
+
+    def fake_import(name):
+        seen.append((name, gc.isenabled()))
+        if name in fail:
+            raise ImportError(name)
+
+    monkeypatch.setattr(warmup.importlib, "import_module", fake_import)
+    monkeypatch.setattr(warmup.gc, "freeze", lambda: frozen.append(gc.isenabled()))
+    assert gc.isenabled()
+    assert warmup.ensure_imported(("deepcanvas_test_missing_a",), optional=("deepcanvas_test_missing_b",))
+    assert seen == [("deepcanvas_test_missing_a", False), ("deepcanvas_test_missing_b", False)]
+    assert frozen == [False] and gc.isenabled()
+    fail.add("deepcanvas_test_missing_a")
+    with pytest.raises(ImportError):
+        warmup.ensure_imported(("deepcanvas_test_missing_a",), optional=())
+    assert gc.isenabled() and frozen == [False, False]
+    assert QtWidgets.QApplication.overrideCursor() is None
