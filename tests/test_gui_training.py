@@ -951,6 +951,55 @@ def test_a_curve_does_its_points_over_only_when_a_change_of_range_changes_what_i
             assert pairs[0][0] in done, (xr, yr)  # (the long curve's clip, step or cut changed)
 
 
+def test_curves_whose_points_a_change_of_range_made_stale_are_done_again_in_slices(qtbot, monkeypatch):
+    """With many runs kept, a change of the x range that changes every long curve's downsampling step (a
+    run's end) was all of their points worked out again at once (20-80 ms with 25 runs). Beyond a slice
+    of time, the rest wait for the next turns of the event loop: each shows its former points meanwhile,
+    gives its new ones when asked, and all end up as pyqtgraph's own curves show them."""
+    import pyqtgraph as pg
+
+    from gui.training import plots as module
+    from gui.training.plots import DOWNSAMPLE_FACTOR, REFITS, RunCurve, _pen
+
+    plots = shown_plots(qtbot)
+    plot = plots.loss
+    pen = _pen("#4c9aff")
+    pairs = []
+    for i in range(12):
+        x = np.arange(1.0, 3001)
+        y = np.exp(-x / (500 + 100 * i)) + 0.01
+        pair = []
+        for kind in (RunCurve, pg.PlotDataItem):
+            item = kind(pen=pen, autoDownsampleFactor=DOWNSAMPLE_FACTOR)
+            item.setClipToView(True)
+            item.setDownsampling(auto=True, method="peak")
+            plot.addItem(item)
+            item.setData(x, y)
+            pair.append(item)
+        pairs.append(pair)
+    plot.getAxis("left").setWidth(48)  # (the view's width, which the step follows, fixed: see above)
+    plot.setXRange(0, 3200, padding=0)
+    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not REFITS.pending)
+    monkeypatch.setattr(module._Refits, "SLICE", 0.0)  # (no time for any at once: all wait)
+    before = [ours.curve.xData.copy() for ours, _ in pairs]
+    plot.setXRange(0, 30000, padding=0)  # (a downsampling step ten times larger)
+    assert set(REFITS.pending) == {ours for ours, _ in pairs}
+    assert all(np.array_equal(ours.curve.xData, b) for (ours, _), b in zip(pairs, before))  # (shown as they were)
+    plots.view.viewport().repaint()  # (painted meanwhile: fine)
+    first, theirs = pairs[0]
+    for a, b in zip(first.getData(), theirs.getData()):  # asked for: done at once
+        np.testing.assert_array_equal(a, b)
+    assert first not in REFITS.pending
+    x, _ = pairs[1][0].points_for_layout()  # (a legend's placement: all of its points, no refit now)
+    assert len(x) == 3000 and pairs[1][0] in REFITS.pending
+    qtbot.waitUntil(lambda: not REFITS.pending)
+    for ours, theirs in pairs:
+        for a, b in zip(ours.getData(), theirs.getData()):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ours.curve.xData, theirs.curve.xData)
+
+
 def test_legend_entries_are_kept_as_pictures_and_redrawn_when_their_curves_marks_change(qtbot):
     """pyqtgraph paints each legend entry in Python at every repaint of the legend's corner, which a running
     run's curves pass under; the entries are kept as pictures (Qt's item cache), and a sample's picture is

@@ -226,9 +226,92 @@ class RunCurve(pg.PlotDataItem):
         made = self._made
         if key is not None and made is not None and made[0] == key and made[1] is self._datasetDisplay:
             return  # (the same points: nothing to do again)
-        super().viewRangeChanged(vb, ranges, changed)
+        if changed is not None and self._datasetDisplay is not None and REFITS.later(self):
+            return  # (see _Refits)
+        self._refit(vb, ranges, changed, key)
+
+    def _refit(self, vb=None, ranges=None, changed=(True, True), key=None) -> None:
+        """Work out the points shown for the view as it is now, unless that is what they are."""
+        if self.getViewBox() is None:
+            return
+        if key is None and changed is not None:
+            key = self.display_key()
+            made = self._made
+            if key is not None and made is not None and made[0] == key and made[1] is self._datasetDisplay:
+                return
+        super().viewRangeChanged(vb, ranges, None if changed is None else list(changed))
         shown = self._datasetDisplay
         self._made = (key, shown) if key is not None and shown is not None else None
+
+    def getData(self):
+        REFITS.now(self)  # (what it shows, up to date)
+        return super().getData()
+
+    def points_for_layout(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The points it shows, or where its refit waits (see _Refits), all of its points (in the plot's
+        units): for placing a legend, without doing the refit now."""
+        if self in REFITS.pending and self._datasetMapped is not None:
+            return self._datasetMapped.x, self._datasetMapped.y
+        return super().getData()
+
+
+class _Refits:
+    """Curves whose points a change of the view's range made stale, worked out again in slices: up to
+    ``SLICE`` seconds at once, the rest at the next turns of the event loop, ``SLICE`` a turn. With 25
+    runs kept, a change of the x range that changes every long curve's downsampling step (a run's end:
+    its planned steps drop out of the axis) is 80 of them, 20-80 ms of work that stalled the window at
+    once; meanwhile a curve waiting shows its former points, moved and scaled by the view as they are.
+    A curve whose points are asked for (``getData``) is done at once."""
+
+    SLICE = 0.008
+
+    def __init__(self):
+        self.pending: dict[RunCurve, None] = {}
+        self._timer: QtCore.QTimer | None = None
+        self._until = -math.inf  # till when this turn may still refit at once
+
+    def later(self, curve: RunCurve) -> bool:
+        """Whether ``curve``'s refit was put off (False: do it now)."""
+        if QtWidgets.QApplication.instance() is None:
+            return False
+        now = time.perf_counter()
+        if self._timer is None:
+            self._timer = QtCore.QTimer()
+            self._timer.setSingleShot(True)
+            self._timer.timeout.connect(self._run)
+        if not self._timer.isActive():  # the first in this turn of the event loop
+            self._until = now + self.SLICE
+            self._timer.start(0)
+        if not self.pending and now < self._until:
+            return False
+        self.pending[curve] = None
+        return True
+
+    def now(self, curve: RunCurve) -> None:
+        if self.pending.pop(curve, 0) is None:
+            self._do(curve)
+
+    @staticmethod
+    def _do(curve: RunCurve) -> None:
+        try:
+            curve._refit()
+        except RuntimeError:  # (its Qt object is gone)
+            pass
+
+    def _run(self) -> None:
+        end = time.perf_counter() + self.SLICE
+        while self.pending:  # (one at least a turn)
+            curve = next(iter(self.pending))
+            del self.pending[curve]
+            self._do(curve)
+            if time.perf_counter() >= end:
+                break
+        if self.pending:
+            self._until = -math.inf
+            self._timer.start(0)
+
+
+REFITS = _Refits()
 
 
 def _title(plot: pg.PlotItem, text: str) -> None:
@@ -578,7 +661,8 @@ class LivePlots(QtWidgets.QWidget):
             self._grad_end = grad_end
             self.grad.setXRange(0, grad_end, padding=0.01)
         if (self._x_end, self._grad_end) != before:  # the curves moved left, out from under a legend or under one
-            self._place_legends(force=True)
+            # (at the next turn of the event loop: with many runs kept, the refit's own work is enough for one)
+            QtCore.QTimer.singleShot(0, self, lambda: self._place_legends(force=True))
 
     def _outgrown(self) -> bool:
         """Whether the runs have grown out of the x ranges they were given (a run that has ended at the
@@ -670,7 +754,7 @@ class LivePlots(QtWidgets.QWidget):
         for key, item in self.curves.items():
             if self._where.get(key) != plot or not item.isVisible():
                 continue
-            x, y = item.getData()
+            x, y = item.points_for_layout() if isinstance(item, RunCurve) else item.getData()
             if x is None or not len(x):
                 continue
             finite = np.isfinite(y)
