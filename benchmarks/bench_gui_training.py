@@ -302,6 +302,7 @@ def headless_child(graph_file: str, run_dir: str) -> int:
     # process's first steps (allocations, kernel set-up) are slower, and paired against a warm one they
     # made the app's side look 1-2% faster than it is.
     Trainer(graph, config.with_overrides({"epochs": min(2, config.epochs)}), run_dir=run_dir + "-warm-up").fit()
+    gc.collect()  # (what a run leaves, freed between runs as the app's training process does)
     trainer = Trainer(graph, config, run_dir=run_dir)
     print("ready", flush=True)
 
@@ -313,6 +314,8 @@ def headless_child(graph_file: str, run_dir: str) -> int:
             warm = Trainer(graph, config.with_overrides({"epochs": 10_000}), run_dir=run_dir + "-warm-up-2")
             stop_on_line(warm)
             warm.fit()
+            del warm
+            gc.collect()
             print("warmed", flush=True)
         elif not line:
             return 1
