@@ -893,35 +893,42 @@ def test_a_curves_marks_keep_their_rectangle_until_their_data_or_the_view_change
     assert scatter.boundingRect() == worked_out(scatter)  # another size: the same
 
 
+def curve_twins(plot, x, y, symbol=None) -> list:
+    """A RunCurve and pyqtgraph's own curve, with the same data and the live plots' options, in ``plot``."""
+    import pyqtgraph as pg
+
+    from gui.training.plots import DOWNSAMPLE_FACTOR, RunCurve, _pen
+
+    pen = _pen("#4c9aff")
+    twins = []
+    for kind in (RunCurve, pg.PlotDataItem):
+        item = kind(pen=pen, symbol=symbol, symbolPen=pen, autoDownsampleFactor=DOWNSAMPLE_FACTOR)
+        item.setClipToView(True)
+        item.setDownsampling(auto=True, method="peak")
+        plot.addItem(item)
+        item.setData(x, y)
+        twins.append(item)
+    return twins
+
+
 def test_a_curve_does_its_points_over_only_when_a_change_of_range_changes_what_it_shows(qtbot, monkeypatch):
     """pyqtgraph works out the points a curve shows (clipped to the view, downsampled to its width) again
     at every change of the view's range, x or y, and gives them to the line and the marks: with 25 runs
     kept, the x axis's refit at a run's end took 90 ms. A RunCurve keeps its points where they would come
     out the same. Checked against pyqtgraph's own curve in the same view, through a walk of ranges:
     the same points shown after each change, and work skipped where nothing changed."""
-    import pyqtgraph as pg
-
-    from gui.training.plots import DOWNSAMPLE_FACTOR, RunCurve, _pen
+    from gui.training.plots import DOWNSAMPLE_FACTOR, RunCurve
 
     plots = shown_plots(qtbot)
     plot = plots.loss
     plot.getAxis("left").setWidth(48)  # (the view's width in pixels, which the downsampling step follows,
     # then stays the same whatever the tick labels of a y range)
     rng = np.random.default_rng(3)
-    pen = _pen("#4c9aff")
     pairs = []
     for n, symbol in ((4000, None), (25, "o"), (1, None)):
         x = np.arange(1.0, n + 1) * (1 if n > 100 else 160)
         y = np.exp(-x / 3000) + 0.05 * rng.random(n) + 0.01
-        pair = []
-        for kind in (RunCurve, pg.PlotDataItem):
-            item = kind(pen=pen, symbol=symbol, symbolPen=pen, autoDownsampleFactor=DOWNSAMPLE_FACTOR)
-            item.setClipToView(True)
-            item.setDownsampling(auto=True, method="peak")
-            plot.addItem(item)
-            item.setData(x, y)
-            pair.append(item)
-        pairs.append(pair)
+        pairs.append(curve_twins(plot, x, y, symbol))
     qtbot.wait(50)  # (laid out with the axis's width)
     done = []
     original = RunCurve.updateItems
@@ -956,27 +963,16 @@ def test_curves_whose_points_a_change_of_range_made_stale_are_done_again_in_slic
     run's end) was all of their points worked out again at once (20-80 ms with 25 runs). Beyond a slice
     of time, the rest wait for the next turns of the event loop: each shows its former points meanwhile,
     gives its new ones when asked, and all end up as pyqtgraph's own curves show them."""
-    import pyqtgraph as pg
-
     from gui.training import plots as module
-    from gui.training.plots import DOWNSAMPLE_FACTOR, REFITS, RunCurve, _pen
+    from gui.training.plots import REFITS
 
     plots = shown_plots(qtbot)
     plot = plots.loss
-    pen = _pen("#4c9aff")
     pairs = []
     for i in range(12):
         x = np.arange(1.0, 3001)
         y = np.exp(-x / (500 + 100 * i)) + 0.01
-        pair = []
-        for kind in (RunCurve, pg.PlotDataItem):
-            item = kind(pen=pen, autoDownsampleFactor=DOWNSAMPLE_FACTOR)
-            item.setClipToView(True)
-            item.setDownsampling(auto=True, method="peak")
-            plot.addItem(item)
-            item.setData(x, y)
-            pair.append(item)
-        pairs.append(pair)
+        pairs.append(curve_twins(plot, x, y))
     plot.getAxis("left").setWidth(48)  # (the view's width, which the step follows, fixed: see above)
     plot.setXRange(0, 3200, padding=0)
     qtbot.wait(50)

@@ -174,7 +174,8 @@ class RunCurve(pg.PlotDataItem):
     of the y range while a run trained did the same for every curve of its plot. Here, where the clip,
     the downsampling step and the cut come out as they did for the points shown (the usual case: a kept
     run's curve lies wholly inside the view before and after; the marked per-epoch curves have a few
-    dozen points), the curve keeps them; the view's new transform still moves and scales them."""
+    dozen points), the curve keeps them; the view's new transform still moves and scales them. Where
+    they do change, the work waits its turn in :data:`REFITS` once a turn's share is spent."""
 
     _made: tuple | None = None  # (the display key, the display data it was made for)
 
