@@ -47,6 +47,12 @@ def main(argv=None) -> int:
         print("deepcanvas-app: no display found (set DISPLAY, or QT_QPA_PLATFORM=offscreen for a headless run)",
               file=sys.stderr)
         return 2
+    import gc
+
+    # The collector is off while the window's modules load and it is built: the growing heap would set off
+    # full collections in the imports (a fifth of the start-up here); what is alive then is frozen once
+    # the example is open (gui.training.warmup.settle_heap) and the collector is on again.
+    gc.disable()
     from gui import qtenv
 
     qtenv.prepare()
@@ -68,7 +74,12 @@ def main(argv=None) -> int:
         print(f"window shown after {time.perf_counter() - T0:.2f} s", file=sys.stderr)
 
     def after_show():
-        window.start(args.file, args.example or None)
+        try:
+            window.start(args.file, args.example or None)
+        finally:
+            from gui.training.warmup import settle_heap
+            settle_heap()
+            gc.enable()
         if not args.no_device:
             from gui.device import DeviceProbe
             probe = DeviceProbe(window)
