@@ -129,3 +129,60 @@ def test_find_lr_and_dataset_list(tmp_path, capsys):
     assert "digits" in listing and "shakespeare" in listing and "noise=0.2" in listing
     assert main(["datasets", "--json"]) == 0
     assert {d["name"] for d in json.loads(capsys.readouterr().out)} >= {"digits", "spirals", "dates"}
+
+
+def test_step_records_carry_the_epoch_of_their_step(tmp_path, capsys):
+    """Short epochs end faster than progress events are sent: one event holds steps of several epochs,
+    each step's record names its own epoch (never one that did not run)."""
+    graph_file = template("mlp", MLP_DEFAULTS, mlp_graph, tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "6", "--quiet"]) == 0
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    per_epoch = 900 // 64 + 1  # 15 steps
+    steps = [line for line in lines if line["type"] == "step"]
+    assert len(steps) == 6 * per_epoch
+    assert [s["epoch"] for s in steps] == [(s["step"] - 1) // per_epoch + 1 for s in steps]
+    ends = {e["epoch"]: e["step"] for e in lines if e["type"] == "epoch"}
+    assert ends == {k: k * per_epoch for k in range(1, 7)}
+
+
+def test_a_run_folder_is_never_overwritten_by_mistake(tmp_path, capsys):
+    graph_file = template("mlp", MLP_DEFAULTS, mlp_graph, tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "2", "--quiet"]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    # a new run into it is refused, and so are mistaken resumes, before anything in it changes
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--overwrite" in err
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "3", "--resume", str(run / "best.pt")]) == 2
+    assert "holds weights only" in capsys.readouterr().err
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "2", "--resume", str(run / "final.pt")]) == 2
+    assert "has trained 2 epochs already; give --epochs above 2" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # the learning-rate finder writes nothing there either, nor in a folder that did not exist
+    assert main(["train", str(graph_file), "--out", str(tmp_path / "new"), "--find-lr"]) == 0
+    assert not (tmp_path / "new").exists()
+    # --overwrite replaces the run: its log starts afresh
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "1", "--quiet", "--overwrite"]) == 0
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in lines if e["type"] == "epoch"] == [1] and len([e for e in lines if e["type"] == "end"]) == 1
+    # resuming goes on with the run's log
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "2", "--quiet",
+                 "--resume", str(run / "final.pt")]) == 0
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in lines if e["type"] == "epoch"] == [1, 2]
+
+
+def test_a_nan_run_names_the_node_where_it_began(tmp_path, capsys):
+    graph_file = template("mlp", MLP_DEFAULTS, mlp_graph, tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "2", "--lr", "1e6",
+                 "--optimizer", "sgd"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("the loss became NaN") == 1, err  # said once
+    assert "the first non-finite value:" in err
+    report = json.loads((run / "report.json").read_text())
+    assert report["status"] == "failed" and report["nonfinite"]["node"] in engine.load_graph(graph_file).nodes
+    assert report["nonfinite"]["message"] in err

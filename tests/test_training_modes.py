@@ -333,3 +333,14 @@ def test_batch_statistics_leave_the_running_statistics_alone():
     assert torch.allclose(y.mean(0), torch.zeros(4), atol=1e-4)  # normalised by this batch's statistics
     assert not net[1].training
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_a_generative_runs_headline_names_the_split_it_comes_from():
+    from engine.training.modes import split_headline
+
+    dev = {"loss": 1.5, "terms": {"d_loss": 1.0, "g_loss": 0.5}, "metrics": {"discriminator_accuracy": 0.75}}
+    assert split_headline({"dev": dev}) == {"dev_loss": 1.5, "dev_terms": dev["terms"],
+                                            "dev_discriminator_accuracy": 0.75}
+    assert set(split_headline({"dev": dev, "test": dict(dev, loss=2.0)})) == {
+        "test_loss", "test_terms", "test_discriminator_accuracy"}
+    assert split_headline({}) == {}

@@ -45,6 +45,8 @@ def register(subparsers) -> None:
                    help="any training setting by its path, e.g. schedule.name=cosine (repeatable)")
     p.add_argument("--human-error", type=float, help="human-level error for the bias/variance doctor, e.g. 0.01")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its final.pt or last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in RUN_DIR (without it, a folder holding a run is refused)")
     p.add_argument("--find-lr", action="store_true", help="run the learning-rate range test, print it and exit")
     p.add_argument("--find-batch", nargs="?", type=int, const=0, metavar="LIMIT",
                    help="find the largest batch whose training step fits in memory (measured on a GPU, "
@@ -105,17 +107,24 @@ class _Progress:
         self.stream.flush()
 
 
-def _make_callbacks(run_dir: Path, quiet: bool):
+# What a run writes in its folder; a folder holding any of them holds a run.
+RUN_FILES = ("metrics.jsonl", "best.pt", "final.pt", "last.pt", "report.json", "run.json", "graph.dcnet")
+
+
+def _make_callbacks(run_dir: Path, quiet: bool, resuming: bool):
+    from engine.inspect import HealthMonitor
+
     from .trainer import Callback
 
     class MetricsLog(Callback):
-        """metrics.jsonl: every step's loss and every epoch's metrics."""
+        """metrics.jsonl: every step's loss and every epoch's metrics (a resumed run goes on with its
+        run's file)."""
 
         def __init__(self, path: Path):
-            self.file = open(path, "a", encoding="utf-8")
+            self.file = open(path, "a" if resuming else "w", encoding="utf-8")
 
         def on_step(self, trainer, ev):
-            lines = [json.dumps({"type": "step", "epoch": ev.epoch, "step": s, "loss": loss})
+            lines = [json.dumps({"type": "step", "epoch": trainer.epoch_of(s), "step": s, "loss": loss})
                      for s, loss in zip(ev.steps, ev.losses)]
             self.file.write("\n".join(lines) + "\n")
 
@@ -176,9 +185,30 @@ def _make_callbacks(run_dir: Path, quiet: bool):
             self.out.line(f"run {ev.state}")
 
         def on_run_failed(self, trainer, ev):
-            self.out.line(f"training failed: {ev.reason}")
+            if self.out.tty:  # (the command says why once the run has ended)
+                self.out.stream.write("\r\x1b[2K")
 
-    callbacks = [MetricsLog(run_dir / "metrics.jsonl")]
+    class NonFiniteLocator(HealthMonitor):
+        """Where a NaN or infinity first appeared when a run fails with one, as the app marks it on the
+        canvas: the health monitor's snapshots of the last weights with a finite loss (at most every
+        second) replayed on a probe batch. Its other reports (gradient levels, dead units) are not
+        needed here."""
+
+        def __init__(self):
+            super().__init__(self._keep)
+            self.found = None
+
+        def _keep(self, health):
+            if health.nonfinite is not None:
+                self.found = health.nonfinite
+
+        def on_epoch_end(self, trainer, event):
+            pass
+
+        def on_run_end(self, trainer, result):
+            pass
+
+    callbacks = [MetricsLog(run_dir / "metrics.jsonl"), NonFiniteLocator()]
     if not quiet:
         callbacks.append(ProgressBar())
     return callbacks
@@ -209,10 +239,11 @@ def cmd_train(args) -> int:
     if args.resume is not None and not Path(args.resume).is_file():
         return fail(f"{args.resume}: no such checkpoint (give the final.pt or last.pt of an earlier run)")
     run_dir = Path(args.out)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return fail(f"{run_dir}: cannot create the run folder ({exc.strerror})")
+    finding = args.find_lr or args.find_batch is not None
+    held = [name for name in RUN_FILES if (run_dir / name).exists()] if run_dir.is_dir() else []
+    if held and not finding and args.resume is None and not args.overwrite:
+        return fail(f"{run_dir} already holds a run ({', '.join(held)}): give another --out, --resume its "
+                    "final.pt to continue it, or --overwrite to replace it")
 
     from .trainer import Trainer
 
@@ -224,13 +255,26 @@ def cmd_train(args) -> int:
         import gc
         gc.freeze()
     try:
-        finding = args.find_lr or args.find_batch is not None
-        callbacks = [] if finding else _make_callbacks(run_dir, args.quiet)
-        trainer = Trainer(graph, config, callbacks=callbacks, run_dir=run_dir)
+        trainer = Trainer(graph, config, run_dir=None if finding else run_dir)
+        if args.resume is not None:  # checked before anything in the run folder is touched
+            resumed = trainer.check_resumable(args.resume)
+            if resumed["epoch"] >= config.epochs:
+                return fail(f"{args.resume}: the run has trained {resumed['epoch']} epochs already; give --epochs "
+                            f"above {resumed['epoch']} to continue it")
     except GraphError as exc:
         return fail(f"{args.file}: {exc}", EXIT_FAILED)
     except (ConfigError, DataError, SetupError) as exc:
         return fail(f"{args.file}: {exc}")
+    if not finding:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return fail(f"{run_dir}: cannot create the run folder ({exc.strerror})")
+        callbacks = _make_callbacks(run_dir, args.quiet, resuming=args.resume is not None)
+        trainer.subscribe(callbacks)
+        if args.overwrite:  # what the old run left and this one will not write again
+            for name in ("best.pt", "final.pt", "last.pt"):
+                (run_dir / name).unlink(missing_ok=True)
 
     if args.find_lr:
         from .finders import find_lr
@@ -264,6 +308,8 @@ def cmd_train(args) -> int:
     except SetupError as exc:  # pragma: no cover - fit reports failures in its result
         return fail(str(exc))
     report = {"status": result.status, "reason": result.reason}
+    if result.status == "failed" and callbacks[1].found is not None:
+        report["nonfinite"] = callbacks[1].found.to_json()
     if result.status != "failed":  # a failed run's weights may be NaN: best.pt holds the last good ones
         report.update(trainer.report(human_error=args.human_error))
     report["run"] = result.to_json()
@@ -274,7 +320,9 @@ def cmd_train(args) -> int:
     write_atomic(run_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
     if result.status == "failed":
-        print(f"deepcanvas train: the run failed: {result.reason}", file=sys.stderr)
+        found = callbacks[1].found
+        where = f"\n  the first non-finite value: {found.message}" if found is not None else ""
+        print(f"deepcanvas train: the run failed: {result.reason}{where}", file=sys.stderr)
         return EXIT_FAILED
     if not args.quiet:
         why = f" ({result.reason})" if result.reason else ""

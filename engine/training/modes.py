@@ -759,10 +759,7 @@ class GANMode(TrainingMode):
         return [Samples(epoch, "generated", z, None, shown, None, None, step=trainer.step, grid=grid)]
 
     def summary(self, report):
-        test = report.get("test") or report.get("dev") or {}
-        out = {"test_loss": test.get("loss"), "test_terms": test.get("terms", {})}
-        out.update({f"test_{k}": v for k, v in test.get("metrics", {}).items()})
-        return out
+        return split_headline(report)
 
 
 # =========================================================================== VAE
@@ -964,8 +961,7 @@ class VAEMode(TrainingMode):
         return out
 
     def summary(self, report):
-        test = report.get("test") or report.get("dev") or {}
-        return {"test_loss": test.get("loss"), "test_terms": test.get("terms", {})}
+        return split_headline(report)
 
 
 # =========================================================================== triplet
@@ -1235,3 +1231,15 @@ def select_mode(compiled, name: str = "auto") -> TrainingMode:
 
 __all__ = ["TrainingMode", "SupervisedMode", "GANMode", "VAEMode", "TripletMode", "MODES", "select_mode",
            "SetupError", "DataError", "TensorTuple", "call_model", "GENERATION", "EMBEDDING"]
+
+
+def split_headline(report: dict) -> dict:
+    """A generative mode's headline numbers: the test set's loss, its terms and metrics, named by the
+    split they come from (the dev set's where the data has no test set, as a GAN's split often has not)."""
+    split = "test" if report.get("test") else "dev" if report.get("dev") else None
+    if split is None:
+        return {}
+    part = report[split]
+    out = {f"{split}_loss": part.get("loss"), f"{split}_terms": part.get("terms", {})}
+    out.update({f"{split}_{k}": v for k, v in part.get("metrics", {}).items()})
+    return out

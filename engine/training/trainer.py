@@ -423,6 +423,9 @@ class Trainer:
         self.batch_size = {"mini-batch": min(cfg.batch_size, n_train), "batch": n_train,
                            "stochastic": 1}[cfg.batching]
         self.steps_per_epoch = math.ceil(n_train / self.batch_size)
+        if cfg.batching == "mini-batch" and cfg.batch_size > n_train:
+            self.notes.append(f"batch size {cfg.batch_size} is above the {n_train} training examples: each step "
+                              f"takes all {n_train} (batch gradient descent)")
 
         # ---- model, optimizer, precision, compile
         self.model.to(self.device)
@@ -789,7 +792,7 @@ class Trainer:
             self._pending_steps.extend(range(first, self.step + 1))
             self._pending_losses.extend(losses)
             if self._may_emit(share=STEP_SHARE):
-                self._emit_steps(epoch)
+                self._emit_steps()
 
     # ------------------------------------------------------------------ events
     def _elapsed(self) -> float:
@@ -822,9 +825,16 @@ class Trainer:
         self._dispatch.emit(hook, event)
         self._spent += time.perf_counter() - t
 
-    def _emit_steps(self, epoch: int) -> None:
+    def epoch_of(self, step: int) -> int:
+        """The (1-based) epoch that step ``step`` (1-based, counted over the run) belongs to."""
+        return (step - 1) // self.steps_per_epoch + 1
+
+    def _emit_steps(self) -> None:
+        """The steps held back since the last step event. They may span epochs (short epochs end faster
+        than events are sent): the event carries the epoch of its last step (``epoch_of`` gives any)."""
         if not self._pending_steps:
             return
+        epoch = self.epoch_of(self._pending_steps[-1])
 
         def send():
             ep = self._ep
@@ -967,7 +977,7 @@ class Trainer:
         position = {"perm": perm.detach().cpu(), "batch": next_batch, "accumulators": dict(self._ep),
                     "epoch": epoch}
         if self._want_steps:  # the curves reach the step it pauses or stops after, before the state says so
-            self._emit_steps(epoch)
+            self._emit_steps()
         if self._pause_req.is_set() and not self._stop_req.is_set():
             self.state = "paused"
             self._emit_always("on_state", StateChanged("paused"))
@@ -1001,7 +1011,7 @@ class Trainer:
             torch.cuda.empty_cache()
 
     def _finish(self, status: str) -> None:
-        self._emit_steps(self.epoch + 1)
+        self._emit_steps()
         self._emit_epochs(force=True)
         if self.run_dir is not None and status != "failed":
             self.save_checkpoint(self.run_dir / "final.pt", kind="final", position=self._stop_position)
@@ -1042,9 +1052,13 @@ class Trainer:
         self._emit_always("on_checkpoint", CheckpointWritten(str(path), kind, self.epoch))
         return str(path)
 
-    def load_checkpoint(self, path: str | os.PathLike) -> None:
-        """Continue from a resumable checkpoint (``final.pt`` or ``last.pt``); raises SetupError when the
-        file is not one or belongs to another network."""
+    def subscribe(self, callbacks: Iterable[Callback]) -> None:
+        """More subscribers, before ``fit``."""
+        self._dispatch.callbacks.extend(callbacks)
+
+    def check_resumable(self, path: str | os.PathLike) -> dict:
+        """The state of a checkpoint this run can continue from (``final.pt`` or ``last.pt`` of a run of
+        this network); raises SetupError when the file is not one or belongs to another network."""
         state = load_checkpoint_file(path)
         if state.get("kind") != "resumable":
             raise SetupError(f"{path}: a '{state.get('kind')}' checkpoint holds weights only; resume from "
@@ -1052,6 +1066,11 @@ class Trainer:
         if state["network_sha256"] != network_hash(self.graph):
             raise SetupError(f"{path}: the checkpoint was written for a different network (the nodes, params or "
                              "wires changed since); start a new run instead")
+        return state
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Continue from a resumable checkpoint (see ``check_resumable``)."""
+        state = self.check_resumable(path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -1152,7 +1171,8 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise SetupError(f"{path}: no such checkpoint") from None
     except Exception as exc:
-        raise SetupError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        raise SetupError(f"{path}: not a readable checkpoint: the file is damaged or not a PyTorch file "
+                         f"({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise SetupError(f"{path}: not a DeepCanvas checkpoint")
     if state.get("version", 0) > CHECKPOINT_VERSION:
