@@ -483,6 +483,10 @@ def test_finders_work_on_a_copy():
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
     res = find_lr(tr, steps=60)
     assert 1e-7 <= res.suggestion <= 10 and len(res.lrs) == len(res.losses) > 10
+    # the more careful of the two rules: never above a tenth of the rate with the lowest loss
+    assert res.suggestion == min(res.steepest_lr, res.min_loss_lr / 10) <= res.min_loss_lr / 10
+    low = res.losses.index(min(res.losses))
+    assert res.lrs[low] == res.min_loss_lr and res.steepest_lr <= res.min_loss_lr
     assert all(np.isfinite(res.losses))
     assert all(torch.equal(v, tr.model.state_dict()[k]) for k, v in before.items())
     found = find_max_batch(tr, limit=1000, fits=lambda b: b <= 300)

@@ -3,7 +3,9 @@ weights and optimizer are left as they were):
 
 - ``find_lr``: the learning-rate range test (Smith 2017, popularised by fast.ai). Train for a short
   while with the learning rate rising exponentially from tiny to huge, record the smoothed loss, stop
-  when it explodes; suggest the rate where the loss falls fastest.
+  when it explodes; suggest the rate where the loss falls fastest, or a tenth of the rate where it is
+  lowest when that is smaller (the two common rules; the more careful one: the test's 100 steps say
+  where the loss falls at first, not which rate stays stable for epochs).
 - ``find_max_batch``: the largest batch that fits. On a CUDA GPU each candidate is tried with a real
   training step (out-of-memory caught); elsewhere, where running out of memory kills the process, it is
   estimated from the graph's activation sizes against a memory budget.
@@ -39,9 +41,10 @@ class _StepProxy:
 class LRFinderResult:
     lrs: list[float]
     losses: list[float]  # smoothed
-    suggestion: float  # where the smoothed loss falls fastest
-    min_loss_lr: float  # where it is lowest (a rate ten times smaller is the other common rule)
+    suggestion: float  # the smaller of steepest_lr and min_loss_lr / 10
+    min_loss_lr: float  # where the smoothed loss is lowest
     stopped_early: bool  # the loss diverged before the last rate
+    steepest_lr: float  # where it falls fastest
 
 
 def find_lr(trainer, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, smoothing: float = 0.98,
@@ -96,7 +99,10 @@ def find_lr(trainer, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 
     # Steepest descent of the smoothed loss against log(lr), up to the minimum.
     slopes = [(losses[j + 1] - losses[j]) / (math.log(lrs[j + 1]) - math.log(lrs[j])) for j in range(max(low, 1))]
     steep = min(range(len(slopes)), key=slopes.__getitem__) if slopes else 0
-    return LRFinderResult(lrs, losses, lrs[steep], lrs[low], stopped)
+    # On the spirals MLP with Adam the steepest fall came at 0.35, past the lowest loss (the smoothing
+    # lags); trained at 0.35 for 5 epochs it reached 78% test accuracy, at a tenth of the lowest loss's
+    # rate 91%, at the template's 0.01 99%.
+    return LRFinderResult(lrs, losses, min(lrs[steep], lrs[low] / 10), lrs[low], stopped, lrs[steep])
 
 
 @dataclass
