@@ -62,7 +62,15 @@ def cmd_validate(args) -> int:
     for p in inf.problems:
         if p.severity == "error" or args.warnings:
             print(f"{args.file}: {p.severity}: {p.message} [{p.location}]")
-    if not inf.ok:
+    training_ok = True
+    if graph.training:  # the training settings saved with the graph are checked as `train` reads them
+        from .training.config import ConfigError, TrainingConfig
+        try:
+            TrainingConfig.from_graph(graph)
+        except (ConfigError, ValueError) as exc:
+            training_ok = False
+            print(f"{args.file}: error: {exc} [training]")
+    if not inf.ok or not training_ok:
         return EXIT_INVALID
     print(f"{args.file}: valid ({len(graph)} nodes, {inf.total_params:,} parameters"
           f"{', ' + str(len(inf.warnings)) + ' warning(s)' if inf.warnings else ''})")

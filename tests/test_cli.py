@@ -186,3 +186,14 @@ def test_the_python_m_engine_entry_point(files):
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith(f"{files['good']}: valid")
     assert ok.stderr == ""
+
+
+def test_validate_checks_the_training_settings_saved_with_the_graph(tmp_path, capsys):
+    g = mlp()
+    g.training = {"epochs": 0, "optimizer": {"name": "adamx", "lr": -1}}
+    path = tmp_path / "bad_training.dcnet"
+    engine.save_graph(g, path)
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: error: ") and out.rstrip().endswith("[training]") and "valid (" not in out
+    assert "'adamx'" in out and "training.optimizer.lr: must be above 0" in out and "training.epochs" in out
