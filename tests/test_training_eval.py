@@ -81,3 +81,18 @@ def test_doctor_names_the_dominant_problem_and_the_recipe():
     assert any("bigger dev set" in n for n in overfit_dev.notes)
     text = format_diagnosis(variance)
     assert "avoidable bias 0.5%, variance 10.0%" in text and "high variance" in text
+
+
+def test_doctor_says_when_a_network_learned_nothing():
+    """A diverged run (loss huge, accuracy at chance): a bigger network is not the first remedy."""
+    from engine.training.doctor import BIAS_REMEDIES, NOTHING_LEARNED_REMEDIES, chance_error
+
+    assert chance_error([[50, 0, 0], [30, 0, 0], [20, 0, 0]]) == pytest.approx(0.5)
+    assert chance_error([]) is None
+    d = diagnose(train_error=0.89, dev_error=0.90, human_error=0.01, chance_error=0.9)
+    assert d.problem == "bias" and d.message.startswith("nothing learned: train error 89.0%")
+    assert d.remedies[:3] == NOTHING_LEARNED_REMEDIES and "learning rate" in d.remedies[0]
+    assert BIAS_REMEDIES[0] in d.remedies[3:]  # (the bigger network comes after)
+    assert len(d.remedies) == len(set(d.remedies))
+    learning = diagnose(train_error=0.30, dev_error=0.31, human_error=0.01, chance_error=0.9)
+    assert learning.message.startswith("high bias") and learning.remedies == BIAS_REMEDIES

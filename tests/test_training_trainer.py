@@ -503,3 +503,12 @@ def test_dataset_objects_can_be_passed_directly():
         warnings.simplefilter("error")
         tr = Trainer(spiral_mlp(), spirals_config(epochs=2), dataset=ds)
         assert tr.fit().status == "finished" and tr.dataset.name == "mine"
+
+
+def test_more_outputs_than_classes_is_noted():
+    g = spiral_mlp()
+    assert not any("outputs are never a right answer" in n for n in Trainer(g, spirals_config()).notes)
+    g.set_param("fc3", "out_features", 10)
+    tr = Trainer(g, spirals_config())
+    assert "data: the network scores 10 classes, the data has 3: the other 7 outputs are never a right answer" \
+        in " ".join(tr.notes)

@@ -27,6 +27,15 @@ VARIANCE_REMEDIES = [
     "try another architecture (fewer parameters, or one that builds in what you know about the data)",
 ]
 DEV_OVERFIT_REMEDIES = ["get a bigger dev set: the network was tuned to this dev set too closely"]
+# A train error no better than always answering the most frequent class: the network learned nothing, and
+# a bigger network would not help; the usual causes come first.
+NOTHING_LEARNED_REMEDIES = [
+    "check the learning rate: one too high makes the loss diverge or jump about (look at the loss curve), one "
+    "too low leaves it where it started (try the learning-rate finder)",
+    "check the data: do the inputs and labels belong together, are the inputs on a sensible scale (try "
+    "data.standardize)?",
+    "train longer (more epochs)",
+]
 
 
 @dataclass
@@ -51,10 +60,20 @@ def _pct(v: float) -> str:
     return f"{v * 100:.1f}%"
 
 
+def chance_error(confusion_matrix) -> float | None:
+    """The error of always answering the most frequent class, from a confusion matrix (rows: true class)."""
+    rows = [sum(r) for r in confusion_matrix or []]
+    total = sum(rows)
+    return 1.0 - max(rows) / total if total else None
+
+
 def diagnose(train_error: float, dev_error: float, human_error: float | None = None,
-             test_error: float | None = None, tolerance: float = 0.01) -> Diagnosis:
+             test_error: float | None = None, tolerance: float = 0.01,
+             chance_error: float | None = None) -> Diagnosis:
     """Name the dominant problem. ``tolerance`` is the gap (as a fraction, 0.01 = one percentage point)
-    below which neither bias nor variance is called a problem."""
+    below which neither bias nor variance is called a problem. ``chance_error``: the train error of
+    always answering the most frequent class (:func:`chance_error`); a train error no better than that
+    is named as such (the network learned nothing), with its own first remedies."""
     notes = []
     if human_error is None:
         human_error = 0.0
@@ -70,6 +89,12 @@ def diagnose(train_error: float, dev_error: float, human_error: float | None = N
         message = (f"avoidable bias {_pct(bias)} and variance {_pct(variance)} are both small: the network "
                    "does about as well as you asked; to do better, lower the target (human-level error) or get "
                    "harder data")
+    elif bias >= variance and chance_error is not None and train_error >= chance_error - tolerance:
+        problem = "bias"
+        remedies = NOTHING_LEARNED_REMEDIES + [r for r in BIAS_REMEDIES if "longer" not in r]
+        message = (f"nothing learned: train error {_pct(train_error)} is no better than always answering the "
+                   f"most frequent class ({_pct(chance_error)}). The network has not started to fit the "
+                   "training set: look at the learning rate and the data before its size.")
     elif bias >= variance:
         problem, remedies = "bias", list(BIAS_REMEDIES)
         message = (f"high bias: train error {_pct(train_error)} is {_pct(bias)} above human level "

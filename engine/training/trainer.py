@@ -46,7 +46,7 @@ from .augment import build_augmentation
 from .config import TrainingConfig
 from .data import CLASSIFICATION, REGRESSION, SPLITS, DataError, Dataset, split_dataset
 from .datasets import load_dataset
-from .doctor import diagnose
+from .doctor import chance_error, diagnose
 from .metrics import error_analysis
 from .modes import SetupError, TensorTuple, select_mode
 from .optimizers import Schedule, make_optimizer
@@ -417,6 +417,10 @@ class Trainer:
         self.splits = self._place(x, y)
         self.num_classes = (max(dataset.num_classes, want["classes_out"] or 0)
                             if self.task == CLASSIFICATION else None)
+        if self.task == CLASSIFICATION and dataset.num_classes and (want["classes_out"] or 0) > dataset.num_classes:
+            self.notes.append(f"data: the network scores {want['classes_out']} classes, the data has "
+                              f"{dataset.num_classes}: the other {want['classes_out'] - dataset.num_classes} "
+                              "outputs are never a right answer (set the last layer's size to the classes)")
         self._scored = self.mode.step_accuracy is not None
 
         n_train = len(self.splits["train"])
@@ -1139,8 +1143,8 @@ class Trainer:
                 out["samples"] = sorted(str(p) for p in (self.run_dir / "samples").glob("*_latest.png"))
         if "train" in out and "dev" in out and self.task in (CLASSIFICATION, REGRESSION):
             if self.task == CLASSIFICATION:
-                d = diagnose(out["train"]["error"], out["dev"]["error"], human_error,
-                             test.get("error"))
+                d = diagnose(out["train"]["error"], out["dev"]["error"], human_error, test.get("error"),
+                             chance_error=chance_error(out["train"].get("confusion_matrix")))
                 out["doctor"] = d.to_json()
             else:
                 out["doctor"] = None  # the recipe's thresholds are for error rates; see the MSE per split

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from engine.training.doctor import diagnose
+from engine.training.doctor import chance_error, diagnose
 
 from .. import theme as themes
 from . import images
@@ -165,6 +165,7 @@ class Doctor(QtWidgets.QFrame):
         self.setObjectName("doctor")
         self.setProperty("role", "card")
         self.errors: tuple[float, float, float | None] | None = None
+        self.chance: float | None = None  # the train error of always answering the most frequent class
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
         head = QtWidgets.QLabel("Bias / variance doctor")
@@ -202,8 +203,10 @@ class Doctor(QtWidgets.QFrame):
         layout.addStretch(1)
         self.diagnosis = None
 
-    def set_errors(self, train: float, dev: float, test: float | None, human: float | None) -> None:
+    def set_errors(self, train: float, dev: float, test: float | None, human: float | None,
+                   chance: float | None = None) -> None:
         self.errors = (train, dev, test)
+        self.chance = chance
         blocker = QtCore.QSignalBlocker(self.human)
         self.human.setValue((human or 0.0) * 100)
         del blocker
@@ -221,7 +224,7 @@ class Doctor(QtWidgets.QFrame):
             return
         t = themes.current()
         train, dev, test = self.errors
-        d = diagnose(train, dev, self.human.value() / 100, test)
+        d = diagnose(train, dev, self.human.value() / 100, test, chance_error=self.chance)
         self.diagnosis = d
 
         def pct(v):
@@ -359,7 +362,8 @@ class ResultsView(QtWidgets.QWidget):
         train, test = report.get("train") or {}, report.get("test") or {}
         if classify and "error" in train and "error" in dev:
             human = run.config.get("human_error")
-            self.doctor.set_errors(train["error"], dev["error"], test.get("error"), human)
+            self.doctor.set_errors(train["error"], dev["error"], test.get("error"), human,
+                                   chance_error(train.get("confusion_matrix")))
         else:
             self.doctor.errors = None
             self.doctor.refresh()
