@@ -290,7 +290,8 @@ def cmd_train(args) -> int:
         from .trainer import device_description
 
         if args.find_batch < 0:
-            return fail(f"--find-batch {args.find_batch}: the limit must be a positive number of examples")
+            return fail(f"--find-batch {args.find_batch}: the limit must be a number of examples "
+                        "(0 or none: no limit)")
         res = find_max_batch(trainer, limit=args.find_batch or None)
         how = "measured with real training steps" if res.method == "measured" else \
             "estimated from the activation sizes against half the free memory"
