@@ -263,7 +263,9 @@ def cmd_train(args) -> int:
                             f"above {resumed['epoch']} to continue it")
     except GraphError as exc:
         return fail(f"{args.file}: {exc}", EXIT_FAILED)
-    except (ConfigError, DataError, SetupError) as exc:
+    except DataError as exc:  # (it names the data set or file; the graph's path first would blame the graph)
+        return fail(str(exc))
+    except (ConfigError, SetupError) as exc:
         return fail(f"{args.file}: {exc}")
     if not finding:
         try:

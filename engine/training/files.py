@@ -10,16 +10,21 @@
 - CIFAR-10 "python version" batches (a folder with ``data_batch_1`` ... ``test_batch``), read with a
   restricted unpickler that builds only plain containers and NumPy arrays, never arbitrary objects.
 
-A missing or malformed file raises ``DataError`` naming the file and what is wrong.
+A missing or malformed file raises ``DataError`` naming the file and what is wrong; so does a NaN or
+infinite value in float data (naming its CSV column and line, or its array and index), which no network
+can be trained on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import pickle
 import struct
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -114,19 +119,36 @@ def load_csv(path: Path, target: str | int | None = None, task: str | None = Non
     data = rows[1:]
     features = np.empty((len(data), len(header) - 1), dtype=np.float32)
     feature_cols = [c for c in range(len(header)) if c != col]
-    for j, c in enumerate(feature_cols):
-        for i, row in enumerate(data):
-            try:
-                features[i, j] = float(row[c])
-            except ValueError:
-                raise DataError(f"{path}: column '{header[c]}' holds {row[c]!r} on line {i + 2}, which is not a "
-                                "number; remove the column or encode it as numbers") from None
+    with np.errstate(over="ignore"):  # a number beyond float32 becomes inf, refused just below
+        for j, c in enumerate(feature_cols):
+            for i, row in enumerate(data):
+                try:
+                    features[i, j] = float(row[c])
+                except ValueError:
+                    raise DataError(f"{path}: column '{header[c]}' holds {row[c]!r} on line {i + 2}, which is not "
+                                    "a number; remove the column or encode it as numbers") from None
+    at = _non_finite_at(features)  # 'nan', 'inf', '-inf', or a number beyond float32 such as '1e39'
+    if at is not None:
+        i, c = at[0], feature_cols[at[1]]
+        raise DataError(f"{path}: column '{header[c]}' holds {data[i][c]!r} on line {i + 2}, "
+                        f"{_not_finite(data[i][c])}")
     raw_target = np.array([row[col].strip() for row in data])
+    empty = np.flatnonzero(raw_target == "")
+    if len(empty):
+        raise DataError(f"{path}: the target column '{header[col]}' is empty on line {empty[0] + 2}; every row "
+                        "needs a target: fill it in or drop the row")
     try:
         numeric = raw_target.astype(np.float64)
     except ValueError:
         numeric = None
     kind = _task_for(numeric if numeric is not None else raw_target, task, path)
+    if numeric is not None:
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused just below
+            at = _non_finite_at(numeric if kind == CLASSIFICATION else numeric.astype(np.float32))
+        if at is not None:
+            i = at[0]
+            raise DataError(f"{path}: the target column '{header[col]}' holds {data[i][col]!r} on line {i + 2}, "
+                            f"{_not_finite(data[i][col])}")
     if kind == CLASSIFICATION:
         y, classes = _encode_classes(numeric if numeric is not None else raw_target)
     else:
@@ -138,35 +160,78 @@ def load_csv(path: Path, target: str | int | None = None, task: str | None = Non
                    meta={"features": [header[c] for c in feature_cols], "target": header[col]})
 
 
+def _not_finite(cell: str) -> str:
+    """Why a CSV cell that reads as a number cannot be trained on."""
+    if np.isfinite(float(cell)):
+        return "which is too large for 32-bit floats (beyond ±3.4e38); rescale the column"
+    return "which is not a finite number (NaN and infinite values cannot be trained on); fill it in or drop the row"
+
+
 # --------------------------------------------------------------------------- NumPy
-def _np_load(path: Path):
+# What reading an .npy/.npz (or one array inside an .npz) can raise on a damaged or unusual file: a
+# truncated or corrupt zip (BadZipFile, zlib.error), a truncated array (ValueError/EOFError), object arrays
+# (ValueError, since pickles are never loaded), an encrypted zip (RuntimeError), an unsupported compression.
+_NUMPY_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
+                      NotImplementedError)
+X_KEYS = ("x", "X", "inputs", "features", "data", "x_train")
+Y_KEYS = ("y", "Y", "labels", "targets", "target", "y_train")
+
+
+@contextlib.contextmanager
+def _np_open(path: Path):
+    """The array of an .npy, or the archive of an .npz, with the file open until the block ends (np.load
+    given a path leaves the file open when the zip proves damaged)."""
     try:
-        return np.load(path, allow_pickle=False)
+        f = open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except (ValueError, OSError, EOFError) as exc:
+    except OSError as exc:
         raise DataError(f"{path}: not a readable NumPy file ({exc})") from None
+    with f:
+        try:
+            loaded = np.load(f, allow_pickle=False)
+        except _NUMPY_READ_ERRORS as exc:
+            raise DataError(f"{path}: not a readable NumPy file ({exc})") from None
+        try:
+            yield loaded
+        finally:
+            if not isinstance(loaded, np.ndarray):
+                loaded.close()
+
+
+def _npz_array(path: Path, archive, key: str) -> np.ndarray:
+    """One array of an .npz, read now (the archive reads its members lazily, so a damaged member shows
+    only here)."""
+    try:
+        arr = archive[key]
+    except _NUMPY_READ_ERRORS as exc:
+        raise DataError(f"{path}: not a readable NumPy file (array '{key}': {exc})") from None
+    if not isinstance(arr, np.ndarray):  # a member without the .npy header comes back as raw bytes
+        raise DataError(f"{path}: not a readable NumPy file (array '{key}' is not a NumPy array)")
+    if arr.ndim == 0:
+        raise DataError(f"{path}: array '{key}' holds a single value; it needs one entry per example")
+    return arr
 
 
 def load_npz(path: Path, task: str | None = None) -> Dataset:
-    archive = _np_load(path)
-    names = list(archive.keys())
-
-    def find(cands):
-        for c in cands:
-            if c in archive:
-                return archive[c]
-        return None
-
-    x = find(("x", "X", "inputs", "features", "data", "x_train"))
-    y = find(("y", "Y", "labels", "targets", "target", "y_train"))
-    if x is None or y is None:
-        raise DataError(f"{path}: expected arrays named 'x' and 'y' (it holds: {', '.join(names) or 'nothing'})")
-    return _from_arrays(path, x, y, task)
+    with _np_open(path) as archive:
+        if isinstance(archive, np.ndarray):
+            raise DataError(f"{path}: holds a single array, not an .npz archive of 'x' and 'y'; name it .npy if "
+                            "it is a table whose last column is the target")
+        names = list(archive.keys())
+        x_key = next((k for k in X_KEYS if k in archive), None)
+        y_key = next((k for k in Y_KEYS if k in archive), None)
+        if x_key is None or y_key is None:
+            raise DataError(f"{path}: expected arrays named 'x' and 'y' (it holds: {', '.join(names) or 'nothing'})")
+        x, y = _npz_array(path, archive, x_key), _npz_array(path, archive, y_key)
+    return _from_arrays(path, x, y, task, x_at=lambda at: _index(x_key, at), y_at=lambda at: _index(y_key, at),
+                        keys=(x_key, y_key))
 
 
 def load_npy(path: Path, target: int | str = -1, task: str | None = None) -> Dataset:
-    arr = _np_load(path)
+    with _np_open(path) as arr:
+        if not isinstance(arr, np.ndarray):
+            raise DataError(f"{path}: holds several arrays (an .npz archive); name it .npz")
     if arr.ndim != 2 or arr.shape[1] < 2:
         raise DataError(f"{path}: a single .npy must be a 2-D table (rows, columns) with the target as one column, "
                         f"got shape {arr.shape}; save inputs and targets together with np.savez(x=..., y=...)")
@@ -174,26 +239,84 @@ def load_npy(path: Path, target: int | str = -1, task: str | None = None) -> Dat
         col = int(target) % arr.shape[1]
     except ValueError:
         raise DataError(f"{path}: option 'target' must be a column number, got {target!r}") from None
-    return _from_arrays(path, np.delete(arr, col, axis=1), arr[:, col], task)
+
+    def x_at(at):  # a place in the inputs (the table less its target column) as a place in the table
+        return f"row {at[0]}, column {at[1] + (at[1] >= col)}"
+
+    return _from_arrays(path, np.delete(arr, col, axis=1), arr[:, col], task, x_at=x_at,
+                        y_at=lambda at: f"row {at[0]}, column {col} (the target)")
 
 
-def _from_arrays(path: Path, x: np.ndarray, y: np.ndarray, task: str | None) -> Dataset:
+def _index(key: str, at) -> str:
+    return f"{key}[{', '.join(str(int(i)) for i in at)}]"
+
+
+def _non_finite_at(arr: np.ndarray) -> tuple[int, ...] | None:
+    """Where the first NaN or infinity of ``arr`` is, or None when it has none (or holds no floats: integers
+    and the uint8 of images pass at no cost). One vectorised ``np.isfinite`` pass, over blocks of about
+    4M values so that a large array needs no mask as large as itself."""
+    if arr.dtype.kind not in "fc" or arr.size == 0:
+        return None
+    arr = np.atleast_1d(arr)
+    step = max(1, (1 << 22) // max(1, arr.size // len(arr)))
+    for start in range(0, len(arr), step):
+        finite = np.isfinite(arr[start:start + step])
+        if not finite.all():
+            at = np.unravel_index(int(np.argmin(finite)), finite.shape)
+            return (start + int(at[0]),) + tuple(int(i) for i in at[1:])
+    return None
+
+
+def _check_finite(path: Path, values: np.ndarray, where, source: np.ndarray | None = None) -> None:
+    """Refuse NaN and infinite values (``values``, as they will be trained on), naming the first one by
+    ``where(index)``; ``source`` is the array as the file holds it, if ``values`` is a converted copy (a
+    finite float64 too large for float32 becomes infinite)."""
+    at = _non_finite_at(values)
+    if at is None:
+        return
+    value = float((values if source is None else source)[at])
+    if np.isfinite(value):
+        raise DataError(f"{path}: {where(at)} is {value:g}, too large for 32-bit floats (beyond ±3.4e38); "
+                        "rescale the data")
+    raise DataError(f"{path}: {where(at)} is {value:g}; NaN and infinite values cannot be trained on: fill them "
+                    "in or drop those rows (this is the first one)")
+
+
+def _from_arrays(path: Path, x: np.ndarray, y: np.ndarray, task: str | None, x_at=None, y_at=None,
+                 keys: tuple[str, str] | None = None) -> Dataset:
+    """A data set from inputs ``x`` and targets ``y`` read from ``path``; ``x_at``/``y_at`` name a place in
+    them as the file has it (for messages), ``keys`` their names in an .npz."""
+    x_at = x_at or (lambda at: _index("x", at))
+    y_at = y_at or (lambda at: _index("y", at))
+    inputs, targets = (f"the inputs (array '{keys[0]}')", f"the targets (array '{keys[1]}')") if keys else \
+        ("the inputs", "the targets")
     if len(x) != len(y):
         raise DataError(f"{path}: {len(x)} inputs but {len(y)} targets")
     if x.dtype.kind not in "fiub":
-        raise DataError(f"{path}: the inputs must be numbers, got dtype {x.dtype}")
+        raise DataError(f"{path}: {inputs} must be numbers, got dtype {x.dtype}")
+    if y.dtype.kind not in "fiubUS":
+        raise DataError(f"{path}: {targets} must be numbers or text labels, got dtype {y.dtype}")
     kind = _task_for(y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y, task, path)
+    if kind == CLASSIFICATION:
+        _check_finite(path, y, y_at)
     if kind == CLASSIFICATION and y.ndim == 1:
         y, classes = _encode_classes(y)
     elif kind == CLASSIFICATION:
         y, classes = y.astype(np.int64), None
     else:
-        y, classes = y.astype(np.float32).reshape(len(y), -1) if y.ndim == 1 else y.astype(np.float32), None
+        if y.dtype.kind in "US":
+            raise DataError(f"{path}: {targets} are text, so they cannot be regressed")
+        source = y
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused just below
+            y, classes = y.astype(np.float32).reshape(len(y), -1) if y.ndim == 1 else y.astype(np.float32), None
+        _check_finite(path, y.reshape(source.shape), y_at, source)
     sample_kind = "image" if x.ndim in (3, 4) else "tabular"
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0
     elif x.dtype.kind != "i" or sample_kind == "image":
-        x = x.astype(np.float32)
+        with np.errstate(over="ignore"):
+            source, x = x, x.astype(np.float32, copy=False)
+        _check_finite(path, x, x_at, source)
     return Dataset(path.name, x, y, kind, classes, kind=sample_kind, description=f"arrays from {path.name}")
 
 
@@ -311,6 +434,8 @@ def _idx_dataset(name: str, pairs) -> Dataset:
             raise DataError(f"{img}: expected images (count, rows, columns), got shape {x.shape}")
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{lab}: expected {len(x)} labels for {img.name}, got shape {y.shape}")
+        _check_finite(img, x, lambda at: f"image {at[0]}, row {at[1]}, column {at[2]}")  # float IDX types
+        _check_finite(lab, y, lambda at: f"label {at[0]}")
         xs.append(x)
         ys.append(y)
     x = np.concatenate(xs).astype(np.float32)[:, None] / 255.0
@@ -355,6 +480,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data = np.asarray(data)
     if data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: expected data shaped (count, 3072), got {data.shape}")
+    _check_finite(path, data, lambda at: _index("data", at))  # CIFAR's own batches are uint8: no cost
     labels = np.asarray(labels, dtype=np.int64)
     if len(labels) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
