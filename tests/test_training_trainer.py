@@ -295,9 +295,14 @@ def test_nan_loss_stops_the_run_naming_the_step_and_the_last_finite_loss():
     tr = Trainer(spiral_mlp(), spirals_config(**{"optimizer.name": "sgd", "optimizer.lr": 1e12, "epochs": 5}))
     failed = []
 
+    latest = []
+
     class Watch(Callback):
         def on_run_failed(self, trainer, event):
             failed.append(event)
+
+        def on_step(self, trainer, event):
+            latest.append(event.step)
 
     rec = Recorder()
     tr.add_callback(Watch())
@@ -313,6 +318,10 @@ def test_nan_loss_stops_the_run_naming_the_step_and_the_last_finite_loss():
     assert m, result.reason
     assert int(m.group(3)) == int(m.group(2)) - 1
     assert "lower learning rate" in result.reason
+    # one step number for the failure everywhere: the reason, the result, the event, the last step event
+    # (the losses are read a few steps late: the trainer had gone on past the bad one)
+    bad = int(m.group(2))
+    assert result.steps == failed[0].step == rec.steps[-1] == latest[-1] == bad
 
 
 def test_running_out_of_memory_names_what_to_lower_and_the_next_run_works(monkeypatch):

@@ -273,7 +273,8 @@ def cmd_train(args) -> int:
         except OSError as exc:
             return fail(f"{run_dir}: cannot create the run folder ({exc.strerror})")
         callbacks = _make_callbacks(run_dir, args.quiet, resuming=args.resume is not None)
-        trainer.subscribe(callbacks)
+        for callback in callbacks:
+            trainer.add_callback(callback)
         if args.overwrite:  # what the old run left and this one will not write again
             for name in ("best.pt", "final.pt", "last.pt"):
                 (run_dir / name).unlink(missing_ok=True)

@@ -652,6 +652,8 @@ class Trainer:
                           f"epoch {self.best_epoch}")
         except (_NonFinite, SetupError, DataError) as exc:  # the message says it all; no traceback
             status, reason = "failed", str(exc)
+            if isinstance(exc, _NonFinite):  # the run ends at the step that failed (the losses are read a few
+                self.step = exc.step  # steps late; those after it trained on non-finite values)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 status, reason, tb = "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()
@@ -1055,10 +1057,6 @@ class Trainer:
         self.checkpoints[kind] = str(path)
         self._emit_always("on_checkpoint", CheckpointWritten(str(path), kind, self.epoch))
         return str(path)
-
-    def subscribe(self, callbacks: Iterable[Callback]) -> None:
-        """More subscribers, before ``fit``."""
-        self._dispatch.callbacks.extend(callbacks)
 
     def check_resumable(self, path: str | os.PathLike) -> dict:
         """The state of a checkpoint this run can continue from (``final.pt`` or ``last.pt`` of a run of
