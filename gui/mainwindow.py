@@ -332,7 +332,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        if not self.files.confirm_discard():
+        if not self.training.confirm_close() or not self.files.confirm_discard():
             event.ignore()
             return
         self.training.shutdown()

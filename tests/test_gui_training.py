@@ -1101,3 +1101,25 @@ def test_the_first_runs_imports_go_without_the_garbage_collector_which_comes_bac
         warmup.ensure_imported(("deepcanvas_test_missing_a",), optional=())
     assert gc.isenabled() and frozen == [False, False]
     assert QtWidgets.QApplication.overrideCursor() is None
+
+
+def test_closing_the_window_during_a_run_asks_first(window, qtbot):
+    from gui.training.ui import STOP_AND_CLOSE
+
+    ui = open_graph(window, *digits_mlp({"epochs": 50, "batching": "stochastic"}))
+    window.doc.undo_stack.setClean()  # (saved: the only question is about the run)
+    qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
+    run = ui.controller.current
+    qtbot.waitUntil(lambda: run.step >= 5, timeout=RUN_TIMEOUT)
+    asked = []
+    window.ask = lambda title, text, buttons: asked.append((title, text, buttons)) or "Cancel"
+    assert not window.close()
+    assert window.isVisible() and not run.done and ui.controller.running
+    [(title, text, buttons)] = asked
+    assert title == "A run is training" and f"Run {run.number} is training (epoch 1 of 50)" in text
+    assert "final.pt" in text and buttons == [STOP_AND_CLOSE, "Cancel"]
+    window.ask = lambda title, text, buttons: STOP_AND_CLOSE
+    assert window.close()
+    # stopped: its checkpoint written (the closed window no longer drains the run's events)
+    qtbot.waitUntil(lambda: (Path(run.run_dir) / "final.pt").is_file(), timeout=RUN_TIMEOUT)
+    assert not ui.controller.job.alive

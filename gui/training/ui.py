@@ -27,6 +27,9 @@ ACTIONS = {
 }
 
 
+STOP_AND_CLOSE = "Stop and Close"
+
+
 class TrainingUI(QtCore.QObject):
     def __init__(self, window, runs_dir=None):
         super().__init__(window)
@@ -109,6 +112,19 @@ class TrainingUI(QtCore.QObject):
 
     def shutdown(self) -> None:
         self.controller.shutdown()
+
+    def confirm_close(self) -> bool:
+        """True when the window may close: no run is training, or the user chose to stop it."""
+        run = self.controller.current if self.controller.running else None
+        if run is None:
+            return True
+        where = f"epoch {max(run.epoch, 1)}" + (f" of {run.info.epochs}" if run.info is not None else "")
+        kept = f" in {run.run_dir}" if run.run_dir else ""
+        answer = self.window.ask(
+            "A run is training",
+            f"Run {run.number} is training ({where}). Closing the window stops it; the weights it has "
+            f"reached are kept in its checkpoint (final.pt{kept}).", [STOP_AND_CLOSE, "Cancel"])
+        return answer == STOP_AND_CLOSE
 
     # ------------------------------------------------------------------ actions
     def start(self):
