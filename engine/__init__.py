@@ -25,10 +25,11 @@ from .params import ParamError  # noqa: E402
 from .spec import NodeSpec, TensorInfo  # noqa: E402
 
 
-def generate_code(graph: Graph, class_name: str | None = None) -> str:
-    """Readable PyTorch source for the graph (see ``engine.codegen``)."""
+def generate_code(graph: Graph, class_name: str | None = None, input_norm: dict | None = None) -> str:
+    """Readable PyTorch source for the graph (see ``engine.codegen``; ``input_norm``: the input
+    standardization of the weights it is for)."""
     from .codegen import generate_code as _gen
-    return _gen(graph, class_name)
+    return _gen(graph, class_name, input_norm)
 
 
 def compile_graph(graph: Graph, seed: int | None = 0):

@@ -6,6 +6,7 @@ computes.
     print(report.text())
 
     deepcanvas export lenet.dcnet --onnx lenet.onnx [--weights ckpt.pt] [--opset N] [--batch dynamic|N]
+    deepcanvas export lenet.dcnet --weights runs/lenet/best.pt --py lenet.py    # PyTorch source for them
 
 Every export is verified before it is called a success, and nothing is written until it is:
 
@@ -19,6 +20,20 @@ Every export is verified before it is called a success, and nothing is written u
    ``tolerance`` (1e-4 for float32); the report gives the max absolute difference per output;
 4. only then the file is written, atomically. A failure raises ``ExportError`` naming the node whose
    operation could not be exported and why; no file, partial or otherwise, is left.
+
+Inputs standardized in training
+-------------------------------
+A run with ``data.standardize`` trains on ``(x - mean) / std`` with the training set's statistics, and its
+checkpoint carries them (``input_norm``). Its weights are meaningless on raw inputs, and a user of the file
+has raw inputs, so the exported model takes those: the file computes ``(x - mean) / std`` before the
+network (a wrapper module holds the mean and std; they become two constants and a Sub and a Div in the
+graph). The verification feeds raw inputs (drawn around the training data: ``mean + std * noise``) to
+onnxruntime and to the same standardize-then-network pipeline in PyTorch; the metadata
+(``deepcanvas.input_standardization``) and the report say so. ``standardize=False`` (``--no-standardize``)
+exports the network alone, for a caller that standardizes itself; the report and the metadata then say that
+the file expects standardized inputs and hold the statistics to do it with. Weights without ``input_norm``
+export exactly as before. ``--py`` writes the PyTorch source for the same weights, standardizing the same
+way (``engine.codegen``).
 
 Which exporter, and why
 -----------------------
@@ -64,7 +79,8 @@ from typing import Any
 from . import __version__
 from .graph import Graph
 from .inference import GraphError, Inference, require_valid
-from .onnx_weights import WeightsError, graph_weights_path, load_into, read_checkpoint, write_bytes_atomic
+from .onnx_weights import (WeightsError, fit_input_norm, graph_weights_path, load_into, read_checkpoint_and_norm,
+                           write_bytes_atomic)
 from .spec import BATCH, LAYER
 
 DEFAULT_OPSET = 18  # the dynamo exporter's native opset; onnxruntime 1.14 (2023) and newer run it
@@ -122,6 +138,7 @@ class ExportReport:
     nodes: int = 0
     folded: int = 0
     note: str = ""  # e.g. why the legacy exporter was used
+    standardization: str = ""  # what became of the input standardization the weights were trained with
 
     @property
     def max_diff(self) -> float:
@@ -137,6 +154,7 @@ class ExportReport:
                  f"{self.seconds_export:.1f} s with the {self.exporter} exporter, opset {self.opset}",
                  *([f"  note: {self.note}"] if self.note else []),
                  f"  weights: {self.weights}",
+                 *([f"  {self.standardization}"] if self.standardization else []),
                  f"  batch axis: {self.batch}"]
         for kind, items in (("input", self.inputs), ("output", self.outputs)):
             for t in items:
@@ -153,7 +171,8 @@ class ExportReport:
     def to_json(self) -> dict:
         d = {k: getattr(self, k) for k in ("path", "graph_name", "part", "exporter", "opset", "batch", "inputs",
                                             "outputs", "weights", "tolerance", "seconds_export", "seconds_verify",
-                                            "file_bytes", "nodes", "folded", "note", "max_diff", "ok")}
+                                            "file_bytes", "nodes", "folded", "note", "standardization",
+                                            "max_diff", "ok")}
         d["checks"] = [{"batch": c.batch, "axes": c.axes, "max_abs_diff": c.diffs} for c in self.checks]
         return d
 
@@ -184,19 +203,26 @@ def part_path(out: str | os.PathLike, part: ExportPart, count: int) -> Path:
 def export_all(graph: Graph, out: str | os.PathLike, **kw) -> list[ExportReport]:
     """Export every part of the graph (see ``export_parts``); one verified file per part."""
     parts = export_parts(graph)
-    state, source = _resolve_weights(graph, kw.pop("weights", None), kw.pop("graph_file", None))
+    state, source, carried = _resolve_weights(graph, kw.pop("weights", None), kw.pop("graph_file", None))
+    source = kw.pop("weights_source", None) or source
+    norm = kw.pop("input_norm", None)
     return [export_graph(p.graph, part_path(out, p, len(parts)), weights=state, weights_source=source,
-                         part=p.name, **kw) for p in parts]
+                         input_norm=carried if norm is None else norm, part=p.name, **kw) for p in parts]
 
 
 def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, graph_file=None,
                  opset: int = DEFAULT_OPSET, batch: str | int = "dynamic", exporter: str = "auto",
                  tolerance: float = TOLERANCE, seed: int = 0, threads: int = 2, part: str | None = None,
-                 weights_source: str | None = None) -> ExportReport:
+                 weights_source: str | None = None, input_norm: dict | None = None,
+                 standardize: bool = True) -> ExportReport:
     """Export one network to ``out`` and verify it (see the module docstring). ``weights``: None (the
     graph's own weights file when it names one, else the seeded initial weights), a checkpoint path, or
-    a state dict (model keys or node keys). Raises ``GraphError`` for an invalid graph, ``WeightsError``
-    for weights that do not fit, and ``ExportError`` for a failed export or verification."""
+    a state dict (model keys or node keys). ``input_norm``: the input standardization the weights were
+    trained with: None takes the checkpoint's own (``input_norm`` in a trainer's checkpoint; a state dict
+    carries none), a ``{"mean", "std"}`` dict gives it (a run's, in the app). It is built into the file
+    unless ``standardize`` is False (the report and the metadata then say that the file expects
+    standardized inputs). Raises ``GraphError`` for an invalid graph, ``WeightsError`` for weights (or
+    standardization) that do not fit, and ``ExportError`` for a failed export or verification."""
     from .compiler import build
 
     out = Path(out)
@@ -208,16 +234,33 @@ def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, g
     compiled = build(graph, seed)
     model = compiled.model.eval()
     if isinstance(weights, dict) and weights_source is not None:
-        state, source = weights, weights_source
+        state, source, carried = weights, weights_source, None
     else:
-        state, source = _resolve_weights(graph, weights, graph_file)
+        state, source, carried = _resolve_weights(graph, weights, graph_file)
+    if isinstance(input_norm, dict):
+        carried = input_norm
     if state is None:
         source = f"initial weights (seed {seed})"
     else:
         load_into(model, compiled.plan.attrs, _part_state(state, graph), source)
+    norm, standardization = None, ""
+    if carried and standardize:
+        norm = fit_input_norm(carried, graph, inf, source)
+        norm.update(applied=True, source=source)
+        model = _standardized(model, norm)
+        standardization = f"inputs standardized inside the model with the training set's mean and std (from {source})"
+    elif carried:
+        try:
+            norm = fit_input_norm(carried, graph, inf, source)
+            norm.update(applied=False, source=source)
+        except WeightsError:
+            norm = None  # left out, and it does not fit this graph anyway: nothing to record
+        standardization = (f"inputs NOT standardized inside the model (left out as asked): it expects inputs "
+                           f"standardized with the training set's mean and std (in {source}"
+                           f"{' and in the metadata' if norm else ''})")
 
     def attempt(which: str):
-        job = _Job(graph, inf, compiled, model, opset, batch, which, threads)
+        job = _Job(graph, inf, compiled, model, opset, batch, which, threads, norm)
         job.fallback = requested == "auto"
         t0 = time.perf_counter()
         proto, folded = job.export()
@@ -250,20 +293,20 @@ def export_graph(graph: Graph, out: str | os.PathLike, *, weights: Any = None, g
         batch="dynamic" if batch is None else batch, inputs=job.io_description(proto.graph.input),
         outputs=job.io_description(proto.graph.output), weights=source, checks=checks, tolerance=tolerance,
         seconds_export=seconds_export, seconds_verify=seconds_verify, file_bytes=len(data),
-        nodes=len(proto.graph.node), folded=folded)
+        nodes=len(proto.graph.node), folded=folded, standardization=standardization)
 
 
 def choose_exporter(exporter: str, opset: int) -> str:
     if exporter not in EXPORTERS:
-        raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}", stage="export")
+        raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}", stage="options")
     if not isinstance(opset, int) or not MIN_LEGACY_OPSET <= opset <= MAX_OPSET:
         raise ExportError(f"opset {opset} is not supported; choose {MIN_LEGACY_OPSET} to {MAX_OPSET} "
-                          f"(default {DEFAULT_OPSET})", stage="export")
+                          f"(default {DEFAULT_OPSET})", stage="options")
     if exporter == "auto":
         return "dynamo" if opset >= MIN_DYNAMO_OPSET else "legacy"
     if exporter == "dynamo" and opset < MIN_DYNAMO_OPSET:
         raise ExportError(f"the dynamo exporter writes opset {MIN_DYNAMO_OPSET} or newer; for opset {opset} use "
-                          "the legacy exporter (exporter 'auto' picks it)", stage="export")
+                          "the legacy exporter (exporter 'auto' picks it)", stage="options")
     return exporter
 
 
@@ -273,22 +316,43 @@ def _check_batch(batch) -> int | None:
     if isinstance(batch, str) and batch.isdigit():
         batch = int(batch)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ExportError(f"batch must be 'dynamic' or a positive whole number, got {batch!r}", stage="export")
+        raise ExportError(f"batch must be 'dynamic' or a positive whole number, got {batch!r}", stage="options")
     return batch
 
 
 # ----------------------------------------------------------------------------- weights
-def _resolve_weights(graph: Graph, weights, graph_file) -> tuple[dict | None, str | None]:
+def _resolve_weights(graph: Graph, weights, graph_file) -> tuple[dict | None, str | None, dict | None]:
+    """(state dict, where it came from, the input standardization the checkpoint carries or None)."""
     if isinstance(weights, dict):
-        return weights, "the given state dict"
+        return weights, "the given state dict", None
     if weights is not None:
-        return read_checkpoint(weights), f"checkpoint {weights}"
+        state, norm = read_checkpoint_and_norm(weights)
+        return state, f"checkpoint {weights}", norm
     own = graph_weights_path(graph, graph_file)
     if own is None:
-        return None, None
+        return None, None, None
     if not own.is_file():
         raise WeightsError(f"graph '{graph.name}' refers to the weights file {own}, which does not exist")
-    return read_checkpoint(own), f"the graph's weights file {own}"
+    state, norm = read_checkpoint_and_norm(own)
+    return state, f"the graph's weights file {own}", norm
+
+
+def _standardized(model, norm: dict):
+    """``model`` behind ``(x - mean) / std``: what the trained model computed, on raw inputs. The mean
+    and std are buffers, so both exporters write them as constants of the graph."""
+    import torch
+
+    class Standardized(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.register_buffer("input_mean", norm["mean"])
+            self.register_buffer("input_std", norm["std"])
+
+        def forward(self, x):  # one Input: fit_input_norm accepts nothing else
+            return self.model((x - self.input_mean) / self.input_std)
+
+    return Standardized().eval()
 
 
 def _part_state(state: dict, graph: Graph) -> dict:
@@ -303,8 +367,9 @@ def _part_state(state: dict, graph: Graph) -> dict:
 # ----------------------------------------------------------------------------- the work
 class _Job:
     def __init__(self, graph: Graph, inf: Inference, compiled, model, opset: int, batch: int | None,
-                 exporter: str, threads: int):
+                 exporter: str, threads: int, norm: dict | None = None):
         self.graph, self.inf, self.compiled, self.model = graph, inf, compiled, model
+        self.norm = norm  # fit_input_norm's dict, with "applied" (model is then _standardized) and "source"
         self.opset, self.batch, self.exporter, self.threads = opset, batch, exporter, threads
         plan = compiled.plan
         self.input_names = [a for _, a in plan.inputs]
@@ -337,10 +402,16 @@ class _Job:
 
         gen = torch.Generator().manual_seed(seed)
         out = []
+        norm = self.norm if self.norm and self.norm["applied"] else None
         for (nid, _), t in zip(self.compiled.plan.inputs, self.input_infos):
             shape = [batch] + [axes[d] if isinstance(d, str) else d for d in t.shape[1:]]
             if t.dtype.startswith("float"):
-                out.append(torch.randn(shape, generator=gen, dtype=getattr(torch, t.dtype)))
+                x = torch.randn(shape, generator=gen, dtype=getattr(torch, t.dtype))
+                if norm is not None and nid == norm["input"]:
+                    # raw inputs, as a user feeds them: about where the training data is, so the network
+                    # behind the standardization sees values of its usual size
+                    x = x * norm["std"] + norm["mean"]
+                out.append(x)
             else:
                 high = _int_input_high(self.graph, nid)
                 out.append(torch.randint(0, high, shape, generator=gen, dtype=getattr(torch, t.dtype)))
@@ -381,6 +452,8 @@ class _Job:
                               f"{type(exc).__name__}: {exc}", stage="export", reason=str(exc)) from None
         self.origins = result.origins
         proto = result.model
+        if self.norm and self.norm["applied"]:
+            self._unwrap_names(proto)
         self._name_axes(proto)
         self._metadata(proto)
         return proto, result.folded
@@ -395,8 +468,11 @@ class _Job:
                 dims[name] = torch.export.Dim(name)
             return dims[name]
 
+        import inspect
+
         dyn = {}
-        for name, t in zip(self.input_names, self.input_infos):
+        # keyed by forward()'s argument names: the graph's Input names, or the standardizing wrapper's
+        for name, t in zip(inspect.signature(self.model.forward).parameters, self.input_infos):
             spec = {0: dim(self.batch_name)} if self.batch is None else {}
             for axis, d in enumerate(t.shape[1:], start=1):
                 if isinstance(d, str):
@@ -434,6 +510,39 @@ class _Job:
         import onnx
 
         return onnx.load_from_string(buf.getvalue())
+
+    def _unwrap_names(self, proto) -> None:
+        """The standardizing wrapper holds the network as ``model``, and the exporters name what is inside
+        after it (``model.fc1.weight``, ``/model/fc1/Gemm``): give the weights and nodes the names of a
+        plain export (``fc1.weight``, the checkpoint's keys, which a re-import labels nodes by)."""
+        def strip(name: str) -> str:
+            if name.startswith("model."):
+                return name[len("model."):]
+            return "/" + name[len("/model/"):] if name.startswith("/model/") else name
+
+        graphs, names = [proto.graph], set()
+        while graphs:  # the graph and any subgraph (a Loop's body) an exporter wrote
+            g = graphs.pop()
+            names |= {i.name for i in g.initializer} | {n.name for n in g.node}
+            names |= {v for n in g.node for v in (*n.input, *n.output)} | {v.name for v in g.value_info}
+            graphs += [a.g for n in g.node for a in n.attribute if a.HasField("g")]
+            graphs += [sub for n in g.node for a in n.attribute for sub in a.graphs]
+        rename = {n: strip(n) for n in names if strip(n) != n}
+        if not rename or len(set(rename.values()) | (names - set(rename))) != len(names):
+            return  # a clash (never seen): keep the exporter's names rather than merge two values
+        graphs = [proto.graph]
+        while graphs:
+            g = graphs.pop()
+            for i in g.initializer:
+                i.name = rename.get(i.name, i.name)
+            for v in g.value_info:
+                v.name = rename.get(v.name, v.name)
+            for n in g.node:
+                n.name = rename.get(n.name, n.name)
+                n.input[:] = [rename.get(v, v) for v in n.input]
+                n.output[:] = [rename.get(v, v) for v in n.output]
+                graphs += [a.g for a in n.attribute if a.HasField("g")] + [sub for a in n.attribute for sub in a.graphs]
+        self.origins = {rename.get(k, k): v for k, v in self.origins.items()}
 
     def _axis_names(self, shape: tuple, tensor: str) -> dict[int, str]:
         names = {}
@@ -493,6 +602,15 @@ class _Job:
         meta = {"deepcanvas.name": self.graph.name, "deepcanvas.description": self.graph.description,
                 "deepcanvas.version": __version__, "deepcanvas.exporter": f"torch {torch.__version__} "
                 f"({self.exporter})", "deepcanvas.batch": "dynamic" if self.batch is None else str(self.batch)}
+        if self.norm:
+            applied = self.norm["applied"]
+            name = dict(self.compiled.plan.inputs)[self.norm["input"]]
+            meta["deepcanvas.input_standardization"] = json.dumps({
+                "input": name, "inside_model": applied,
+                "formula": (f"the model computes ({name} - mean) / std before the network: feed raw inputs"
+                            if applied else f"the model expects ({name} - mean) / std: standardize inputs first"),
+                "statistics": "the training set's mean and std", "from": self.norm["source"],
+                "mean": self.norm["mean"].tolist(), "std": self.norm["std"].tolist()})
         del proto.metadata_props[:]
         for k, v in meta.items():
             entry = proto.metadata_props.add()
@@ -813,9 +931,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="export a graph with its weights to ONNX, verified against PyTorch with onnxruntime",
         description="Export to ONNX. The file is written only after onnx.checker passes and onnxruntime "
-                    "reproduces the PyTorch outputs at two batch sizes (max abs difference <= tolerance).")
+                    "reproduces the PyTorch outputs at two batch sizes (max abs difference <= tolerance). "
+                    "Weights trained on standardized inputs (data.standardize) are exported with the "
+                    "standardization inside the model: the file takes raw inputs.")
     p.add_argument("file", help="the graph (.dcnet)")
-    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--onnx", metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--py", metavar="OUT.py", help="write the PyTorch source for these weights too (or alone): "
+                   "its class loads the checkpoint's 'model' weights with strict=True and, like the ONNX file, "
+                   "standardizes raw inputs when the checkpoint was trained on standardized ones")
     p.add_argument("--weights", metavar="CHECKPOINT",
                    help="a torch.save state dict (or a dict with a 'model' state dict), or a .safetensors "
                         "file; default: the graph's own weights file if it names one, else seeded initial weights")
@@ -826,6 +949,9 @@ def register(subparsers) -> None:
                    help="torch exporter: auto (dynamo for opset >= 18, else legacy), dynamo, legacy")
     p.add_argument("--tolerance", type=float, default=TOLERANCE, help=f"max abs difference (default {TOLERANCE:g})")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the random test inputs")
+    p.add_argument("--no-standardize", action="store_true",
+                   help="leave the checkpoint's input standardization out: the model then expects inputs "
+                        "standardized with the training set's mean and std (the ONNX metadata holds them)")
     p.add_argument("--json", action="store_true", help="print the verification report as JSON")
     p.set_defaults(func=cmd_export)
 
@@ -835,23 +961,58 @@ def cmd_export(args) -> int:
 
     from .fileio import load_graph
 
+    if not args.onnx and not args.py:  # either file alone is a use: the source needs no verification
+        print("deepcanvas: export: give --onnx OUT.onnx, --py OUT.py or both", file=sys.stderr)
+        return 2
     graph = load_graph(args.file)
+    reports, wrote = [], ""
     try:
-        reports = export_all(graph, args.onnx, weights=args.weights, graph_file=args.file, opset=args.opset,
-                             batch=args.batch, exporter=args.exporter, tolerance=args.tolerance, seed=args.seed)
+        # read once: the checkpoint's weights and the input standardization they were trained with
+        state, source, carried = _resolve_weights(graph, args.weights, args.file)
+        standardize = not args.no_standardize
+        if args.onnx:
+            reports = export_all(graph, args.onnx, weights=state, weights_source=source, input_norm=carried,
+                                 standardize=standardize, graph_file=args.file, opset=args.opset,
+                                 batch=args.batch, exporter=args.exporter, tolerance=args.tolerance,
+                                 seed=args.seed)
+        if args.py:
+            wrote = _write_source(graph, args.py, carried, standardize, source)
     except WeightsError as exc:
         print(f"deepcanvas: {exc}", file=sys.stderr)
         return 2
-    except ExportError as exc:
+    except ExportError as exc:  # settings or a folder that cannot be: the command line; else the graph
         print(f"deepcanvas: {exc}", file=sys.stderr)
-        return 1
+        return 2 if exc.stage in ("options", "write") else 1
     except GraphError:
         raise
     if args.json:
-        print(json.dumps([r.to_json() for r in reports] if len(reports) > 1 else reports[0].to_json(), indent=2))
+        out = [r.to_json() for r in reports] + ([wrote] if wrote else [])
+        print(json.dumps(out if len(out) > 1 else out[0], indent=2))
     else:
-        print("\n".join(r.text() for r in reports))
+        lines = [r.text() for r in reports]
+        if wrote:
+            lines.append(f"wrote the PyTorch source to {wrote['py']} ({wrote['lines']} lines)")
+            lines += [f"  {wrote['standardization']}"] if wrote["standardization"] else []
+        print("\n".join(lines))
     return 0
+
+
+def _write_source(graph: Graph, out: str | os.PathLike, norm: dict | None, standardize: bool,
+                  source: str | None) -> dict:
+    """Write ``engine.codegen``'s source for the weights of ``source`` (standardizing inputs as the ONNX
+    export does); returns what was written, with the report's line on standardization."""
+    from .codegen import generate_code
+    from .fileio import write_atomic
+
+    text = generate_code(graph, input_norm=norm if standardize else None)
+    write_atomic(out, text)
+    said = ""
+    if norm and standardize:
+        said = f"inputs standardized inside the model with the training set's mean and std (from {source})"
+    elif norm:
+        said = ("inputs NOT standardized inside the model (left out as asked): it expects inputs standardized "
+                f"with the training set's mean and std (in {source})")
+    return {"py": str(out), "lines": len(text.splitlines()), "standardization": said}
 
 
 __all__ = ["export_graph", "export_all", "export_parts", "ExportPart", "ExportReport", "BatchCheck",

@@ -317,6 +317,8 @@ def save_graph(graph: Graph, path: str | os.PathLike) -> None:
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """Write text (UTF-8, '\\n' line ends) or bytes so that the target is the old file or the new one."""
     target = Path(path)
+    if not target.parent.is_dir():  # (mkstemp would name its temporary file instead)
+        raise FileNotFoundError(f"cannot write {target}: the folder {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "wb") as f:

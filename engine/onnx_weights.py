@@ -12,6 +12,12 @@ Two layouts of the same numbers exist:
 A graph refers to its weights file by a path relative to the graph file, kept for now in
 ``graph.training["weights"]`` (e.g. ``"mnist.safetensors"``); see ``graph_weights_path``.
 
+A trainer's checkpoint may also carry ``input_norm`` (``{"mean": tensor, "std": tensor}``): the training
+set's statistics the inputs were standardized with (``data.standardize``). The weights only mean what they
+meant in training on inputs standardized so; ``read_checkpoint_and_norm`` reads both, and
+``fit_input_norm`` checks the statistics against the graph they are to be built into (the ONNX export and
+the generated PyTorch source apply them inside the model, so that it takes raw inputs).
+
 Nothing here imports Qt; torch is imported when a function needs it.
 """
 
@@ -38,6 +44,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
     """Tensors from a checkpoint: a ``.safetensors`` file, or a ``torch.save`` file holding a state dict
     or a dict with a ``"model"`` entry that holds one (read with ``weights_only=True``: nothing in the
     file is executed)."""
+    return read_checkpoint_and_norm(path)[0]
+
+
+def read_checkpoint_and_norm(path: str | os.PathLike) -> tuple[dict[str, "torch.Tensor"], dict | None]:
+    """``read_checkpoint``'s tensors and the checkpoint's input standardization (``{"mean", "std"}``), or
+    None when it carries none (a bare state dict, a safetensors file, a run without ``data.standardize``).
+    One read of the file: a resumable checkpoint holds the optimizer's state too and may be large."""
     import torch
 
     p = Path(path)
@@ -46,7 +59,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
     if _is_safetensors(p):
         try:
             from safetensors.torch import load_file
-            return dict(load_file(str(p)))
+            return dict(load_file(str(p))), None
         except Exception as exc:
             raise WeightsError(f"weights file {p}: not a readable safetensors file ({exc})") from None
     try:
@@ -54,7 +67,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"weights file {p}: cannot be read as a PyTorch checkpoint ({first})") from None
+    norm = None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        norm = obj.get("input_norm") or None  # a run without standardization stores {}
         obj = obj["model"]
     if not isinstance(obj, dict) or not obj:
         raise WeightsError(f"weights file {p}: expected a state dict (or a dict with a 'model' state dict), "
@@ -62,7 +77,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise WeightsError(f"weights file {p}: entries that are not tensors: {_names(bad)}")
-    return _strip_wrappers(dict(obj))
+    if norm is not None and not (isinstance(norm, dict) and all(isinstance(norm.get(k), torch.Tensor)
+                                                                for k in ("mean", "std"))):
+        raise WeightsError(f"weights file {p}: its 'input_norm' is not a dict of 'mean' and 'std' tensors")
+    return _strip_wrappers(dict(obj)), norm
 
 
 def _is_safetensors(p: Path) -> bool:
@@ -181,6 +199,50 @@ def load_into(model, attrs: dict[str, str], state: dict, source: str) -> None:
     apply_state(model, state, source)
 
 
+def fit_input_norm(norm: dict | None, graph: "Graph", inf, source: str) -> dict | None:
+    """The input standardization ``norm`` (``{"mean", "std"}``, as a trainer fits it) made ready to be
+    built into ``graph``'s model: float tensors of the Input's dtype on the CPU, plus ``"input"``, the
+    Input's node id. None for no standardization (None or ``{}``). Raises ``WeightsError`` when it cannot
+    apply: the trainer standardizes only a graph with one float Input (per channel of an image, (C, 1, 1);
+    per feature otherwise), so statistics that do not broadcast onto that Input's example shape belong to
+    another graph."""
+    import torch
+
+    from .spec import INPUT
+
+    if not norm:
+        return None
+    mean, std = norm.get("mean"), norm.get("std")
+    if not isinstance(mean, torch.Tensor) or not isinstance(std, torch.Tensor):
+        raise WeightsError(f"{source}: its input standardization is not a dict of 'mean' and 'std' tensors")
+    inputs = inf.ids_with_role(INPUT)
+    if len(inputs) != 1:
+        raise WeightsError(f"{source} standardizes the input of a graph with one Input, but graph "
+                           f"'{graph.name}' has {len(inputs)}; it belongs to another graph")
+    nid = inputs[0]
+    t = inf.shape(nid)
+    label = graph.nodes[nid].label
+    if not t.dtype.startswith("float"):
+        raise WeightsError(f"{source} standardizes a float input, but Input '{label}' holds {t.dtype}; "
+                           "it belongs to another graph")
+    example = list(t.shape[1:])
+    for name, v in (("mean", mean), ("std", std)):
+        dims = list(v.shape)
+        fits = len(dims) <= len(example) and all(
+            m == 1 or m == d for m, d in zip(reversed(dims), reversed(example)))
+        if not fits:
+            raise WeightsError(f"{source}: the input standardization's {name} has the shape {tuple(dims)}, "
+                               f"which does not fit Input '{label}' of shape {tuple(example)}; it belongs to "
+                               "another graph")
+    dtype = getattr(torch, t.dtype)
+    mean = mean.detach().to("cpu", dtype).contiguous()
+    std = std.detach().to("cpu", dtype).contiguous()
+    if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(std).all()) and bool((std > 0).all())):
+        raise WeightsError(f"{source}: the input standardization has a mean or std that is not finite, or a "
+                           "std that is not above 0")
+    return {"input": nid, "mean": mean, "std": std}
+
+
 def _names(keys: list[str], limit: int = 12) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
@@ -198,6 +260,6 @@ def build_with_weights(graph: "Graph", graph_file: str | os.PathLike | None = No
     return compiled
 
 
-__all__ = ["WeightsError", "read_checkpoint", "save_node_weights", "write_bytes_atomic",
-           "graph_weights_path", "to_node_keys", "to_model_keys", "is_node_keyed", "apply_state", "load_into",
-           "build_with_weights"]
+__all__ = ["WeightsError", "read_checkpoint", "read_checkpoint_and_norm", "save_node_weights",
+           "write_bytes_atomic", "graph_weights_path", "to_node_keys", "to_model_keys", "is_node_keyed",
+           "apply_state", "load_into", "fit_input_norm", "build_with_weights"]

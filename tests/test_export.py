@@ -206,7 +206,12 @@ def test_cli_export_prints_the_verification_report(tmp_path, capsys):
     rc = main(["export", str(tmp_path / "broken.dcnet"), "--onnx", str(tmp_path / "broken.onnx")])
     assert rc == 1 and not (tmp_path / "broken.onnx").exists()
     rc = main(["export", str(tmp_path / "lenet.dcnet"), "--onnx", str(tmp_path / "x.onnx"), "--batch", "zero"])
-    assert rc == 1 and "batch must be 'dynamic' or a positive whole number" in capsys.readouterr().err
+    assert rc == 2 and "batch must be 'dynamic' or a positive whole number" in capsys.readouterr().err
+    # the command line or the file is wrong: exit code 2, as the README says
+    rc = main(["export", str(tmp_path / "lenet.dcnet"), "--onnx", str(tmp_path / "x.onnx"), "--opset", "5"])
+    assert rc == 2 and "opset 5 is not supported" in capsys.readouterr().err
+    rc = main(["export", str(tmp_path / "lenet.dcnet"), "--onnx", str(tmp_path / "no" / "x.onnx")])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
 
 
 def test_parts_seam_one_file_per_network(tmp_path, monkeypatch):

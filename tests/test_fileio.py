@@ -312,3 +312,11 @@ def test_the_weights_a_graph_starts_from_are_part_of_the_document(tmp_path):
         build_with_weights(again)
     with pytest.raises(GraphFileError, match="weights"):
         loads(dumps(g).replace('"weights": "mlp.safetensors"', '"weights": 3'))
+
+
+def test_write_atomic_names_a_missing_folder(tmp_path):
+    from engine.fileio import write_atomic
+
+    with pytest.raises(FileNotFoundError) as err:
+        write_atomic(tmp_path / "no" / "x.py", "text")
+    assert str(err.value) == f"cannot write {tmp_path / 'no' / 'x.py'}: the folder {tmp_path / 'no'} does not exist"

@@ -474,6 +474,14 @@ def test_export_writes_a_verified_onnx_file_code_and_checkpoint(window, qtbot, t
     qtbot.mouseClick(dialog.ckpt_button, LEFT)
     state = torch.load(tmp_path / "mlp.pt", weights_only=True)
     torch.testing.assert_close(state["model"]["hidden.weight"], run.weights["hidden.weight"])
+    # a folder that does not exist is named as such (no temporary file's name, no bare 'No such file')
+    for field, button, what in ((dialog.code_path, dialog.code_button, "Code"),
+                                (dialog.ckpt_path, dialog.ckpt_button, "Checkpoint")):
+        field.setText(str(tmp_path / "nowhere" / "out.x"))
+        qtbot.mouseClick(button, LEFT)
+        assert dialog.other.text() == (f"{what} not saved: cannot write {tmp_path / 'nowhere' / 'out.x'}: "
+                                       f"the folder {tmp_path / 'nowhere'} does not exist")
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_live_preview_of_the_selected_node(window, qtbot):

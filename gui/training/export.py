@@ -4,6 +4,11 @@ difference), as PyTorch source (``engine.generate_code``), or the trained checkp
 
 The weights are those of the chosen run (when it trained this very network) or the seeded initial
 weights. ONNX export takes seconds, so it runs in a background thread; the dialog stays responsive.
+
+A run trained on standardized inputs (``data.standardize``) keeps the training set's mean and std
+(``run.input_norm``); its weights only fit inputs standardized so. Both the ONNX file and the PyTorch source
+get the standardization built in (they take raw inputs), the report says so, and a checkpoint saved from
+the run's final weights carries it, as the trainer's own checkpoints do.
 """
 
 from __future__ import annotations
@@ -164,6 +169,11 @@ class ExportDialog(QtWidgets.QDialog):
             self.other.setText(f"Run {run.number} wrote no checkpoint file; its final weights are saved instead.")
         else:
             self.other.setText("")
+        if run is not None and run.input_norm:
+            self.other.setText(" ".join(filter(None, [
+                self.other.text(), f"Run {run.number} trained on standardized inputs: the ONNX file and the code "
+                                   "standardize raw inputs with the training set's mean and std."])))
+        self.other.setStyleSheet("")
 
     # ------------------------------------------------------------------ ONNX
     def export_onnx(self) -> None:
@@ -173,6 +183,7 @@ class ExportDialog(QtWidgets.QDialog):
         run = self.run
         weights = run.weights if run is not None else None
         source = f"run {run.number} (epoch {run.weights_epoch})" if run is not None else None
+        input_norm = run.input_norm if run is not None else None  # the weights only fit standardized inputs
         batch_text = self.batch.currentText().strip()
         batch = "dynamic" if batch_text == "dynamic" else batch_text
         try:
@@ -192,7 +203,8 @@ class ExportDialog(QtWidgets.QDialog):
         def work():
             try:
                 from engine.export import export_graph
-                report = export_graph(graph, path, weights=weights, weights_source=source, opset=opset, batch=batch)
+                report = export_graph(graph, path, weights=weights, weights_source=source, input_norm=input_norm,
+                                      opset=opset, batch=batch)
                 self.onnx_done.emit(report)
             except Exception as exc:  # ExportError, GraphError, WeightsError: their messages name the node
                 self.onnx_done.emit(f"{exc}")
@@ -233,17 +245,24 @@ class ExportDialog(QtWidgets.QDialog):
 
     # ------------------------------------------------------------------ PyTorch
     def export_code(self) -> None:
-        import engine
+        from engine.codegen import generate_code
         from engine.fileio import write_atomic
 
         path = Path(self.code_path.text().strip())
+        run = self.run
+        norm = run.input_norm if run is not None else None
+        if problem := unwritable(path):
+            self._say(f"Code not saved: {problem}", error=True)
+            return
         try:
-            source = engine.generate_code(self.doc.graph)
+            source = generate_code(self.doc.graph, input_norm=norm)
             write_atomic(path, source)
         except Exception as exc:
             self._say(f"Code not saved: {exc}", error=True)
             return
-        self._say(f"✓ Saved the PyTorch code to {path} ({len(source.splitlines())} lines)")
+        inside = (f"; inputs standardized inside the model with the training set's mean and std (from run "
+                  f"{run.number})") if norm else ""
+        self._say(f"✓ Saved the PyTorch code to {path} ({len(source.splitlines())} lines){inside}")
 
     def _checkpoint_file(self, run) -> str:
         files = run.result.checkpoints if run is not None and run.result is not None else {}
@@ -258,6 +277,9 @@ class ExportDialog(QtWidgets.QDialog):
             return
         path = Path(self.ckpt_path.text().strip())
         src = self._checkpoint_file(run)
+        if problem := unwritable(path):
+            self._say(f"Checkpoint not saved: {problem}", error=True)
+            return
         try:
             if src:
                 tmp = path.with_name(f".{path.name}.tmp")
@@ -267,11 +289,12 @@ class ExportDialog(QtWidgets.QDialog):
             else:
                 import torch
                 tmp = path.with_name(f".{path.name}.tmp")
-                torch.save({"model": run.weights}, tmp)
+                # with the standardization, as the trainer's checkpoints: an export from this file needs it
+                torch.save({"model": run.weights, "input_norm": run.input_norm or {}}, tmp)
                 tmp.replace(path)
                 what = f"the final weights of run {run.number}"
         except OSError as exc:
-            self._say(f"Checkpoint not saved: {exc.strerror or exc}", error=True)
+            self._say(f"Checkpoint not saved: cannot write {path}: {exc.strerror or exc}", error=True)
             return
         self._say(f"✓ Saved {what} to {path}; load it with torch.load(..., weights_only=True)")
 
@@ -279,3 +302,14 @@ class ExportDialog(QtWidgets.QDialog):
         t = themes.current()
         self.other.setText(text)
         self.other.setStyleSheet(f"color: {t.error if error else t.ok};")
+
+
+def unwritable(path: Path) -> str:
+    """Why a file cannot be written at ``path`` as typed in the dialog, or ''."""
+    if not path.name or str(path) == ".":
+        return "give a file name"
+    if path.is_dir():
+        return f"{path} is a folder: give a file name in it"
+    if not path.parent.is_dir():
+        return f"cannot write {path}: the folder {path.parent} does not exist"
+    return ""
