@@ -1131,3 +1131,33 @@ def test_closing_the_window_during_a_run_asks_first(window, qtbot):
     # stopped: its checkpoint written (the closed window no longer drains the run's events)
     qtbot.waitUntil(lambda: (Path(run.run_dir) / "final.pt").is_file(), timeout=RUN_TIMEOUT)
     assert not ui.controller.job.alive
+
+
+def test_the_learning_rate_is_drawn_as_the_schedule_set_it(window, qtbot):
+    """Constant through each epoch, dropping at the epochs' ends (a step schedule), never the rate after the
+    schedule's last step (which no step used); against steps and against epochs."""
+    ui = open_graph(window, *digits_mlp({"epochs": 3, "batch_size": 64, "optimizer": {"lr": 0.05},
+                                         "schedule": {"name": "step", "step_size": 1, "gamma": 0.1}}))
+    run = train(window, qtbot)
+    assert run.status == "finished", run.error
+    per = run.info.steps_per_epoch
+    plots = ui.dock_widget.plots
+    x, y = plots.curves[(run.number, "lr")].getData()
+    assert list(x) == [0, per, per, 2 * per, 2 * per, 3 * per]
+    np.testing.assert_allclose(y, [0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005])
+    plots.set_x_mode("epoch")
+    qtbot.waitUntil(lambda: list(plots.curves[(run.number, "lr")].getData()[0]) == [0, 1, 1, 2, 2, 3], timeout=5000)
+    plots.set_x_mode("step")
+
+
+def test_a_run_stopped_mid_epoch_draws_its_rate_to_its_last_step(window, qtbot):
+    ui = open_graph(window, *digits_mlp({"epochs": 20, "batching": "stochastic", "optimizer": {"lr": 0.01}}))
+    qtbot.mouseClick(ui.dock_widget.start_button, LEFT)
+    run = ui.controller.current
+    qtbot.waitUntil(lambda: run.step >= 20, timeout=RUN_TIMEOUT)
+    qtbot.mouseClick(ui.dock_widget.stop_button, LEFT)
+    qtbot.waitUntil(lambda: run.done, timeout=RUN_TIMEOUT)
+    qtbot.wait(4 * STAGGER_MS)
+    x, y = ui.dock_widget.plots.curves[(run.number, "lr")].getData()
+    per = run.info.steps_per_epoch
+    assert x[-1] == run.step and x[-2] == (run.epoch - 1) * per and y[-1] == y[-2] == 0.01

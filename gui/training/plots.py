@@ -908,7 +908,7 @@ class LivePlots(QtWidgets.QWidget):
             color = LAYER_COLORS[(names.index(name) + 1 + (n - 1) * 2) % len(LAYER_COLORS)]
             self._set(tx, ty, "loss", (n, "term", split, name), _pen(color, 1.6, dash=split == "dev"),
                       f"{tag} {name} ({split})", "t" if split == "train" else "o", color)
-        put((n, "lr"), *(run.epoch_series("lr", "epoch") if by_epoch else run.lr.data()))
+        put((n, "lr"), *run.lr_series(ex))
         mode = KEPT_CACHE if run.done else LIVE_CACHE  # (see KEPT_CACHE)
         for key, item in self.curves.items():
             if key[0] == n and item.curve.cacheMode() != mode:

@@ -183,6 +183,30 @@ class Run:
                 ys.append(v)
         return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
 
+    def lr_series(self, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+        """The learning rate, drawn as it was: constant through each epoch (the schedule steps between
+        epochs), each finished epoch's rate from the epoch's start to its end, then the running epoch's
+        (from the latest progress event) up to the latest step. (Points where progress events came, joined,
+        drew a change of rate as a ramp across the steps between two events, and the run's last event the
+        rate after the schedule's last step, which no step used.)"""
+        per = self.info.steps_per_epoch if self.info is not None else 0
+        if not per:
+            return np.zeros(0), np.zeros(0)
+        xs, ys = [], []
+        end = self.info.start_epoch * per
+        for e in self.epochs:
+            if e.lr is not None and math.isfinite(e.lr):
+                xs += [end, e.step]
+                ys += [e.lr, e.lr]
+            end = e.step
+        current = self.lr.last
+        if self.step > end and current is not None:
+            start = max(end, (max(self.epoch, 1) - 1) * per)
+            xs += [start, self.step]
+            ys += [current, current]
+        scale = 1.0 / per if x == "epoch" else 1.0
+        return np.asarray(xs, dtype=np.float64) * scale, np.asarray(ys, dtype=np.float64)
+
     def epoch_series(self, key: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for e in self.epochs:
