@@ -507,7 +507,13 @@ def sample_batch(compiled, config, count: int = 8, split: str = "dev", input_nor
 
     stats_rows = parts.train[:512] if config.data.standardize and not input_norm else idx[:0]
     rows = np.concatenate([idx, stats_rows])
-    part = Dataset(ds.name, ds.x[rows], ds.y[rows], ds.task, ds.classes, ds.kind, ds.description, ds.meta)
+    part = Dataset(ds.name, ds.x[rows], ds.y[rows], ds.task, ds.classes, ds.kind, ds.description, ds.meta,
+                   inputs={k: v[rows] for k, v in ds.inputs.items()})
+    if ds.inputs:  # an array per Input (a seq2seq's source and decoder input): matched as the trainer does
+        several = _several_inputs(compiled, config, part, len(idx))
+        if several is not None:
+            inputs, targets, data_id = several
+            return SampleBatch(inputs, targets, [], ds, idx, data_id)
     data_id, fitted, reasons = _data_input(compiled, config, part)
     inputs, notes = [], []
     for nid, _ in compiled.plan.inputs:
@@ -544,6 +550,27 @@ def sample_batch(compiled, config, count: int = 8, split: str = "dev", input_nor
                 targets = []
                 break
     return SampleBatch(inputs, targets, notes, ds, idx, data_id)
+
+
+def _several_inputs(compiled, config, ds, count: int):
+    """(inputs, targets, the first data Input) for a data set with several input arrays, fitted by the
+    training mode as it fits them for training (each Input gets the array named after it, the rest in
+    order), or None when the mode cannot (the caller then fits the first array to one Input)."""
+    from .training.modes import select_mode
+
+    try:
+        mode = select_mode(compiled, config.mode)
+        x, y, _ = mode.prepare_data(ds)
+    except Exception:
+        return None
+    xs = x if isinstance(x, tuple) else (x,)
+    ids = [w["id"] for w in mode.describe_data().get("inputs", [])]
+    if len(ids) != len(xs) or set(ids) != {nid for nid, _ in compiled.plan.inputs}:
+        return None
+    by_id = dict(zip(ids, xs))
+    inputs = [torch.from_numpy(np.ascontiguousarray(by_id[nid][:count])) for nid, _ in compiled.plan.inputs]
+    targets = [torch.from_numpy(np.ascontiguousarray(y[:count]))] if len(compiled.plan.targets) == 1 else []
+    return inputs, targets, ids[0]
 
 
 def _data_input(compiled, config, ds) -> tuple[str | None, np.ndarray | None, dict[str, str]]:

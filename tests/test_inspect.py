@@ -4,6 +4,7 @@ graph, per-example results, and the health monitor on real training runs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,6 +197,14 @@ def test_sample_batch_fits_real_examples_to_the_inputs():
     assert batch.data_input == "real"  # the images, not the latent code
     assert batch.inputs[ids.index("real")].shape == (2, 1, 32, 32)
     assert any("Input 'z': random values" in n for n in batch.notes)
+    # a data set with an array per Input (a seq2seq's source and decoder input) feeds each, as in training
+    s2s = engine.load_graph(Path(__file__).resolve().parent.parent / "templates" / "seq2seq_attention.dcnet")
+    batch = sample_batch(build(s2s, seed=0), TrainingConfig.from_graph(s2s), count=4)
+    assert not batch.notes and batch.data_input == "source"
+    ds, rows = batch.dataset, batch.indices
+    assert np.array_equal(batch.inputs[0].numpy(), ds.x[rows])
+    assert np.array_equal(batch.inputs[1].numpy(), ds.inputs["decoder_input"][rows])
+    assert np.array_equal(batch.targets[0].numpy(), ds.y[rows])
 
 
 def test_load_matching_keeps_the_layers_that_still_fit():
