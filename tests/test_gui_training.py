@@ -614,7 +614,7 @@ def test_runs_of_another_network_step_aside_and_its_gradient_curves_go(window, q
     ui = open_graph(window, other, {"epochs": 1, "batch_size": 64})
     second = train(window, qtbot)
     assert not first.visible and second.visible
-    assert second.label == "run 2: first run"  # not compared with a run of another graph
+    assert second.label == "run 2: first run of another MLP"  # not compared with a run of another graph
     runs = ui.dock_widget.runs
     assert [runs.item(i).checkState() for i in range(runs.count())] == [QtCore.Qt.CheckState.Checked,
                                                                          QtCore.Qt.CheckState.Unchecked]

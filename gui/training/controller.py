@@ -117,8 +117,10 @@ class RunController(QtCore.QObject):
         number = len(self.runs) + 1 if not self.runs else self.runs[-1].number + 1
         previous = next((r for r in reversed(self.runs) if r.graph_name == graph.name), None)
         cfg = config.to_dict()
-        run = Run(number, RUN_COLORS[(number - 1) % len(RUN_COLORS)], cfg, "", graph.name,
-                  describe_change(previous.config if previous else None, cfg))
+        change = describe_change(previous.config if previous else None, cfg)
+        if previous is None and self.runs:  # beside runs of other networks: say which network this one trains
+            change = f"first run of {graph.name}"
+        run = Run(number, RUN_COLORS[(number - 1) % len(RUN_COLORS)], cfg, "", graph.name, change)
         run.run_dir = str(self.runs_dir / f"run{number}")
         for other in self.runs:  # runs of another network (another file or template) step aside
             if other.graph_name != run.graph_name:
