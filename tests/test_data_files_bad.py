@@ -193,3 +193,15 @@ def test_a_csv_target_that_is_nan_among_class_numbers_or_empty_is_refused(tmp_pa
         load_dataset(str(path))
     path.write_text("a,b,name\n1,2,Ann\n3,4,Nan\n5,6,Bob\n")  # text classes: 'Nan' is a name, not a number
     assert load_dataset(str(path)).classes == ["Ann", "Bob", "Nan"]
+
+
+def test_a_file_that_is_not_numpy_at_all_is_named_as_such(tmp_path):
+    """Anything that does not begin as an .npy or .npz does was taken by NumPy for a pickle, and the
+    message said to load it unsafely."""
+    for name in ("junk.npy", "junk.npz"):
+        path = tmp_path / name
+        path.write_bytes(bytes(range(256)) * 3)
+        with pytest.raises(DataError) as err:
+            load_dataset(str(path))
+        assert str(err.value).startswith(f"{path}: not a NumPy file: it does not begin as an .npy or .npz")
+        assert "pickle" not in str(err.value)

@@ -188,6 +188,12 @@ def _np_open(path: Path):
     except OSError as exc:
         raise DataError(f"{path}: not a readable NumPy file ({exc})") from None
     with f:
+        magic = f.read(6)
+        f.seek(0)
+        if not (magic.startswith(b"\x93NUMPY") or magic.startswith(b"PK")):
+            # (np.load takes anything else for a pickle, and would say so)
+            raise DataError(f"{path}: not a NumPy file: it does not begin as an .npy or .npz file does (a damaged "
+                            "file, or another kind of file named .npy/.npz); save arrays with np.save or np.savez")
         try:
             loaded = np.load(f, allow_pickle=False)
         except _NUMPY_READ_ERRORS as exc:
