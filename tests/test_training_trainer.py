@@ -521,3 +521,19 @@ def test_more_outputs_than_classes_is_noted():
     tr = Trainer(g, spirals_config())
     assert "data: the network scores 10 classes, the data has 3: the other 7 outputs are never a right answer" \
         in " ".join(tr.notes)
+
+
+def test_a_classifiers_samples_are_spread_over_the_dev_set():
+    """The same eight dev examples at every epoch, spread over the split (its first eight, in a data set
+    stored in order, were all alike)."""
+    tr = Trainer(spiral_mlp(), spirals_config(epochs=2))
+    rec = Recorder()
+    tr.add_callback(rec)
+    assert tr.fit().status == "finished"
+    dev = tr.splits["dev"]
+    pick = np.linspace(0, len(dev) - 1, 8).round().astype(int)
+    assert rec.samples and all(s.kind == "predictions" for s in rec.samples)
+    for s in rec.samples:
+        torch.testing.assert_close(s.inputs, dev.x[torch.from_numpy(pick)].cpu())
+        torch.testing.assert_close(s.targets, dev.y[torch.from_numpy(pick)].cpu())
+    assert pick[-1] == len(dev) - 1
