@@ -25,6 +25,7 @@ so nothing from a graph file can become code.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -41,7 +42,11 @@ from .training.trainer import Callback
 # whose input is negative for every example gets no gradient and never recovers.
 DEAD_UNIT_TYPES = frozenset({"ReLU"})
 # Gradient health thresholds (L2 norm of a node's parameter gradients).
-EXPLODING_NORM = 1e2  # larger: the update is likely to overshoot; clipping or a lower rate helps
+EXPLODING_NORM = 1e2  # larger: the update is likely to overshoot; clipping or a lower rate helps ...
+EXPLODING_GROWTH = 10.0  # ... when it is also this many times the layer's typical norm early in the run: a
+# norm as large from the start is the loss's scale (a loss summed over the batch, as a VAE's), not an
+# explosion (a VAE's layers, steady at 7e2 in a run that converged, were all marked as exploding)
+TYPICAL_FROM = 20  # the typical norm: the median of a layer's first this many (progress events') norms
 VANISHING_NORM = 1e-6  # smaller: the layer has all but stopped learning
 VANISHING_RATIO = 1e-3  # or this much smaller than the largest (not exploding) layer's norm in the same step
 
@@ -233,30 +238,34 @@ def activation_stats(compiled, values: NodeValues) -> dict[str, NodeStats]:
 
 
 # =========================================================================== gradient health
-def gradient_level(norm: float, largest: float) -> str:
+def gradient_level(norm: float, largest: float, typical: float | None = None) -> str:
     """'nonfinite', 'exploding', 'vanishing' or 'healthy' for one node's gradient norm, given the
-    largest norm among the network's layers in the same step."""
+    largest norm among the network's layers in the same step and, when known, the layer's typical norm
+    early in the run (see ``EXPLODING_GROWTH``)."""
     if not math.isfinite(norm):
         return "nonfinite"
-    if norm > EXPLODING_NORM:
+    if norm > EXPLODING_NORM and (typical is None or not norm <= EXPLODING_GROWTH * typical):
         return "exploding"
     if norm < VANISHING_NORM or (largest > 0 and norm < VANISHING_RATIO * largest):
         return "vanishing"
     return "healthy"
 
 
-def gradient_levels(norms: dict[str, float]) -> dict[str, str]:
-    """Each node's level; "vanishing" is judged against the largest norm that is not itself exploding,
+def gradient_levels(norms: dict[str, float], typical: dict[str, float] | None = None) -> dict[str, str]:
+    """Each node's level (``typical``: each layer's typical norm early in the run, see
+    ``gradient_level``); "vanishing" is judged against the largest norm that is not itself exploding,
     so one exploding layer does not make the healthy ones look vanishing."""
-    finite = [v for v in norms.values() if math.isfinite(v) and v <= EXPLODING_NORM]
-    largest = max(finite, default=0.0)
-    return {nid: gradient_level(v, largest) for nid, v in norms.items()}
+    typical = typical or {}
+    alone = {nid: gradient_level(v, 0.0, typical.get(nid)) for nid, v in norms.items()}
+    largest = max((v for nid, v in norms.items() if alone[nid] not in ("exploding", "nonfinite")), default=0.0)
+    return {nid: gradient_level(v, largest, typical.get(nid)) for nid, v in norms.items()}
 
 
-def gradient_score(norm: float, norms: Iterable[float]) -> float:
+def gradient_score(norm: float, norms: Iterable[float], level: str | None = None) -> float:
     """Where a norm sits for a colour scale: log10 of the norm over the geometric mean of the layers'
     norms, clipped to [-3, 3] (-3: a thousand times smaller than typical, +3: a thousand times larger),
-    and pushed to the end when the norm itself is vanishing or exploding."""
+    and pushed to the end when the norm itself is vanishing or exploding (``level``, from
+    ``gradient_levels``; without it, judged by the absolute thresholds alone)."""
     logs = [math.log10(v) for v in norms if math.isfinite(v) and v > 0]
     if not math.isfinite(norm):
         return 3.0
@@ -264,7 +273,7 @@ def gradient_score(norm: float, norms: Iterable[float]) -> float:
         return -3.0
     centre = sum(logs) / len(logs) if logs else 0.0
     score = max(-3.0, min(3.0, math.log10(norm) - centre))
-    if norm > EXPLODING_NORM:
+    if level == "exploding" or level is None and norm > EXPLODING_NORM:
         score = max(score, 2.0)
     elif norm < VANISHING_NORM:
         score = min(score, -2.0)
@@ -829,6 +838,7 @@ class HealthMonitor(Callback):
         self.last: Health | None = None
         self.errors: list[str] = []
         self._watched: frozenset[str] = frozenset()  # the nodes whose dead units are reported
+        self._early: dict[str, list[float]] = {}
 
     # -- helpers
     def _emit(self, health: Health) -> None:
@@ -862,7 +872,8 @@ class HealthMonitor(Callback):
         finally:
             self._spent += time.perf_counter() - now
         norms = dict(self.last_norms)
-        self._emit(Health(trainer.epoch, trainer.step, norms, gradient_levels(norms), stats, None, final))
+        self._emit(Health(trainer.epoch, trainer.step, norms, gradient_levels(norms, self.typical_norms()), stats,
+                          None, final))
 
     # -- hooks
     def on_run_start(self, trainer, event):
@@ -874,12 +885,21 @@ class HealthMonitor(Callback):
         self._params = sum(p.numel() for p in trainer.model.parameters())
         graph = trainer.compiled.inference.graph
         self._watched = frozenset(nid for nid, node in graph.nodes.items() if node.type in DEAD_UNIT_TYPES)
+        self._early = {}  # each layer's first TYPICAL_FROM finite gradient norms
+
+    def typical_norms(self) -> dict[str, float]:
+        """Each layer's typical gradient norm early in the run (see ``EXPLODING_GROWTH``)."""
+        return {nid: statistics.median(v) for nid, v in self._early.items() if v}
 
     def on_step(self, trainer, event):
         if event.grad_norms:
             self.last_norms = dict(event.grad_norms)
+            for nid, v in event.grad_norms.items():
+                early = self._early.setdefault(nid, [])
+                if len(early) < TYPICAL_FROM and math.isfinite(v):
+                    early.append(v)
             self._emit(Health(event.epoch, event.step, dict(event.grad_norms),
-                              gradient_levels(event.grad_norms)))
+                              gradient_levels(event.grad_norms, self.typical_norms())))
         now = time.perf_counter()
         if (self._params <= self.max_snapshot_params and now - self._snap_time >= self.snapshot_seconds
                 and event.losses and all(math.isfinite(v) for v in event.losses[-3:])):
@@ -900,7 +920,8 @@ class HealthMonitor(Callback):
         if found is None:
             return
         norms = dict(self.last_norms)
-        self._emit(Health(event.epoch, event.step, norms, gradient_levels(norms), {}, found, True))
+        self._emit(Health(event.epoch, event.step, norms, gradient_levels(norms, self.typical_norms()), {}, found,
+                          True))
 
     def on_run_end(self, trainer, result):
         if result.status != "failed":

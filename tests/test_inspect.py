@@ -162,6 +162,29 @@ def test_gradient_health():
     assert gradient_score(1.0, norms) == pytest.approx(2.0)
     assert gradient_score(1e-2, norms) == pytest.approx(0.0)
     assert gradient_score(float("inf"), norms) == 3.0
+    # a norm as large from the start of the run is the loss's scale (a loss summed over the batch), not an
+    # explosion; one grown ten times past its early value is
+    assert gradient_level(7e2, 7e2, typical=6e2) == "healthy"
+    assert gradient_level(7e3, 7e3, typical=6e2) == "exploding"
+    assert gradient_levels({"enc": 7e2, "dec": 9e2}, {"enc": 8e2, "dec": 1.2e3}) == {"enc": "healthy",
+                                                                                     "dec": "healthy"}
+    assert gradient_score(7e2, [7e2, 9e2], "healthy") < 1 and gradient_score(7e2, [7e2, 9e2]) >= 2
+
+
+def test_the_health_monitor_judges_explosions_against_the_runs_early_norms():
+    from engine.training.trainer import StepMetrics
+
+    seen = []
+    monitor = HealthMonitor(seen.append)
+    monitor._params = 10 ** 9  # (no weight snapshots: no trainer here)
+
+    def step(i, norms):
+        monitor.on_step(None, StepMetrics(1, i, [i], [1.0], 0.1, 1.0, None, 1.0, 1.0, norms))
+        return seen[-1].grad_levels
+
+    for i in range(1, 21):  # steady, large: a summed loss's scale
+        assert step(i, {"enc": 700.0 + i, "dec": 900.0}) == {"enc": "healthy", "dec": "healthy"}
+    assert step(21, {"enc": 9000.0, "dec": 900.0}) == {"enc": "exploding", "dec": "healthy"}
 
 
 def test_previews_of_maps_and_values():

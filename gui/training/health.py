@@ -161,7 +161,7 @@ class HealthOverlay(QtCore.QObject):
             if nid not in graph.nodes:
                 continue
             level = levels.get(nid, "healthy")
-            color = score_color(gradient_score(norm, values))
+            color = score_color(gradient_score(norm, values, level))
             tag = f"∇ {norm:.1e}"
             tip = (f"{graph.nodes[nid].label}: gradient norm {norm:.3g} ({level}) at step {run.step}. "
                    + {"vanishing": "Its weights barely move: try ReLU instead of sigmoid/tanh, normalization, "
