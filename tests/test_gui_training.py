@@ -474,6 +474,15 @@ def test_export_writes_a_verified_onnx_file_code_and_checkpoint(window, qtbot, t
     qtbot.mouseClick(dialog.ckpt_button, LEFT)
     state = torch.load(tmp_path / "mlp.pt", weights_only=True)
     torch.testing.assert_close(state["model"]["hidden.weight"], run.weights["hidden.weight"])
+    # a file that exists is replaced only when the user says so
+    (tmp_path / "mlp.py").write_text("# mine")
+    asked = []
+    window.ask = lambda title, text, buttons: asked.append(text) or "Cancel"
+    qtbot.mouseClick(dialog.code_button, LEFT)
+    assert (tmp_path / "mlp.py").read_text() == "# mine" and asked == [f"{tmp_path / 'mlp.py'} exists. Replace it?"]
+    window.ask = lambda title, text, buttons: "Replace"
+    qtbot.mouseClick(dialog.code_button, LEFT)
+    assert "class DigitsMLP(nn.Module)" in (tmp_path / "mlp.py").read_text()
     # a folder that does not exist is named as such (no temporary file's name, no bare 'No such file')
     for field, button, what in ((dialog.code_path, dialog.code_button, "Code"),
                                 (dialog.ckpt_path, dialog.ckpt_button, "Checkpoint")):

@@ -180,6 +180,8 @@ class ExportDialog(QtWidgets.QDialog):
         if self._done is not None and not self._done.is_set():
             return
         path = Path(self.onnx_path.text().strip())
+        if not self.may_write(path):
+            return
         run = self.run
         weights = run.weights if run is not None else None
         source = f"run {run.number} (epoch {run.weights_epoch})" if run is not None else None
@@ -254,6 +256,8 @@ class ExportDialog(QtWidgets.QDialog):
         if problem := unwritable(path):
             self._say(f"Code not saved: {problem}", error=True)
             return
+        if not self.may_write(path):
+            return
         try:
             source = generate_code(self.doc.graph, input_norm=norm)
             write_atomic(path, source)
@@ -280,6 +284,8 @@ class ExportDialog(QtWidgets.QDialog):
         if problem := unwritable(path):
             self._say(f"Checkpoint not saved: {problem}", error=True)
             return
+        if not self.may_write(path):
+            return
         try:
             if src:
                 tmp = path.with_name(f".{path.name}.tmp")
@@ -297,6 +303,17 @@ class ExportDialog(QtWidgets.QDialog):
             self._say(f"Checkpoint not saved: cannot write {path}: {exc.strerror or exc}", error=True)
             return
         self._say(f"✓ Saved {what} to {path}; load it with torch.load(..., weights_only=True)")
+
+    def may_write(self, path: Path) -> bool:
+        """Whether to write ``path``: yes when there is no file there, else the user is asked (through the
+        main window's ``ask``, which tests replace)."""
+        if not path.is_file():
+            return True
+        ask = getattr(self.parent(), "ask", None)
+        if ask is None:
+            box = QtWidgets.QMessageBox.question(self, "Replace the file?", f"{path} exists. Replace it?")
+            return box == QtWidgets.QMessageBox.StandardButton.Yes
+        return ask("Replace the file?", f"{path} exists. Replace it?", ["Replace", "Cancel"]) == "Replace"
 
     def _say(self, text: str, error: bool = False) -> None:
         t = themes.current()
