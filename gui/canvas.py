@@ -137,6 +137,11 @@ class Canvas(QtCore.QObject):
         self.hint.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.viewer.installEventFilter(self)
         self.viewer.viewport().installEventFilter(self)
+        # Overlays over the view (the training health legend): placed in the corner of the view where they
+        # cover the fewest nodes, on a panel of their own, after each repaint that moved the view.
+        self._overlay_timer = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._overlay_timer.timeout.connect(self.place_overlays)
+        self._overlay_key = None
         self.ng.node_selection_changed.connect(lambda *_: self._emit_selection())
         self.ng.node_selected.connect(lambda *_: self._emit_selection())
         self.ng.node_double_clicked.connect(lambda n: self._double_clicked(self._ids.get(n.id, "")))
@@ -514,6 +519,44 @@ class Canvas(QtCore.QObject):
             self.sync()
         self.viewer.scene().update()
 
+    OVERLAY_MARGIN = 8
+
+    def place_overlays(self) -> None:
+        """Put the health legend (a label over the view) in the corner of the view where it covers the
+        least of the nodes: the top left unless nodes are there (at the top of a framed network, the first
+        card lay under it). It has a background, so a node panned under it stays apart from the text."""
+        label = self.viewer.findChild(QtWidgets.QLabel, "health_legend")
+        if label is None or label.isHidden():
+            return
+        t = themes.current()
+        if label.property("overlay_theme") != t.name:
+            back = QtGui.QColor(t.panel)
+            label.setStyleSheet(f"QLabel#health_legend {{ background: rgba({back.red()}, {back.green()}, "
+                                f"{back.blue()}, 230); border: 1px solid {t.border}; border-radius: 4px; "
+                                "padding: 2px 6px; }")
+            label.setProperty("overlay_theme", t.name)
+            self._overlay_key = None
+        label.adjustSize()
+        port = self.viewer.viewport()
+        view_rect = self.viewer.mapToScene(port.rect()).boundingRect()
+        key = (view_rect.getRect(), label.size().toTuple(), port.size().toTuple(), len(self._nodes),
+               label.text())
+        if key == self._overlay_key:
+            return
+        self._overlay_key = key
+        m, w, h = self.OVERLAY_MARGIN, label.width(), label.height()
+        right, bottom = max(m, port.width() - w - m), max(m, port.height() - h - m)
+        corners = [QtCore.QPoint(m, m), QtCore.QPoint(m, bottom), QtCore.QPoint(right, m),
+                   QtCore.QPoint(right, bottom)]
+        cards = [self.viewer.mapFromScene(v.view.sceneBoundingRect()).boundingRect() for v in self._nodes.values()]
+
+        def covered(corner: QtCore.QPoint) -> int:
+            r = QtCore.QRect(corner, label.size()).adjusted(-4, -4, 4, 4)
+            return sum(r.intersected(c).width() * r.intersected(c).height() for c in cards if r.intersects(c))
+        best = min(range(len(corners)), key=lambda i: (covered(corners[i]), i))
+        label.move(port.mapTo(self.viewer, corners[best]))
+        label.raise_()
+
     def _place_hint(self) -> None:
         self.hint.resize(self.viewer.width(), 80)
         self.hint.move(0, max(0, self.viewer.height() // 2 - 40))
@@ -851,6 +894,9 @@ class Canvas(QtCore.QObject):
                 return True
         if obj is self.viewer and et == QtCore.QEvent.Type.Resize:
             self._place_hint()
+            self._overlay_timer.start()
+        if obj is self.viewer.viewport() and et == QtCore.QEvent.Type.Paint and not self._overlay_timer.isActive():
+            self._overlay_timer.start()
         if obj is self.viewer.viewport() and et == QtCore.QEvent.Type.ContextMenu:
             self._context_menu(event.pos(), event.globalPos())
             return True

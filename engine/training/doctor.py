@@ -84,6 +84,11 @@ def diagnose(train_error: float, dev_error: float, human_error: float | None = N
     if bias < 0:
         notes.append(f"train error {_pct(train_error)} is below the human-level error {_pct(human_error)}: "
                      "the network is past human level, so the estimate of avoidable bias is unreliable")
+    if variance < 0:
+        notes.append(f"variance {_pct(variance)} is negative: dev error {_pct(dev_error)} is below train error "
+                     f"{_pct(train_error)}. The dev set came out easier than the training set (a small dev set "
+                     "varies by chance), or regularization or augmentation acts in training only (dropout, "
+                     "random crops and flips make the training examples harder); variance is not a problem here")
     if max(bias, variance) < tolerance:
         problem, remedies = "none", []
         message = (f"avoidable bias {_pct(bias)} and variance {_pct(variance)} are both small: the network "
@@ -97,9 +102,10 @@ def diagnose(train_error: float, dev_error: float, human_error: float | None = N
                    "training set: look at the learning rate and the data before its size.")
     elif bias >= variance:
         problem, remedies = "bias", list(BIAS_REMEDIES)
+        than = (f"larger than the variance ({_pct(variance)})" if variance >= 0 else
+                "while the dev error is below the train error (no variance)")
         message = (f"high bias: train error {_pct(train_error)} is {_pct(bias)} above human level "
-                   f"({_pct(human_error)}), larger than the variance ({_pct(variance)}). The network "
-                   "underfits: make it fit the training set first.")
+                   f"({_pct(human_error)}), {than}. The network underfits: make it fit the training set first.")
     else:
         problem, remedies = "variance", list(VARIANCE_REMEDIES)
         message = (f"high variance: dev error {_pct(dev_error)} is {_pct(variance)} above train error "

@@ -72,6 +72,28 @@ class StatusLine(QtWidgets.QWidget):
                    fm.elidedText(self._text, QtCore.Qt.TextElideMode.ElideRight, self.width()))
 
 
+class MessageArea(QtWidgets.QScrollArea):
+    """The run's status message in an area of its own, ``LINES`` lines high whatever the message: a long
+    one (a failure's reason) scrolls inside it; it neither squeezes the settings above nor makes the dock
+    grow (which shrank the canvas at a run's end)."""
+
+    LINES = 3
+
+    def __init__(self, label: QtWidgets.QLabel, parent=None):
+        super().__init__(parent)
+        self.setObjectName("train_status_area")
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
+        label.setAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop)
+        label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.setWidget(label)
+        self.viewport().setAutoFillBackground(False)
+        label.setAutoFillBackground(False)
+        self.setFixedHeight(label.fontMetrics().lineSpacing() * self.LINES + 4)
+
+
 def _swatch(color: str) -> QtGui.QIcon:
     pix = QtGui.QPixmap(14, 14)
     pix.fill(QtCore.Qt.GlobalColor.transparent)
@@ -221,6 +243,9 @@ class TrainingDock(QtWidgets.QWidget):
         self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.live = StatusLine()  # the running run's loss and accuracy
         self.live.setObjectName("train_live")
+        policy = self.live.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # (its line stays: shown at a run's start, it made the dock grow)
+        self.live.setSizePolicy(policy)
         self.live.hide()
         self._error_shown = False
 
@@ -238,7 +263,8 @@ class TrainingDock(QtWidgets.QWidget):
         controls.addLayout(buttons)
         controls.addWidget(self.progress)
         controls.addWidget(self.live)
-        controls.addWidget(self.status)
+        self.status_area = MessageArea(self.status)
+        controls.addWidget(self.status_area)
         lv.addLayout(controls)
 
         self.plots = LivePlots(controller)
@@ -282,6 +308,34 @@ class TrainingDock(QtWidgets.QWidget):
         controller.finished.connect(self._finished)
         self._controls()
 
+    DEFAULT_HEIGHT = 400  # pixels: the dock's height before the user sets one
+
+    def sizeHint(self) -> QtCore.QSize:
+        # The dock's height is the user's: nothing in it asks for more as runs come and go (every pane
+        # that can grow, the status message, the results, scrolls within itself), and this is the height
+        # it starts at.
+        return QtCore.QSize(super().sizeHint().width(), self.DEFAULT_HEIGHT)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_sized", False):
+            self._sized = True
+            QtCore.QTimer.singleShot(0, self._first_height)
+
+    def _first_height(self) -> None:
+        """The first time the dock shows, in a window with no layout saved (a first start, a fresh
+        profile): ``DEFAULT_HEIGHT``, at most two fifths of the window; the dock no longer asks for more
+        height than it needs, so the window would give it just that. A saved layout keeps its height."""
+        dock, window = self.parentWidget(), self.window()
+        settings = getattr(window, "settings", None)
+        if not isinstance(dock, QtWidgets.QDockWidget) or not isinstance(window, QtWidgets.QMainWindow) \
+                or dock.isFloating() or not isinstance(settings, QtCore.QSettings) \
+                or settings.value("window/state") is not None:
+            return
+        height = min(self.DEFAULT_HEIGHT, int(window.height() * 0.4))
+        if dock.height() < height:
+            window.resizeDocks([dock], [height], QtCore.Qt.Orientation.Vertical)
+
     # ------------------------------------------------------------------ document
     def set_document(self, doc) -> None:
         self.doc = doc
@@ -324,6 +378,7 @@ class TrainingDock(QtWidgets.QWidget):
     def _say(self, text: str, error: bool = False) -> None:
         if text != self.status.text():
             self.status.setText(text)
+            self.status_area.verticalScrollBar().setValue(0)
         if error != self._error_shown:  # (a style sheet re-polishes the label: only on a change)
             self._error_shown = error
             self.status.setStyleSheet(f"color: {themes.current().error};" if error else "")
@@ -393,7 +448,9 @@ class TrainingDock(QtWidgets.QWidget):
             notes = ("\n" + "; ".join(run.notes)) if run.notes else ""
             self._say(f"Run {run.number} {run.status}{secs}{reason}.{notes}")
         self.set_focus(run)
-        if run.report:
+        # The Results tab comes forward for a classifier's or a regression's evaluation; a GAN's or a VAE's
+        # run has no confusion matrix or doctor to show: its curves and samples stay where they are.
+        if run.report and run.report.get("task") in ("classification", "regression"):
             self.tabs.setCurrentWidget(self.results)
 
     def set_focus(self, run: Run | None) -> None:

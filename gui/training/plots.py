@@ -65,6 +65,7 @@ HEADROOM = 1.05  # the x axis grows before a run reaches its end
 # against 25 ms with them.
 KEPT_CACHE = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
 LIVE_CACHE = QtWidgets.QGraphicsItem.CacheMode.NoCache
+AXIS_TITLE_WIDTH = 14  # pixels the y axes' titles take beside their tick labels
 SLICE = 0.01  # seconds of drawing per turn of the event loop while a run trains; the rest at the next turn
 
 
@@ -385,6 +386,7 @@ class LivePlots(QtWidgets.QWidget):
         # curve key -> (points it was given last, min, max, log10 min, log10 max of its data): the same number
         # of points is the same data (no setData), and the range grows from the new points only
         self._given: dict[tuple, tuple] = {}
+        self._ends: dict[tuple, float | None] = {}  # the last x each curve was given
         self._lone: set[tuple] = set()  # curves of one point, drawn as a dot until they get a second
         self._marks: dict[tuple, str] = {}  # curve key -> the symbol marking its points (per-epoch curves)
         self._unshown: dict[tuple, str | None] = {}  # curves made ahead, hidden until data -> their legend name
@@ -446,8 +448,8 @@ class LivePlots(QtWidgets.QWidget):
             plot.setMenuEnabled(True)
             plot.disableAutoRange()
             plot.getViewBox().sigRangeChangedManually.connect(lambda _m, n=name: self._manual.add(n))
-            plot.getAxis("left").setWidth(46)
-            for side in ("left", "bottom"):  # (no axis titles: without this each range change re-lays out one)
+            plot.getAxis("left").setWidth(46 + AXIS_TITLE_WIDTH)
+            for side in ("left", "bottom"):  # (no SI prefix in the titles: it would re-lay them out at each range)
                 plot.getAxis(side).enableAutoSIPrefix(False)
         self.grad.setLogMode(y=True)
         self.grad.setYRange(-4, 1, padding=0)  # 1e-4 to 10 until there are norms (log10 units; 1 to 10 crowds ticks)
@@ -480,6 +482,21 @@ class LivePlots(QtWidgets.QWidget):
             back = QtGui.QColor(t.base)
             back.setAlpha(200)  # (a curve that passes under a legend still shows through it)
             legend.setBrush(pg.mkBrush(back))
+
+        self._axis_titles()
+
+    # What each plot's y axis shows (its x axis: the step or the epoch, as chosen; the gradient norms are
+    # always against the step).
+    Y_TITLES = {"loss": "loss", "acc": "accuracy", "lr": "learning rate", "grad": "gradient norm"}
+
+    def _axis_titles(self) -> None:
+        style = {"color": themes.current().dim, "font-size": "8pt"}
+        for name, plot in self.plots.items():
+            x = "step" if name == "grad" else self.x_mode
+            for side, text in (("left", self.Y_TITLES[name]), ("bottom", x)):
+                axis = plot.getAxis(side)
+                if axis.labelText != text or axis.labelStyle != style:
+                    axis.setLabel(text, **style)
 
     def changeEvent(self, event) -> None:
         if event.type() == QtCore.QEvent.Type.PaletteChange:
@@ -530,6 +547,7 @@ class LivePlots(QtWidgets.QWidget):
 
     def set_x_mode(self, mode: str) -> None:
         self.x_mode = mode
+        self._axis_titles()
         self._given.clear()  # (the curves get other data: given again, their ranges found again)
         self._dirty = {r.number for r in self.controller.runs}
         self._grad_dirty = True
@@ -721,7 +739,13 @@ class LivePlots(QtWidgets.QWidget):
             return
         self._placed_at, self._placed_entries = now, entries
         for name, legend in (("loss", self.loss_legend), ("grad", self.grad_legend)):
-            if not legend.items or not legend.isVisible():
+            # A legend names the curves drawn: a plot with none (a run that failed before its first step)
+            # shows no legend of curves that are not there.
+            curves = self._shown_data(name)
+            shown = bool(legend.items) and bool(curves)
+            if legend.isVisible() != shown:
+                legend.setVisible(shown)
+            if not shown:
                 continue
             box = self.plots[name].getViewBox()
             area = box.sceneBoundingRect()
@@ -733,8 +757,17 @@ class LivePlots(QtWidgets.QWidget):
             columns = min(4, math.ceil(len(legend.items) / fits))
             if columns != legend.columnCount:
                 legend.setColumnCount(columns)
+            # ... and no wider than the plot (its entries were cut at the plot's edge: "run 1 g…")
+            while legend.columnCount > 1 and legend.sceneBoundingRect().width() > area.width() - 12:
+                legend.setColumnCount(legend.columnCount - 1)
+            # ... and in a small plot, low and wide rather than high: it then takes little of the height
+            while (legend.columnCount < len(legend.items)
+                   and legend.sceneBoundingRect().height() > self.LEGEND_HEIGHT * area.height()):
+                legend.setColumnCount(legend.columnCount + 1)
+                if legend.sceneBoundingRect().width() > area.width() - 12:
+                    legend.setColumnCount(legend.columnCount - 1)
+                    break
             size = legend.sceneBoundingRect().size()
-            curves = self._shown_data(name)
             hidden = []
             for (cx, cy), (dx, dy) in self.CORNERS:
                 left = area.left() + dx if cx == 0 else area.right() + dx - size.width()
@@ -743,10 +776,44 @@ class LivePlots(QtWidgets.QWidget):
                 hidden.append(self._hidden_under(name, rect, curves))
             current = self._corners.get(name, 0)  # (a legend starts at the top right)
             best = min(range(len(self.CORNERS)), key=lambda i: (hidden[i], i != current, i))
+            if hidden[best] > 0 and name not in self._manual:
+                # No free corner: the legend goes to the top corner that hides the least, and the y axis
+                # makes room above the curves for it, so that it covers none of them.
+                best = min((0, 2), key=lambda i: (hidden[i], i != current, i))
+                self._room_for_legend(name, box, area, size, best, curves)
             if best != current:
                 (corner, offset) = self.CORNERS[best]
                 legend.anchor(itemPos=corner, parentPos=corner, offset=offset)
                 self._corners[name] = best
+
+    LEGEND_ROOM = 0.7  # the y axis makes room for a legend taking at most this share of the plot's height
+    LEGEND_HEIGHT = 0.3  # a legend higher than this share of its plot takes more columns where they fit
+
+    def _room_for_legend(self, plot: str, box, area: QtCore.QRectF, size: QtCore.QSizeF, corner: int,
+                         curves) -> None:
+        """Raise the top of a plot's y range so that the curves under a legend at the top ``corner`` (an
+        index in CORNERS) pass below it."""
+        (cx, _), (dx, dy) = self.CORNERS[corner]
+        left = area.left() + dx if cx == 0 else area.right() + dx - size.width()
+        share = (size.height() + abs(dy) + 4) / max(area.height(), 1.0)  # of the height, from the top
+        if share >= self.LEGEND_ROOM:
+            return
+        span = box.mapSceneToView(QtCore.QRectF(left, area.top(), size.width(), size.height())).boundingRect()
+        x0, x1 = span.left(), span.right()
+        highest = -math.inf
+        for x, y in curves:
+            inside = (x >= x0) & (x <= x1)
+            if inside.any():
+                highest = max(highest, float(y[inside].max()))
+            if x[0] <= x1 and x[-1] >= x0:  # (the curve's line between its points, at the legend's edges)
+                highest = max(highest, float(np.interp([max(x0, x[0]), min(x1, x[-1])], x, y).max()))
+        if highest == -math.inf:
+            return
+        lo, hi = box.viewRange()[1]
+        top = (highest - share * lo) / (1 - share)
+        top += 0.02 * (top - lo)
+        if top > hi:
+            self.plots[plot].setYRange(lo, top, padding=0)
 
     def _shown_data(self, plot: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """The finite points each shown curve of a plot draws (as drawn: clipped to the view, thinned,
@@ -842,10 +909,13 @@ class LivePlots(QtWidgets.QWidget):
         self._lone.discard(key)
 
     def _set(self, x, y, plot: str, key: tuple, pen, *args) -> None:
-        """Give a curve its data, unless it already has exactly as many points (the series only grow, so
-        the same length is the same data: no setData, no repaint)."""
-        if key in self._given and self._given[key][0] == len(x) and key in self.curves:
+        """Give a curve its data, unless it already has exactly as many points ending at the same x (the
+        series only grow, so that is the same data: no setData, no repaint; the learning rate's last
+        segment, drawn to the latest step, moves its end without a point more)."""
+        end = float(x[-1]) if len(x) else None
+        if key in self._given and self._given[key][0] == len(x) and self._ends.get(key) == end and key in self.curves:
             return
+        self._ends[key] = end
         if not len(x) and (key not in self.curves or not _has_points(self.curves[key])):
             return  # (nothing to show, nothing to clear: a run that has just started has no points yet)
         item = self._curve(plot, key, pen, *args)

@@ -17,6 +17,8 @@ from . import images
 
 GALLERY = 60  # examples shown at once
 MARGIN_TOP = 30  # pixels above the confusion matrix for its title and column labels
+MARGIN_LEFT = 40  # pixels left of the confusion matrix for the row labels and the rows' title
+ROWS_TITLE = "true ↓"  # over the row labels, beside the columns' "predicted →"
 UPRIGHT_LABELS = 18  # pixels more above the confusion matrix when its column labels stand upright
 
 
@@ -37,7 +39,8 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self.labels: list[str] = []
         self.selected: tuple[int, int] | None = None
         self._geometry_cache = None
-        self.setMinimumSize(220, 220)
+        self.empty_text = "No confusion matrix yet"
+        self.setMinimumSize(160, 120)
         self.setMouseTracking(True)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
 
@@ -52,7 +55,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         k = len(self.matrix)
         key = (self.width(), self.height())  # (set_matrix clears the cache)
         if self._geometry_cache is None or self._geometry_cache[0] != key:
-            margin_l, margin_t = 34, MARGIN_TOP
+            margin_l, margin_t = MARGIN_LEFT, MARGIN_TOP
             side = self._side(k, margin_l, margin_t)
             if self._labels_overlap(k, side):  # the column labels then stand upright above their columns
                 margin_t = MARGIN_TOP + UPRIGHT_LABELS
@@ -109,7 +112,8 @@ class ConfusionMatrix(QtWidgets.QWidget):
         k, ml, mt, side = self._geometry()
         if k == 0:
             p.setPen(QtGui.QColor(t.dim))
-            p.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter, "No confusion matrix yet")
+            p.drawText(QtCore.QRectF(self.rect()).adjusted(8, 8, -8, -8),
+                       QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap, self.empty_text)
             return
         rows = self.matrix.sum(1, keepdims=True).clip(min=1)
         share = self.matrix / rows
@@ -149,6 +153,10 @@ class ConfusionMatrix(QtWidgets.QWidget):
                 p.drawText(QtCore.QRectF(0, mt + c * side, ml - 4, side),
                            QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter, name[:4])
         p.drawText(QtCore.QRectF(ml, 0, k * side, 13), QtCore.Qt.AlignmentFlag.AlignCenter, "predicted →")
+        # the rows' title, in the corner over the row labels (level with the columns' labels)
+        corner = QtCore.QRectF(0, mt - 16, ml - 2, 14) if mt == MARGIN_TOP else QtCore.QRectF(0, 0, ml - 2, mt - 2)
+        p.drawText(corner, QtCore.Qt.AlignmentFlag.AlignRight | (QtCore.Qt.AlignmentFlag.AlignVCenter if mt == MARGIN_TOP
+                   else QtCore.Qt.AlignmentFlag.AlignBottom), ROWS_TITLE)
         if self.selected is not None:
             p.setPen(QtGui.QPen(QtGui.QColor(t.accent), 2.5))
             p.drawRect(self.cell_rect(*self.selected).adjusted(1, 1, -1, -1))
@@ -266,6 +274,15 @@ class ResultsView(QtWidgets.QWidget):
         self.per_class.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.per_class.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.per_class.setAlternatingRowColors(True)
+        # compact rows: the dock is about 250 pixels high at the window's default size, and a classifier's
+        # ten classes and their average should show without scrolling
+        rows = self.per_class.verticalHeader()
+        rows.setMinimumSectionSize(self.fontMetrics().height() + 2)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 4)
+        header = self.per_class.horizontalHeader()
+        header.setMinimumSectionSize(30)
+        header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)  # ("macro avg")
+        header.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)  # ("precision")
         self.doctor = Doctor()
         self.doctor.human_changed.connect(self.human_error_changed)
         self.gallery_title = QtWidgets.QLabel("Misclassified dev examples")
@@ -292,7 +309,18 @@ class ResultsView(QtWidgets.QWidget):
         mv = QtWidgets.QVBoxLayout(middle)
         mv.setContentsMargins(4, 6, 4, 6)
         mv.addWidget(self.per_class, 1)
-        mv.addWidget(self.doctor)
+        # The doctor beside the table, not under it (the two shared one column: the table showed one row of
+        # eleven and the remedies were cut off at the dock's default height); it scrolls within its column.
+        self.doctor_scroll = QtWidgets.QScrollArea()
+        self.doctor_scroll.setObjectName("doctor_scroll")
+        self.doctor_scroll.setWidgetResizable(True)
+        self.doctor_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.doctor_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.doctor_scroll.setWidget(self.doctor)
+        doctor_box = QtWidgets.QWidget()
+        dv = QtWidgets.QVBoxLayout(doctor_box)
+        dv.setContentsMargins(4, 6, 4, 6)
+        dv.addWidget(self.doctor_scroll)
         right = QtWidgets.QWidget()
         rv = QtWidgets.QVBoxLayout(right)
         rv.setContentsMargins(4, 6, 8, 6)
@@ -301,11 +329,26 @@ class ResultsView(QtWidgets.QWidget):
         head.addWidget(self.all_mistakes)
         rv.addLayout(head)
         rv.addWidget(self.gallery, 1)
+        # (the run's figures and the matrix scroll together where the dock is too low for both)
+        left_scroll = QtWidgets.QScrollArea()
+        left_scroll.setObjectName("results_left_scroll")
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        left_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_scroll.setWidget(left)
+        left = left_scroll
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(middle)
-        split.addWidget(right)
-        split.setSizes([330, 380, 420])
+        split.setObjectName("results_split")
+        split.setChildrenCollapsible(False)
+        for pane in (left, middle, doctor_box, right):
+            split.addWidget(pane)
+        split.setSizes([270, 340, 320, 350])
+        split.setStretchFactor(3, 1)
+        # Every pane scrolls or shrinks: the tab asks for no height of its own (a filled tab asked the
+        # dock for more, and the dock grew at a run's end, the canvas shrinking under the user).
+        for pane in (left, middle, doctor_box, right):
+            pane.setMinimumHeight(0)
+        self.split = split
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
@@ -314,6 +357,7 @@ class ResultsView(QtWidgets.QWidget):
     # ------------------------------------------------------------------ filling
     def clear(self) -> None:
         self.run = None
+        self.matrix.empty_text = "No confusion matrix yet"
         self.summary.setText("Results appear here when a run ends.")
         self.matrix.set_matrix(np.zeros((0, 0)), [])
         self.per_class.setRowCount(0)
@@ -330,6 +374,10 @@ class ResultsView(QtWidgets.QWidget):
             self.summary.setText(f"Run {run.number} {run.status}: no evaluation" + (f" ({run.error})" if run.error
                                                                                     else ""))
             return
+        if report.get("task") not in ("classification", "regression"):
+            self._show_headline(run, report)
+            return
+        self.matrix.empty_text = "No confusion matrix yet"
         t = themes.current()
         rows = []
         for split in ("train", "dev", "test"):
@@ -371,6 +419,46 @@ class ResultsView(QtWidgets.QWidget):
                 self.doctor.figures.setText("The doctor reads error rates (classification); for values compare the "
                                             "MSE of train and dev above: a large gap is variance, a large train MSE "
                                             "is bias.")
+        self.show_mistakes()
+
+    def _show_headline(self, run, report: dict) -> None:
+        """A run of a generative or embedding mode (a GAN, a VAE, a triplet network): its mode's headline,
+        the loss of each split and its terms and metrics; the confusion matrix and the doctor are for
+        classifiers, and say so."""
+        t = themes.current()
+        mode = report.get("mode") or report.get("task") or "this"
+        splits = [s for s in ("train", "dev", "test") if (report.get(s) or {}).get("examples")]
+        names: list[str] = []  # the loss terms and metrics, in their order of appearance
+        for split in splits:
+            for key in ("terms", "metrics"):
+                names += [n for n in (report[split].get(key) or {}) if n not in names]
+
+        def cell(v):
+            return f"{v:.4g}" if isinstance(v, (int, float)) else ""
+        head = "".join(f"<td>{n}</td>" for n in ["", "loss", *names, "examples"])
+        rows = []
+        for split in splits:
+            m = report[split]
+            extra = {**(m.get("terms") or {}), **(m.get("metrics") or {})}
+            rows.append(f"<td>{split}</td><td>{cell(m.get('loss'))}</td>"
+                        + "".join(f"<td>{cell(extra.get(n))}</td>" for n in names)
+                        + f"<td style='color:{t.dim}'>{m['examples']:,}</td>")
+        status = run.status if run.status != "finished" else f"finished in {run.result.seconds:.1f} s" \
+            if run.result else run.status
+        self.summary.setText(f"<b>Run {run.number}</b> · {status} · {report.get('dataset', '')} · {mode} mode"
+                             f"<table cellpadding='2'><tr style='color:{t.dim}'>{head}</tr>"
+                             + "".join(f"<tr>{r}</tr>" for r in rows) + "</table>"
+                             + (f"<p style='color:{t.dim}'>Its samples are in the Samples tab.</p>"
+                                if run.samples is not None or report.get("samples") else ""))
+        self.matrix.empty_text = (f"The confusion matrix is for classifiers: a {mode} run has none. "
+                                  "Its losses are above and on the Curves tab.")
+        self.matrix.set_matrix(np.zeros((0, 0)), [])
+        self.per_class.setRowCount(0)
+        self.doctor.errors = None
+        self.doctor.refresh()
+        self.doctor.figures.setText(f"The doctor reads a classifier's error rates; a {mode} run has none. Compare "
+                                    "its train and dev losses above: a dev loss well above the train loss is "
+                                    "variance.")
         self.show_mistakes()
 
     def _fill_per_class(self, dev: dict, labels: list[str]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.training.config import ConfigError, TrainingConfig, describe
 
@@ -139,6 +139,99 @@ def parse_split(text: str):
     return values
 
 
+def elide_path(text: str, metrics: QtGui.QFontMetrics, width: int) -> str:
+    """A path cut to ``width`` pixels where it must be, keeping its end (the file's name) whole and the
+    folders nearest to it: "…/data/train.csv"; a name too long on its own is cut in its middle."""
+    if metrics.horizontalAdvance(text) <= width:
+        return text
+    parts = text.replace("\\", "/").split("/")
+    for start in range(1, len(parts)):
+        tail = "…/" + "/".join(parts[start:])
+        if metrics.horizontalAdvance(tail) <= width:
+            return tail
+    return metrics.elidedText(parts[-1], QtCore.Qt.TextElideMode.ElideMiddle, width)
+
+
+class PathEdit(QtWidgets.QLineEdit):
+    """The data set combo's text field: a path too long for it shows elided (:func:`elide_path`) while the
+    field is not being edited, the whole path in the tooltip; a line edit scrolled to its end showed a
+    path cut anywhere ("/hA/bad.npy")."""
+
+    def paintEvent(self, event) -> None:
+        text = self.text()
+        opt = QtWidgets.QStyleOptionFrame()
+        self.initStyleOption(opt)
+        room = self.style().subElementRect(QtWidgets.QStyle.SubElement.SE_LineEditContents, opt, self)
+        room = room.adjusted(2, 0, -2, 0)
+        if self.hasFocus() or self.fontMetrics().horizontalAdvance(text) <= room.width():
+            super().paintEvent(event)
+            return
+        p = QtGui.QPainter(self)
+        self.style().drawPrimitive(QtWidgets.QStyle.PrimitiveElement.PE_PanelLineEdit, opt, p, self)
+        p.setPen(self.palette().color(QtGui.QPalette.ColorRole.Text))
+        p.drawText(room, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
+                   elide_path(text, self.fontMetrics(), room.width()))
+        p.end()
+
+    def shown_text(self) -> str:
+        """The text as painted while the field is not edited (for tests)."""
+        opt = QtWidgets.QStyleOptionFrame()
+        self.initStyleOption(opt)
+        room = self.style().subElementRect(QtWidgets.QStyle.SubElement.SE_LineEditContents, opt, self)
+        return elide_path(self.text(), self.fontMetrics(), room.width() - 4)
+
+
+class DatasetRow(QtWidgets.QWidget):
+    """The data set combo with its File… and Folder… buttons beside it where the column is wide enough,
+    under it where it is not (the buttons keep their text: in the narrow settings column they were cut
+    to "Fo")."""
+
+    COMBO_ROOM = 110  # pixels the combo needs beside the buttons
+
+    def __init__(self, combo: QtWidgets.QComboBox, buttons: list[QtWidgets.QAbstractButton], parent=None):
+        super().__init__(parent)
+        self.combo, self.buttons = combo, buttons
+        self.grid = QtWidgets.QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setHorizontalSpacing(3)
+        self.grid.setVerticalSpacing(3)
+        self.button_row = QtWidgets.QHBoxLayout()
+        self.button_row.setSpacing(3)
+        for b in buttons:
+            self.button_row.addWidget(b)
+        self.wide: bool | None = None
+        self._arrange(True)
+
+    def _buttons_width(self) -> int:
+        return sum(b.sizeHint().width() for b in self.buttons) + 3 * len(self.buttons)
+
+    def _arrange(self, wide: bool) -> None:
+        if wide == self.wide:
+            return
+        self.wide = wide
+        self.grid.removeWidget(self.combo)
+        self.grid.removeItem(self.button_row)
+        self.button_row.setParent(None)
+        self.grid.addWidget(self.combo, 0, 0)
+        if wide:
+            if self.button_row.count() > len(self.buttons):  # (the stretch after the buttons, from below)
+                self.button_row.takeAt(self.button_row.count() - 1)
+            self.grid.addLayout(self.button_row, 0, 1)
+        else:
+            if self.button_row.count() == len(self.buttons):
+                self.button_row.addStretch(1)
+            self.grid.addLayout(self.button_row, 1, 0)
+        self.grid.setColumnStretch(0, 1)
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        # (narrow: the buttons under the combo; the row then fits where the buttons do)
+        return QtCore.QSize(max(self._buttons_width(), 60), super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange(event.size().width() >= self.COMBO_ROOM + self._buttons_width())
+
+
 class SettingsForm(QtWidgets.QScrollArea):
     """Edits ``graph.training`` of the current document. ``config()`` is the validated configuration
     (or raises ConfigError); ``problem`` holds the message when the stored settings are not valid."""
@@ -191,7 +284,11 @@ class SettingsForm(QtWidgets.QScrollArea):
                 self.rows[path] = (form, widget)
             outer.addLayout(form)
         self.dataset_note = QtWidgets.QLabel()
+        self.dataset_note.setObjectName("dataset_note")
         self.dataset_note.setWordWrap(True)
+        # (wrapped to the column, never widening it: a path has no spaces to wrap at)
+        self.dataset_note.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
+                                        QtWidgets.QSizePolicy.Policy.Preferred)
         self.dataset_note.setProperty("role", "dim")
         form, _ = self.rows["data.dataset"]
         form.insertRow(1, "", self.dataset_note)
@@ -208,6 +305,9 @@ class SettingsForm(QtWidgets.QScrollArea):
         elif kind == "choice":
             w = QtWidgets.QComboBox()
             w.addItems([str(o) for o in item["options"]])
+            # (sized to the column, not to the longest choice: the form must fit the settings column)
+            w.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(6)
             w.activated.connect(lambda _=0, p=path: self._commit(p))
         elif kind == "bool":
             w = QtWidgets.QCheckBox()
@@ -232,13 +332,13 @@ class SettingsForm(QtWidgets.QScrollArea):
     def _dataset_widget(self) -> QtWidgets.QWidget:
         from engine.training.datasets import BUILTINS
 
-        box = QtWidgets.QWidget()
-        row = QtWidgets.QHBoxLayout(box)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(3)
         self.dataset = QtWidgets.QComboBox()
         self.dataset.setObjectName("setting_dataset_combo")
         self.dataset.setEditable(True)
+        self.dataset.setLineEdit(PathEdit())
+        self.dataset.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.dataset.setMinimumContentsLength(8)
+        self.dataset.lineEdit().textChanged.connect(self._dataset_tip)
         self.dataset.setInsertPolicy(QtWidgets.QComboBox.InsertPolicy.NoInsert)
         for name, spec in BUILTINS.items():
             self.dataset.addItem(name)
@@ -246,16 +346,24 @@ class SettingsForm(QtWidgets.QScrollArea):
         self.dataset.activated.connect(lambda _=0: self._commit("data.dataset"))
         self.dataset.lineEdit().editingFinished.connect(lambda: self._commit("data.dataset"))
         self.dataset.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
-        row.addWidget(self.dataset, 1)
+        self.data_buttons = []
         for text, folder, tip in (("File…", False, "Your own data: a CSV, .npy/.npz or MNIST IDX file"),
                                   ("Folder…", True, "A folder of image folders (one per class), MNIST IDX files "
                                                     "or CIFAR-10 batches")):
             button = QtWidgets.QToolButton()
             button.setText(text)
             button.setToolTip(tip)
+            button.setObjectName("data_folder_button" if folder else "data_file_button")
             button.clicked.connect(lambda _=False, f=folder: self._pick_data(f))
-            row.addWidget(button)
-        return box
+            self.data_buttons.append(button)
+        return DatasetRow(self.dataset, self.data_buttons)
+
+    def _dataset_tip(self, text: str) -> None:
+        """The combo's tooltip: the whole path of a file or folder (shown elided), else the setting's help."""
+        from engine.training.datasets import BUILTINS
+
+        doc = self.items["data.dataset"].get("doc", "")
+        self.dataset.setToolTip(doc if not text or text in BUILTINS else f"{text}\n\n{doc}")
 
     def _browse(self, folder: bool) -> str:
         if folder:
@@ -426,5 +534,5 @@ class SettingsForm(QtWidgets.QScrollArea):
             options.setPlaceholderText(format_options(spec.options) or "no options")
             options.setToolTip("\n".join(f"{k}: {v}" for k, v in spec.option_docs.items()) or "no options")
         else:
-            self.dataset_note.setText("your data: " + str(name))
+            self.dataset_note.setText("your data: " + str(name).replace("/", "/\u200b"))  # (wraps at a /)
             options.setPlaceholderText("e.g. target=price (CSV), size=32 (image folder)")

@@ -1,0 +1,227 @@
+"""The Training dock's layout at the window's default size (1600x1000): the settings fit their column, the
+dock keeps its height across a run's end and a failure, the Results tab shows the per-class table and
+labels the confusion matrix's rows, the plots' legends keep off the curves and the axes have titles,
+the canvas's health legend covers no node, and the doctor explains a negative variance."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from tests import test_gui_training as base
+from tests.test_gui_training import digits_mlp, open_graph, train
+
+window = base.window  # (the fixture: the main window at its size in those tests)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def default_size(w) -> None:
+    w.resize(1600, 1000)
+    QtWidgets.QApplication.processEvents()
+
+
+def test_the_data_set_row_fits_the_settings_column(window, qtbot):
+    default_size(window)
+    ui = open_graph(window, *digits_mlp())
+    form = ui.dock_widget.settings
+    qtbot.wait(50)
+    port = form.viewport().rect()
+    for name in ("data_file_button", "data_folder_button"):
+        button = form.findChild(QtWidgets.QToolButton, name)
+        assert button.width() >= button.sizeHint().width()  # its whole text ("Folder…", not "Fo")
+        shown = QtCore.QRect(button.mapTo(form.viewport(), QtCore.QPoint(0, 0)), button.size())
+        assert port.contains(shown), (name, shown, port)
+    assert form.widget().width() <= port.width()  # nothing cut off at the right
+    note = form.dataset_note
+    assert QtCore.QRect(note.mapTo(form.viewport(), QtCore.QPoint(0, 0)), note.size()).right() <= port.right()
+
+
+def test_a_long_data_path_shows_elided_with_its_file_name_and_whole_in_the_tooltip(window, qtbot):
+    default_size(window)
+    ui = open_graph(window, *digits_mlp())
+    form = ui.dock_widget.settings
+    path = "/home/someone/projects/experiments/data/2026/holdout/train_images.npy"
+    form.dataset.setEditText(path)
+    shown = form.dataset.lineEdit().shown_text()
+    assert shown != path and shown.startswith("…/") and shown.endswith("train_images.npy")
+    assert path in form.dataset.toolTip()
+    assert form.dataset.currentText() == path  # (the setting's value is the whole path)
+
+
+def test_the_dock_keeps_its_height_when_a_run_ends_and_when_one_fails(window, qtbot):
+    default_size(window)
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 32}))
+    qtbot.wait(100)
+    height, canvas = ui.dock.height(), window.canvas.viewer.height()
+    settings = ui.dock_widget.settings.height()
+    run = train(window, qtbot)
+    assert run.status == "finished"
+    qtbot.wait(200)
+    assert (ui.dock.height(), window.canvas.viewer.height()) == (height, canvas)
+    ui.dock_widget.settings.set_value("optimizer.name", "sgd")
+    ui.dock_widget.settings.set_value("optimizer.lr", 1e20)
+    run = train(window, qtbot)
+    assert run.status == "failed"
+    qtbot.wait(200)
+    assert (ui.dock.height(), window.canvas.viewer.height()) == (height, canvas)
+    # the long failure message scrolls in its own area; the settings keep their rows
+    assert ui.dock_widget.settings.height() == settings
+    area = ui.dock_widget.status_area
+    assert area.height() < 4 * ui.dock_widget.status.fontMetrics().lineSpacing() + 8
+
+
+def test_the_results_tab_shows_the_per_class_table_at_the_default_size(window, qtbot):
+    default_size(window)
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 32}))
+    run = train(window, qtbot)
+    dock = ui.dock_widget
+    assert run.report and dock.tabs.currentWidget() is dock.results
+    qtbot.wait(100)
+    table = dock.results.per_class
+    assert table.rowCount() == 11
+    port = table.viewport().rect()
+    whole = [i for i in range(table.rowCount())
+             if port.contains(table.visualRect(table.model().index(i, 0)))]
+    assert len(whole) >= 8, (len(whole), port)
+    # the doctor scrolls within its own pane: its remedies are all there to read
+    scroll = dock.results.doctor_scroll
+    assert scroll.widget() is dock.results.doctor
+    assert scroll.verticalScrollBar().maximum() > 0 or dock.results.doctor.height() <= scroll.viewport().height()
+
+
+def test_the_confusion_matrix_names_its_rows_true(qtbot, monkeypatch):
+    from gui.training import results
+
+    matrix = results.ConfusionMatrix()
+    qtbot.addWidget(matrix)
+    matrix.resize(300, 300)
+    matrix.set_matrix(np.eye(3, dtype=int) * 5, ["a", "b", "c"])
+    drawn = []
+    original = QtGui.QPainter.drawText
+
+    def spy(self, *args):
+        drawn.extend(a for a in args if isinstance(a, str))
+        return original(self, *args)
+    monkeypatch.setattr(QtGui.QPainter, "drawText", spy)
+    matrix.grab()
+    assert "predicted →" in drawn
+    assert any(text.startswith("true") for text in drawn)
+
+
+def test_a_gan_run_shows_its_headline_not_an_empty_confusion_matrix(qtbot):
+    from gui.training.results import ResultsView
+
+    view = ResultsView()
+    qtbot.addWidget(view)
+    report = {"task": "generation", "mode": "gan", "dataset": "digits", "classes": None,
+              "train": {"loss": 3.79, "examples": 1618, "terms": {"g_loss": 2.5, "d_loss": 1.29}},
+              "dev": {"loss": 3.8, "examples": 179, "terms": {"g_loss": 2.6, "d_loss": 1.2},
+                      "metrics": {"discriminator_accuracy": 0.9}}}
+    run = types.SimpleNamespace(number=4, status="finished", result=types.SimpleNamespace(seconds=22.6),
+                                report=report, error="", samples=None, examples=None, config={})
+    view.show_run(run)
+    text = view.summary.text()
+    assert "gan" in text and "g_loss" in text and "d_loss" in text and "MSE" not in text
+    assert "classifiers" in view.matrix.empty_text
+    assert "MSE" not in view.doctor.figures.text()
+
+
+def shown_plots(qtbot):
+    from gui.training.controller import RunController
+    from gui.training.plots import LivePlots
+
+    plots = LivePlots(RunController())
+    qtbot.addWidget(plots)
+    plots.resize(900, 420)
+    plots.show()
+    qtbot.waitExposed(plots)
+    return plots
+
+
+def test_a_legend_with_no_free_corner_gets_room_above_the_curves(qtbot):
+    from gui.training.plots import _pen
+
+    plots = shown_plots(qtbot)
+    x = np.linspace(0, 100, 101)
+    for n, phase in ((1, 0.0), (2, 1.5), (3, 3.0)):  # curves through every corner of the plot
+        plots._set(x, 0.5 + 0.45 * np.sin(x / 5 + phase), "loss", (n, "train"), _pen("#4c9aff"), f"run {n} train")
+    plots.loss.setXRange(0, 100, padding=0)
+    plots.loss.setYRange(0, 1, padding=0)
+    plots._place_legends()
+    QtWidgets.QApplication.processEvents()
+    box = plots.loss.getViewBox()
+    legend = plots.loss_legend
+    assert box.sceneBoundingRect().contains(legend.sceneBoundingRect())
+    rect = box.mapSceneToView(legend.sceneBoundingRect()).boundingRect()
+    assert plots._hidden_under("loss", rect) == 0
+
+
+def test_the_plots_axes_have_titles_that_follow_the_x_axis_choice(qtbot):
+    plots = shown_plots(qtbot)
+    assert plots.loss.getAxis("left").labelText == "loss"
+    assert plots.acc.getAxis("left").labelText == "accuracy"
+    assert plots.loss.getAxis("bottom").labelText == "step"
+    plots.x_axis.setCurrentText("epoch")
+    assert plots.loss.getAxis("bottom").labelText == "epoch"
+    assert plots.grad.getAxis("bottom").labelText == "step"  # (the gradient norms: always per step)
+
+
+def test_an_empty_gradient_plot_shows_no_legend(qtbot):
+    from gui.training.plots import _pen
+
+    plots = shown_plots(qtbot)
+    x = np.arange(1.0, 20)
+    plots._set(x, np.full(len(x), 0.5), "grad", ("grad", "fc1"), _pen("#4c9aff"), "fc1")
+    plots._place_legends()
+    assert plots.grad_legend.isVisible()
+    plots._drop(("grad", "fc1"))  # a run that failed before training: no norms, the layer's curve gone
+    plots._set([], [], "grad", ("grad", "fc2"), _pen("#4c9aff"), "fc2")
+    plots._curve("grad", ("grad", "fc3"), _pen("#4c9aff"), "fc3")  # (a named curve with no points)
+    plots._place_legends()
+    assert not plots.grad_legend.isVisible()
+
+
+def test_the_health_legend_covers_no_node_of_a_framed_network(window, qtbot):
+    from tests import graphs
+
+    default_size(window)
+    open_graph(window, graphs.lenet5(), {})
+    canvas = window.canvas
+    canvas.frame()
+    legend = window.training.health.legend
+    legend.setText("Training health (run 1, step 68): gradient norm ■ vanishing ■ healthy ■ exploding · "
+                   "dead = ReLU units never active")
+    legend.adjustSize()
+    legend.show()
+    qtbot.wait(100)
+    canvas.place_overlays()
+    viewer = canvas.viewer
+    port = viewer.viewport()
+    cards = []
+    for nid in window.doc.graph.nodes:
+        shown = viewer.mapFromScene(canvas.node_item(nid).sceneBoundingRect()).boundingRect()
+        cards.append(shown.translated(port.mapTo(viewer, QtCore.QPoint(0, 0))))
+
+    def covered(rect: QtCore.QRect) -> int:
+        return sum(rect.intersected(c).width() * rect.intersected(c).height() for c in cards if rect.intersects(c))
+    here = covered(QtCore.QRect(legend.pos(), legend.size()))
+    before = covered(QtCore.QRect(QtCore.QPoint(10, 8), legend.size()))  # where it was: over the first card
+    assert before > 0 and here < before
+    assert here == 0 or legend.width() > port.width() / 2  # (no corner free of nodes: the least covered)
+    assert legend.styleSheet()  # (on a panel of its own: nodes panned under it stay apart from its text)
+
+
+def test_the_doctor_explains_a_negative_variance():
+    from engine.training.doctor import diagnose, format_diagnosis
+
+    d = diagnose(0.136, 0.122, 0.0)
+    assert d.variance < 0 and d.problem == "bias"
+    assert "(-1.4%)" not in d.message and "larger than the variance" not in d.message
+    note = next(n for n in d.notes if "negative" in n)
+    assert "below train error" in note and "easier" in note and "training only" in note
+    assert "variance is not a problem" in note
+    assert "negative" in format_diagnosis(d)  # (the CLI prints the notes)
