@@ -166,7 +166,7 @@ def test_two_runs_overlay_each_labelled_with_what_changed(window, qtbot):
     for run in (first, second):
         assert plots.point_count(run, "train") > 0
     names = [label.text for _, label in plots.loss_legend.items]
-    assert sorted(names) == ["run 1 dev", "run 1 train", "run 2 dev", "run 2 train"]  # each once
+    assert sorted(names) == ["run 1", "run 2"]  # each once (its dev curve: the same colour, dashed)
     layers = [label.text for _, label in plots.grad_legend.items]
     assert sorted(layers) == ["head", "hidden"]
     runs = ui.dock_widget.runs
@@ -220,7 +220,7 @@ def test_a_runs_curves_are_made_while_it_is_set_up_and_shown_with_their_first_po
         assert not [label.text for _, label in plots.loss_legend.items]
     train(window, qtbot, click=False)
     assert all(plots.curves[k].isVisible() for k in keys) and plots.point_count(run, "dev") == 2
-    assert [label.text for _, label in plots.loss_legend.items] == [f"run {n} train", f"run {n} dev"]
+    assert [label.text for _, label in plots.loss_legend.items] == [f"run {n}"]
 
 
 def test_train_from_the_menu_brings_the_dock_forward_only_when_it_is_not(window, qtbot):

@@ -977,7 +977,7 @@ class LivePlots(QtWidgets.QWidget):
             tx, ty = run.term_series(split, name, ex)
             color = LAYER_COLORS[(names.index(name) + 1 + (n - 1) * 2) % len(LAYER_COLORS)]
             self._set(tx, ty, "loss", (n, "term", split, name), _pen(color, 1.6, dash=split == "dev"),
-                      f"{tag} {name} ({split})", "t" if split == "train" else "o", color)
+                      f"{tag} {name}" if split == "train" else None, "t" if split == "train" else "o", color)
         put((n, "lr"), *run.lr_series(ex))
         mode = KEPT_CACHE if run.done else LIVE_CACHE  # (see KEPT_CACHE)
         for key, item in self.curves.items():
@@ -1009,7 +1009,9 @@ class LivePlots(QtWidgets.QWidget):
         n, c = run.number, run.color
         by_step = self.x_mode != "epoch"
         styles = {(n, "raw"): ("loss", _pen(c, 1.0, 70), None)} if by_step else {}
-        styles[(n, "train")] = ("loss", _pen(c, STEP_WIDTH) if by_step else _pen(c), f"run {n} train")
+        # One legend entry per run (and per loss term): its train curve's; the dev curve is the same colour
+        # dashed, as the line above the plots says (two entries a curve pair filled a small plot's legend)
+        styles[(n, "train")] = ("loss", _pen(c, STEP_WIDTH) if by_step else _pen(c), f"run {n}")
         for _, plot, key, pen, name in self._epoch_curves(run):
             styles[key] = (plot, pen, name, "o", c)
         styles[(n, "lr")] = ("lr", _pen(c, STEP_WIDTH), None)
@@ -1019,7 +1021,7 @@ class LivePlots(QtWidgets.QWidget):
     def _epoch_curves(run: Run) -> tuple:
         """(series, plot, key, pen, legend name) of a run's per-epoch curves, marked at each point."""
         n, c = run.number, run.color
-        return (("dev_loss", "loss", (n, "dev"), _pen(c, 2.0, dash=True), f"run {n} dev"),
+        return (("dev_loss", "loss", (n, "dev"), _pen(c, 2.0, dash=True), None),
                 ("train_accuracy", "acc", (n, "train_accuracy"), _pen(c, 1.6), None),
                 ("dev_accuracy", "acc", (n, "dev_accuracy"), _pen(c, 2.0, dash=True), None))
 
