@@ -218,7 +218,7 @@ def test_numpy_files(tmp_path):
     with pytest.raises(DataError, match=r"wrong.npz: expected arrays named 'x' and 'y' \(it holds: inputs_\)"):
         load_dataset(str(tmp_path / "wrong.npz"))
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
-    with pytest.raises(DataError, match=r"junk.npy: not a readable NumPy file"):
+    with pytest.raises(DataError, match=r"junk.npy: not a NumPy file: it does not begin as an .npy or .npz"):
         load_dataset(str(tmp_path / "junk.npy"))
 
 
