@@ -686,9 +686,10 @@ MAX_POSITION_ROWS = 200_000
 def example_results(trainer, split: str = "dev", batch_size: int = 1024) -> ExampleResults | None:
     """Per-example results of a trained classifier on one split; per position for targets with a class
     per position (see :class:`ExampleResults`). None for regression and for class scores that do not
-    match the targets' shape."""
+    match the targets' shape. Targets the loss ignores (its ``ignore_index``: a tagger's padding; negative
+    class ids) are left out, as they are of the confusion matrix."""
     from .training.data import CLASSIFICATION
-    from .training.metrics import class_answers
+    from .training.metrics import class_answers, counted
 
     part = trainer.splits[split]
     if trainer.task != CLASSIFICATION or len(part) == 0:
@@ -704,17 +705,21 @@ def example_results(trainer, split: str = "dev", batch_size: int = 1024) -> Exam
         return None
     true, predicted, confidence, loss = got
     indices = np.asarray(part.indices)
+    # the targets that count: not the loss's ignore_index (a tagger's padding), not negative (PyTorch's -100)
+    keep = np.flatnonzero(counted(true, getattr(trainer.mode, "ignore_index", -100)))
+    total = len(keep)
     if part.y.ndim == 1:
+        if total < len(true):
+            true, predicted, loss, confidence, indices = (a[keep] for a in (true, predicted, loss, confidence, indices))
         return ExampleResults(split, true, predicted, loss, confidence, indices, trainer.dataset.classes,
-                              total=len(true))
+                              total=total)
     shape = tuple(int(d) for d in part.y.shape[1:])
     per = int(np.prod(shape))
     indices, positions = np.repeat(indices, per), np.tile(np.arange(per), len(part))
-    keep = np.flatnonzero(true >= 0)  # (a negative class id is a position the loss ignores: PyTorch's -100)
     if len(keep) > MAX_POSITION_ROWS:
         keep = np.sort(keep[np.argpartition(-loss[keep], MAX_POSITION_ROWS - 1)[:MAX_POSITION_ROWS]])
     return ExampleResults(split, true[keep], predicted[keep], loss[keep], confidence[keep], indices[keep],
-                          trainer.dataset.classes, positions[keep], shape, total=int((true >= 0).sum()))
+                          trainer.dataset.classes, positions[keep], shape, total=total)
 
 
 # =========================================================================== health during a run

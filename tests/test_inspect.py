@@ -357,9 +357,10 @@ def _tagger_trainer(samples: int = 200):
 
 
 def test_example_results_per_position_a_row_per_word_that_adds_up_to_the_report(monkeypatch):
-    """A tagger scores each word: its results have a row per (sentence, word), the rows agree with the
-    report's dev accuracy and confusion matrix, and say which word each is; the gallery's highest-loss
-    rows are kept when a split has more positions than the cap."""
+    """A tagger scores each word: its results have a row per (sentence, word), the padding left out (the
+    template's loss ignores tag 0), the rows agree with the report's dev accuracy and confusion matrix,
+    and say which word each is; the gallery's highest-loss rows are kept when a split has more positions
+    than the cap."""
     import engine.inspect as inspect_module
 
     trainer = _tagger_trainer()
@@ -367,38 +368,39 @@ def test_example_results_per_position_a_row_per_word_that_adds_up_to_the_report(
     results = example_results(trainer, "dev")
     n, length = dev.y.shape
     assert results.per_position and results.target_shape == (length,) and not results.capped
-    assert len(results.true) == results.total == n * length
-    np.testing.assert_array_equal(results.true, dev.y.numpy().reshape(-1))
-    np.testing.assert_array_equal(results.indices, np.repeat(np.asarray(dev.indices), length))
-    np.testing.assert_array_equal(results.positions, np.tile(np.arange(length), n))
+    flat = np.flatnonzero(dev.y.numpy().reshape(-1) != 0)  # the words, sentence after sentence
+    assert 0 < len(flat) < n * length and len(results.true) == results.total == len(flat)
+    np.testing.assert_array_equal(results.true, dev.y.numpy().reshape(-1)[flat])
+    np.testing.assert_array_equal(results.indices, np.repeat(np.asarray(dev.indices), length)[flat])
+    np.testing.assert_array_equal(results.positions, np.tile(np.arange(length), n)[flat])
     report = trainer.evaluate_split("dev", full=True)
     assert (results.true == results.predicted).mean() == pytest.approx(report["accuracy"], abs=1e-9)
     classes = len(report["confusion_matrix"])
     counts = np.bincount(results.true * classes + results.predicted, minlength=classes * classes)
     np.testing.assert_array_equal(counts.reshape(classes, classes), np.asarray(report["confusion_matrix"]))
     row = int(results.mistakes(1)[0])
-    assert results.where(row) == f"position {int(results.positions[row]) + 1} of {length}"
+    s, p = int(flat[row] // length), int(flat[row] % length)  # its sentence and word
+    assert results.where(row) == f"position {p + 1} of {length}"
     # the loss of a row is the cross-entropy of that word's scores
     trainer.model.eval()
     with torch.no_grad():
-        _, scores = trainer.mode.eval_step(trainer, dev.x[row // length:row // length + 1],
-                                           dev.y[row // length:row // length + 1])
-    word = scores[0, :, row % length]
-    expected = torch.nn.functional.cross_entropy(word[None], dev.y[row // length, row % length][None])
+        _, scores = trainer.mode.eval_step(trainer, dev.x[s:s + 1], dev.y[s:s + 1])
+    word = scores[0, :, p]
+    expected = torch.nn.functional.cross_entropy(word[None], dev.y[s, p][None])
     assert results.loss[row] == pytest.approx(float(expected), rel=1e-4)
 
-    # positions whose class id is negative (the loss's ignore_index, -100 by PyTorch's convention) are left out
+    # positions of the class the loss ignores (its ignore_index: the template's padding, tag 0) are left out
     ignored = dev.y.clone()
-    ignored[:, -5:] = -100
+    ignored[:, -5:] = 0
     monkeypatch.setattr(dev, "y", ignored)
     some = example_results(trainer, "dev")
-    assert len(some.true) == some.total == n * (length - 5) and (some.true >= 0).all()
-    assert some.positions.max() == length - 6
+    assert len(some.true) == some.total == int((ignored > 0).sum()) and (some.true > 0).all()
+    assert some.positions.max() <= length - 6
     monkeypatch.undo()
 
     monkeypatch.setattr(inspect_module, "MAX_POSITION_ROWS", 500)
     capped = example_results(trainer, "dev")
-    assert capped.capped and len(capped.true) == 500 and capped.total == n * length
+    assert capped.capped and len(capped.true) == 500 and capped.total == len(flat)
     assert capped.loss.min() >= np.sort(results.loss)[-500]  # the 500 of highest loss
     assert np.all(np.diff(capped.indices * length + capped.positions) > 0)  # in the data set's order
 

@@ -396,16 +396,17 @@ def lstm_classifier() -> engine.Graph:
 
 
 def bigru_tagger() -> engine.Graph:
-    c = Canvas("Bidirectional GRU tagger", "A sequence tagger, e.g. part-of-speech tagging: one class per token, "
-               "read from a bidirectional GRU so that each tag sees the words before and after it. Scores come "
-               "out as (N, T, tags) and are permuted to (N, tags, T), the layout cross-entropy takes. Set for "
-               "sentences of 40 token ids (0 = padding) from a 5,000-word vocabulary and 18 tags (the 17 "
-               "Universal POS tags plus 0 for padding; padded positions count in the loss). It trains on the "
-               "built-in 'tagging' set: sentences of an English-like grammar in which many words have two "
-               "tags, told apart by their neighbours (in 10 epochs about 98% of the words are tagged right, "
-               "where the most frequent tag of each word gets 93%). For your own corpus, give an .npz file "
-               "holding x (n, 40) token ids and y (n, 40) tag ids, both int64, as training.data.dataset. "
-               "372,242 parameters.")
+    c = Canvas("Bidirectional GRU tagger", "A sequence tagger, e.g. part-of-speech tagging: one class per token, read "
+               "from a bidirectional GRU so that each tag sees the words before and after it. Scores come out as (N, "
+               "T, tags) and are permuted to (N, tags, T), the layout cross-entropy takes. Set for sentences of 40 "
+               "token ids (0 = padding) from a 5,000-word vocabulary and 18 tags (the 17 Universal POS tags plus 0 "
+               "for padding; the loss's ignore_index 0 leaves padded positions out of the loss and of every figure: "
+               "accuracy, confusion matrix, mistakes). It trains on the built-in 'tagging' set: sentences of an "
+               "English-like grammar in which many words have two tags, told apart by their neighbours (in 10 epochs "
+               "about 98% of the test set's words are tagged right and 80% of its sentences entirely, where giving "
+               "each word its most frequent tag in the training sentences gets 92% of the words). For your own "
+               "corpus, give an .npz file holding x (n, 40) token ids and y (n, 40) tag ids, both int64, as "
+               "training.data.dataset. 372,242 parameters.")
     x = c.add("Input", "tokens", {"shape": [40], "dtype": "int64"}, at=(0, 0))
     last, row = c.chain(x, [
         ("Embedding", "embed", {"num_embeddings": 5000, "embedding_dim": 64, "padding_idx": 0}),
@@ -415,7 +416,7 @@ def bigru_tagger() -> engine.Graph:
     ], col=0, row=1)
     out = c.add("Output", "tag_scores", at=(0, row), src=last)
     target = c.add("Target", "tags", {"shape": [40], "dtype": "int64"}, at=(1, row))
-    loss = c.add("CrossEntropyLoss", "ce_loss", at=(0.5, row + 1))
+    loss = c.add("CrossEntropyLoss", "ce_loss", {"ignore_index": 0}, at=(0.5, row + 1))  # padding
     c.wire(out, loss, "pred")
     c.wire(target, loss, "target")
     c.training(data={"dataset": "tagging"}, epochs=10, batch_size=32, optimizer={"name": "adam", "lr": 0.001},

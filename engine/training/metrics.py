@@ -5,6 +5,10 @@ mistakes first).
 Sums are accumulated on the device and read once per evaluation, so evaluating never stalls a GPU on
 every batch. ``predict`` is any callable ``x_batch, y_batch -> (loss, prediction)`` (the training mode
 provides it); predictions are class scores (N, C, ...) for classification and values for regression.
+
+A class id the loss ignores (its ``ignore_index``: a tagger's padding) is ignored by every metric too:
+such targets are left out of the accuracy, the confusion matrix, the per-class report and the mistakes,
+so the figures are those of the real targets. Negative class ids (PyTorch's -100) never count.
 """
 
 from __future__ import annotations
@@ -19,6 +23,23 @@ from .data import CLASSIFICATION
 
 Predict = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
+NO_IGNORE = -100  # a loss's ignore_index when no class is ignored (PyTorch's default)
+
+
+def counted(y, ignore_index: int = NO_IGNORE):
+    """Which class ids count (a torch tensor or a NumPy array of the same shape): those that are not
+    negative and not ``ignore_index``."""
+    keep = y >= 0
+    return keep & (y != ignore_index) if ignore_index >= 0 else keep
+
+
+def score_classes(scores: torch.Tensor, labels: torch.Tensor, ignore_index: int = NO_IGNORE) -> torch.Tensor:
+    """Right answers and targets counted for class scores (N, C, ...) against class ids (N, ...), as one
+    int64 tensor [right, counted] on the scores' device (not read, so no sync)."""
+    keep = counted(labels, ignore_index)
+    right = ((scores.argmax(1) == labels) & keep).sum()
+    return torch.stack([right, keep.sum()])
+
 
 def batches(n: int, size: int):
     for start in range(0, n, size):
@@ -28,15 +49,18 @@ def batches(n: int, size: int):
 @torch.no_grad()
 def evaluate(predict: Predict, x: torch.Tensor, y: torch.Tensor, task: str, num_classes: int | None = None,
              batch_size: int = 1024, device: torch.device | None = None, confusion: bool = False,
-             to_device: Callable | None = None) -> dict:
+             to_device: Callable | None = None, ignore_index: int = NO_IGNORE) -> dict:
     """Loss and the task's metrics over (x, y). ``confusion`` adds the confusion matrix and the
     per-class report (classification). ``to_device`` moves a host batch to the device when the data
-    set does not live there. ``device`` is kept for callers; sums stay where the batches are."""
+    set does not live there. ``device`` is kept for callers; sums stay where the batches are.
+    ``ignore_index`` (classification): targets of this class id (and negative ones) are left out of
+    the accuracy, the confusion matrix and the per-class report, as the loss leaves them out; the
+    result then says how many were left out (``ignored``) and, for a class id, which (``ignore_index``)."""
     n = len(x)
     if n == 0:
         return {"examples": 0}
     classify = task == CLASSIFICATION
-    loss_sum = hits = sq = ab = conf = None
+    loss_sum = hits = sq = ab = conf = kept = None
     elements = 0
 
     def add(total, value):
@@ -51,20 +75,28 @@ def evaluate(predict: Predict, x: torch.Tensor, y: torch.Tensor, task: str, num_
         elements += yb.numel()
         if classify:
             guess = pred.argmax(1)
-            hits = add(hits, (guess == yb).sum())
-            if confusion:
-                counts = torch.bincount((yb * num_classes + guess).reshape(-1), minlength=num_classes * num_classes)
-                conf = add(conf, counts)
+            keep = counted(yb, ignore_index)
+            hits = add(hits, ((guess == yb) & keep).sum())
+            kept = add(kept, keep.sum())
+            if confusion:  # targets left out go to one more cell, dropped below (no sync to select them)
+                cells = num_classes * num_classes
+                cell = torch.where(keep, yb * num_classes + guess, cells)
+                conf = add(conf, torch.bincount(cell.reshape(-1), minlength=cells + 1)[:cells])
         else:
             diff = pred.double() - yb.double()
             sq = add(sq, (diff * diff).sum())
             ab = add(ab, diff.abs().sum())
     # One read from the device for the whole evaluation.
-    sums = torch.stack([loss_sum, hits.double()] if classify else [loss_sum, sq, ab]).tolist()
+    sums = torch.stack([loss_sum, hits.double(), kept.double()] if classify else [loss_sum, sq, ab]).tolist()
     out = {"examples": n, "loss": sums[0] / n}
     if classify:
-        acc = sums[1] / max(elements, 1)
+        scored = int(sums[2])
+        acc = sums[1] / max(scored, 1)
         out.update(accuracy=acc, error=1.0 - acc)
+        if scored < elements:
+            out["ignored"] = elements - scored
+        if ignore_index >= 0:
+            out["ignore_index"] = ignore_index
         if conf is not None:
             out.update(per_class_report(conf.reshape(num_classes, num_classes).cpu().numpy()))
     else:
@@ -114,7 +146,8 @@ def class_answers(predict: Predict, x: torch.Tensor, y: torch.Tensor, batch_size
     """Each example's true class, the model's answer, its probability and the cross-entropy of the
     scores, as flat arrays; for targets with a class per position (scores (N, C, *positions), targets
     (N, *positions): a tagger's words) each position's, example after example. None when the scores do
-    not match the targets that way."""
+    not match the targets that way. Every target is here, those a loss ignores too: callers leave them
+    out with ``counted(truth, ignore_index)``."""
     answers, confs, losses = [], [], []
     for a, b in batches(len(x), batch_size):
         xb, yb = x[a:b], y[a:b]
@@ -133,16 +166,16 @@ def class_answers(predict: Predict, x: torch.Tensor, y: torch.Tensor, batch_size
 
 def error_analysis(predict: Predict, x: torch.Tensor, y: torch.Tensor, indices: np.ndarray,
                    classes: list[str] | None, limit: int = 20, batch_size: int = 1024,
-                   to_device: Callable | None = None) -> list[Mistake]:
+                   to_device: Callable | None = None, ignore_index: int = NO_IGNORE) -> list[Mistake]:
     """The misclassified examples, most confident mistakes first; for targets with a class per position
-    (a tagger's words), the misclassified positions (positions with a negative class id, which a loss
-    ignores, are left out)."""
+    (a tagger's words), the misclassified positions. Targets the loss ignores (class ``ignore_index``: a
+    tagger's padding; any negative class id) are left out."""
     got = class_answers(predict, x, y, batch_size, to_device) if y.ndim and len(x) else None
     if got is None:
         return []
     truth, guess, conf, _ = got
     per = len(truth) // len(x)  # positions per example (1: a class per example)
-    wrong = np.flatnonzero((guess != truth) & (truth >= 0))
+    wrong = np.flatnonzero((guess != truth) & counted(truth, ignore_index))
     wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:limit]
 
     def name(c):

@@ -279,6 +279,9 @@ class TrainingMode:
     # How steps report right answers: "argmax" (the step returns class scores, scored against the labels),
     # "count" (the step returns the number of right answers), None (no accuracy while training).
     step_accuracy: str | None = None
+    # A class id that counts in no metric, as the loss leaves it out (the CrossEntropyLoss's ignore_index:
+    # a tagger's padding); -100 (PyTorch's default) when none is. Negative class ids never count.
+    ignore_index: int = -100
     makes_images = False  # its samples are image grids, saved as PNG in the run folder
     selects_best = True  # the dev loss picks the best epoch (not for a GAN: its losses chase each other)
 
@@ -316,6 +319,14 @@ class TrainingMode:
         """(loss, prediction) for a batch without touching the weights (the caller sets eval mode)."""
         raise NotImplementedError
 
+    def score_step(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """For ``step_accuracy == "argmax"``: right answers and targets counted in class scores (N, C, ...)
+        against class ids (N, ...), as one int64 tensor [right, counted] on the device (not read).
+        Targets of class ``ignore_index`` (and negative ones) are not counted."""
+        from .metrics import score_classes
+
+        return score_classes(scores, labels, self.ignore_index)
+
     def evaluate(self, trainer: "Trainer", part, full: bool = False) -> dict:
         """Loss and metrics on one split (eval mode is set by the caller): ``loss``, ``accuracy`` and
         ``error`` or ``mse``, and optionally ``terms`` (each loss node's value per example) and ``metrics``
@@ -324,7 +335,8 @@ class TrainingMode:
 
         return evaluate(trainer._predict, part.x, part.y, self.task, trainer.num_classes,
                         trainer.config.eval_batch_size, trainer.device, confusion=full,
-                        to_device=trainer._to_device if trainer._host_data else None)
+                        to_device=trainer._to_device if trainer._host_data else None,
+                        ignore_index=self.ignore_index)
 
     def take_train_terms(self) -> dict[str, float]:
         """Each loss term's mean over the steps since the last call (per example)."""
@@ -377,6 +389,8 @@ class SupervisedMode(TrainingMode):
             if sources.get("target", (None,))[0] == self.target_id and sources.get("pred", (None,))[0] in out_index:
                 self.output_index = out_index[sources["pred"][0]]
                 self.loss_type = graph.nodes[lid].type
+                # the class id this loss leaves out (a tagger's padding) counts in no metric either
+                self.ignore_index = int((inf.nodes[lid].params or {}).get("ignore_index", -100))
                 break
         self.output_id = plan.outputs[self.output_index][0]
         target_info = inf.shape(self.target_id)
@@ -465,18 +479,20 @@ class SupervisedMode(TrainingMode):
         if not sequence:
             return super().evaluate(trainer, part, full)
         # One class per position (a tagger, a seq2seq decoder): the per-position accuracy comes from
-        # metrics.evaluate; whole sequences right are counted in the same pass.
-        from .metrics import evaluate
+        # metrics.evaluate; whole sequences right (every position that counts: padding does not) are
+        # counted in the same pass.
+        from .metrics import counted, evaluate
 
         whole: list[torch.Tensor] = []
 
         def predict(xb, yb):
             loss, pred = trainer._predict(xb, yb)
-            whole.append((pred.argmax(1) == yb).flatten(1).all(1).sum())
+            whole.append(((pred.argmax(1) == yb) | ~counted(yb, self.ignore_index)).flatten(1).all(1).sum())
             return loss, pred
 
         out = evaluate(predict, part.x, part.y, self.task, trainer.num_classes, trainer.config.eval_batch_size,
-                       trainer.device, confusion=full, to_device=trainer._to_device if trainer._host_data else None)
+                       trainer.device, confusion=full, to_device=trainer._to_device if trainer._host_data else None,
+                       ignore_index=self.ignore_index)
         if whole and len(part):
             out["metrics"] = {"sequence_accuracy": float(torch.stack(whole).sum()) / len(part)}
         return out

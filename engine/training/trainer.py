@@ -747,8 +747,8 @@ class Trainer:
             elif scoring:
                 if pred.numel() <= 65536:
                     hits.append((pred.detach(), yb))
-                else:
-                    hits.append((pred.argmax(1) == yb).sum())
+                else:  # [right, counted] (the loss's ignore_index counts in neither)
+                    hits.append(self.mode.score_step(pred.detach(), yb))
             sizes.append(len(idx))
             k += 1
             self.step += 1
@@ -775,9 +775,10 @@ class Trainer:
             pairs = [h for h in hit_t if isinstance(h, tuple)]
             counts = [h for h in hit_t if not isinstance(h, tuple)]
             if pairs:  # one model, so the scores differ only in batch size: score them in one go
-                scores = torch.cat([p for p, _ in pairs])
-                counts.append((scores.argmax(1) == torch.cat([y for _, y in pairs])).sum())
-            values = torch.cat([values, torch.stack(counts).sum().double().reshape(1)])
+                counts.append(self.mode.score_step(torch.cat([p for p, _ in pairs]), torch.cat([y for _, y in pairs])))
+            # "count" modes: right answers, one per example; "argmax": [right, counted] pairs
+            total = torch.stack(counts).sum(0).double().reshape(-1)
+            values = torch.cat([values, total])
         everything = values.tolist()
         losses, hit_counts = everything[:k], everything[k:]
         first = self.step - k + 1
@@ -792,8 +793,9 @@ class Trainer:
         ep["loss"] += sum(v * s for v, s in zip(losses, sizes))
         ep["seen"] += sum(sizes)
         if self._scored:
-            ep["correct"] += int(sum(hit_counts))
-            ep["elements"] += sum(sizes) * self._elements_per_example
+            ep["correct"] += int(hit_counts[0]) if hit_counts else 0
+            # targets counted: those the mode scored (not the loss's ignore_index), else one per example
+            ep["elements"] += int(hit_counts[1]) if len(hit_counts) > 1 else sum(sizes) * self._elements_per_example
         if self._want_steps:
             self._pending_steps.extend(range(first, self.step + 1))
             self._pending_losses.extend(losses)
@@ -1116,7 +1118,8 @@ class Trainer:
         self.model.eval()
         try:
             mistakes = error_analysis(self._predict, part.x, part.y, part.indices, self.dataset.classes, limit,
-                                      self.config.eval_batch_size, self._to_device if self._host_data else None)
+                                      self.config.eval_batch_size, self._to_device if self._host_data else None,
+                                      ignore_index=self.mode.ignore_index)
         finally:
             self.model.train(was_training)
         return [m.to_json() for m in mistakes]

@@ -7,6 +7,8 @@ variance and the next step). Everything shown comes from ``Trainer.report`` and
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -395,9 +397,18 @@ class ResultsView(QtWidgets.QWidget):
             t.dim, "accuracy" if classify else "MSE")
         status = run.status if run.status != "finished" else f"finished in {run.result.seconds:.1f} s" \
             if run.result else run.status
-        self.summary.setText(f"<b>Run {run.number}</b> · {status} · {report.get('dataset', '')}"
-                             f"<table cellpadding='2'>{head}" + "".join(f"<tr>{r}</tr>" for r in rows) + "</table>")
         dev = report.get("dev") or {}
+        ignored = ""
+        if dev.get("ignored"):  # a tagger's padding: the loss's ignore_index counts in no figure
+            names = report.get("classes") or []
+            i = dev.get("ignore_index")
+            name = names[i] if isinstance(i, int) and 0 <= i < len(names) else i
+            ignored = (f"<p style='color:{t.dim}'>Positions of class {html.escape(str(name))} (the loss's "
+                       f"ignore_index) are left "
+                       f"out of every figure: {dev['ignored']:,} in dev.</p>")
+        self.summary.setText(f"<b>Run {run.number}</b> · {status} · {report.get('dataset', '')}"
+                             f"<table cellpadding='2'>{head}" + "".join(f"<tr>{r}</tr>" for r in rows) + "</table>"
+                             + ignored)
         classes = report.get("classes") or []
         matrix = dev.get("confusion_matrix")
         if classify and matrix:
