@@ -225,3 +225,23 @@ def test_the_doctor_explains_a_negative_variance():
     assert "below train error" in note and "easier" in note and "training only" in note
     assert "variance is not a problem" in note
     assert "negative" in format_diagnosis(d)  # (the CLI prints the notes)
+
+
+def test_blank_class_names_are_shown_as_their_repr():
+    """A next-character model's classes ' ' and '\\n' were blank rows of the per-class table."""
+    from gui.training.results import shown_label
+
+    assert shown_label(" ") == "' '" and shown_label("\n") == "'\\n'" and shown_label("NOUN") == "NOUN"
+
+
+def test_a_data_file_that_is_not_there_is_said_at_once(window, qtbot, tmp_path):
+    """Before Train is pressed: the note under the data set says the file or folder does not exist."""
+    ui = open_graph(window, *digits_mlp({"data": {"dataset": str(tmp_path / "missing.npz")}}))
+    note = ui.dock_widget.settings.dataset_note
+    assert "no such file or folder" in note.text() and note.property("role") == "warning"
+    (tmp_path / "there.csv").write_text("a,b\n1,0\n")
+    ui = open_graph(window, *digits_mlp({"data": {"dataset": str(tmp_path / "there.csv")}}))
+    note = ui.dock_widget.settings.dataset_note
+    assert "no such file" not in note.text() and note.property("role") == "dim"
+    ui = open_graph(window, *digits_mlp({"data": {"dataset": "digits"}}))
+    assert ui.dock_widget.settings.dataset_note.property("role") == "dim"

@@ -24,6 +24,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import theme as themes
 from . import images
+from .results import shown_label
 
 DEBOUNCE_MS = 250
 
@@ -109,7 +110,7 @@ def compute(req: PreviewRequest, cache: dict) -> PreviewResult:
     ds_index = int(batch.indices[index]) if batch.indices is not None and len(batch.indices) > index else index
     truth = ""
     if batch.dataset is not None and batch.dataset.classes and batch.dataset.y.ndim == 1:
-        truth = f" (label {batch.dataset.classes[int(batch.dataset.y[ds_index])]})"
+        truth = f" (label {shown_label(batch.dataset.classes[int(batch.dataset.y[ds_index])])})"
     where = f"{batch.dataset.name if batch.dataset else 'data'}, dev example {req.index + 1}{truth} · {note}"
     if batch.notes:
         where += " · " + "; ".join(batch.notes)

@@ -412,7 +412,7 @@ class ResultsView(QtWidgets.QWidget):
         classes = report.get("classes") or []
         matrix = dev.get("confusion_matrix")
         if classify and matrix:
-            labels = [classes[i] if i < len(classes) else str(i) for i in range(len(matrix))]
+            labels = [shown_label(classes[i]) if i < len(classes) else str(i) for i in range(len(matrix))]
             self.matrix.set_matrix(matrix, labels)
             self._fill_per_class(dev, labels)
         else:
@@ -496,8 +496,7 @@ class ResultsView(QtWidgets.QWidget):
     def _label(self, c: int) -> str:
         ex = self.run.examples if self.run else None
         classes = ex.classes if ex is not None else None
-        label = classes[c] if classes and 0 <= c < len(classes) else str(c)
-        return label if label.strip() else repr(label)  # (a next-character model's '\n' and ' ')
+        return shown_label(classes[c]) if classes and 0 <= c < len(classes) else str(c)
 
     def _fill_gallery(self, rows, title: str) -> None:
         self.gallery.clear()
@@ -554,3 +553,7 @@ class ResultsView(QtWidgets.QWidget):
     def gallery_indices(self) -> list[int]:
         return [self.gallery.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(self.gallery.count())]
 
+
+def shown_label(label: str) -> str:
+    """A class name as shown: a blank one (a next-character model's '\n' and ' ') as its repr."""
+    return label if label.strip() else repr(label)

@@ -11,6 +11,7 @@ and a refused value is shown with the engine's reason while the field goes back 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Callable
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -529,10 +530,19 @@ class SettingsForm(QtWidgets.QScrollArea):
         name = self._flat.get("data.dataset", "")
         spec = BUILTINS.get(name)
         options = self.widgets["data.options"]
+        role = "dim"
         if spec is not None:
             self.dataset_note.setText(spec.doc)
             options.setPlaceholderText(format_options(spec.options) or "no options")
             options.setToolTip("\n".join(f"{k}: {v}" for k, v in spec.option_docs.items()) or "no options")
         else:
-            self.dataset_note.setText("your data: " + str(name).replace("/", "/\u200b"))  # (wraps at a /)
+            text = "your data: " + str(name).replace("/", "/\u200b")  # (wraps at a /)
+            if name and not Path(str(name)).expanduser().exists():  # said now, not only when Train is pressed
+                text += " \u2014 no such file or folder (relative paths start from " + str(Path.cwd()) + ")"
+                role = "warning"
+            self.dataset_note.setText(text)
             options.setPlaceholderText("e.g. target=price (CSV), size=32 (image folder)")
+        if self.dataset_note.property("role") != role:
+            self.dataset_note.setProperty("role", role)
+            self.dataset_note.style().unpolish(self.dataset_note)
+            self.dataset_note.style().polish(self.dataset_note)
