@@ -245,3 +245,11 @@ def test_a_data_file_that_is_not_there_is_said_at_once(window, qtbot, tmp_path):
     assert "no such file" not in note.text() and note.property("role") == "dim"
     ui = open_graph(window, *digits_mlp({"data": {"dataset": "digits"}}))
     assert ui.dock_widget.settings.dataset_note.property("role") == "dim"
+
+
+def test_a_decoders_target_is_shown_with_the_position_marked():
+    from gui.training.results import marked
+
+    assert marked(list("2001-03-10"), 9) == "2001-03-1[0]"
+    assert marked(list("2001-03-10"), 0, limit=6) == "[2]001…"
+    assert marked(["DET", "NOUN", "VERB"], 1) == "DET [NOUN] VERB"

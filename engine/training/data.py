@@ -76,6 +76,15 @@ class Dataset:
             raise IndexError(f"example {position} of data set '{self.name}' is not among the rows kept")
         return self.x[at]
 
+    def target(self, position: int) -> np.ndarray:
+        """The target of the example at ``position`` in the whole data set (as :meth:`example`)."""
+        if self.index is None:
+            return self.y[position]
+        at = int(np.searchsorted(self.index, position))
+        if at >= len(self.index) or self.index[at] != position:
+            raise IndexError(f"example {position} of data set '{self.name}' is not among the rows kept")
+        return self.y[at]
+
     def same_as(self, other: "Dataset") -> bool:
         """Whether ``other`` holds the same examples (names, targets, rows, inputs and what ``meta`` says
         of them, value for value)."""

@@ -520,7 +520,12 @@ class ResultsView(QtWidgets.QWidget):
                 shape = tuple(getattr(sample, "shape", ()))
                 aligned = ex.per_position and len(shape) > 0 and int(np.prod(ex.target_shape)) == int(np.prod(shape))
                 mark = int(ex.positions[r]) if aligned else None
-                item.setText(f"{images.describe(sample, ds, 30 if mark is None else 24, mark)}\n{text}")
+                shown = images.describe(sample, ds, 30 if mark is None else 24, mark)
+                if ex.per_position and not aligned and len(ex.target_shape) == 1 and ex.classes:
+                    # a decoder's output (seq2seq): the target sequence, the position bracketed
+                    ids = np.asarray(ds.target(idx)).reshape(-1)
+                    shown += "\n= " + marked([shown_label(self._label(int(c))) for c in ids], int(ex.positions[r]))
+                item.setText(f"{shown}\n{text}")
             item.setToolTip(f"data set example #{idx}{', ' + where if where else ''}: true {self._label(true)}, "
                             f"predicted {self._label(pred)} with probability {ex.confidence[r]:.1%}, "
                             f"loss {ex.loss[r]:.3f}")
@@ -557,3 +562,20 @@ class ResultsView(QtWidgets.QWidget):
 def shown_label(label: str) -> str:
     """A class name as shown: a blank one (a next-character model's '\n' and ' ') as its repr."""
     return label if label.strip() else repr(label)
+
+
+def marked(labels: list[str], mark: int, limit: int = 24) -> str:
+    """A sequence of class names (a decoder's target) with the one at ``mark`` bracketed, cut to about
+    ``limit`` characters around it."""
+    sep = "" if all(len(t) == 1 for t in labels) else " "
+    parts = list(labels)
+    parts[mark] = f"[{parts[mark]}]"
+    lo = hi = mark
+    while True:
+        grew = False
+        for i in (lo - 1, hi + 1):
+            if 0 <= i < len(parts) and len(sep.join(parts[min(lo, i):max(hi, i) + 1])) <= limit:
+                lo, hi, grew = min(lo, i), max(hi, i), True
+        if not grew:
+            break
+    return ("…" if lo > 0 else "") + sep.join(parts[lo:hi + 1]) + ("…" if hi < len(parts) - 1 else "")
