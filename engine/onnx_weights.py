@@ -65,8 +65,8 @@ def read_checkpoint_and_norm(path: str | os.PathLike) -> tuple[dict[str, "torch.
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"weights file {p}: cannot be read as a PyTorch checkpoint ({first})") from None
+        raise WeightsError(f"weights file {p}: cannot be read as a PyTorch checkpoint: {torch_load_problem(p, exc)}"
+                           ) from None
     norm = None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         norm = obj.get("input_norm") or None  # a run without standardization stores {}
@@ -263,3 +263,20 @@ def build_with_weights(graph: "Graph", graph_file: str | os.PathLike | None = No
 __all__ = ["WeightsError", "read_checkpoint", "read_checkpoint_and_norm", "save_node_weights",
            "write_bytes_atomic", "graph_weights_path", "to_node_keys", "to_model_keys", "is_node_keyed",
            "apply_state", "load_into", "fit_input_norm", "build_with_weights"]
+
+
+def torch_load_problem(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in a user's words (torch's own message, for a
+    file that is not a checkpoint at all, suggested loading it with ``weights_only=False``: unsafe)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        return err.strerror or str(err)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # a zip (torch.save), or an old pickle
+        return "the file does not begin as one does (a damaged file, or another kind of file)"
+    text = str(exc).strip()
+    if "Weights only load failed" in text:
+        return ("it holds Python objects besides tensors and plain containers, which DeepCanvas does not load "
+                "(loading them could run code); save the state dict alone (torch.save(model.state_dict(), ...))")
+    return f"the file is damaged ({text.splitlines()[0] if text else type(exc).__name__})"

@@ -145,8 +145,15 @@ def test_weights_that_do_not_fit_name_the_keys_and_write_nothing(tmp_path, capsy
     (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
     rc = main(["export", str(tmp_path / "mlp.dcnet"), "--onnx", str(tmp_path / "mlp.onnx"), "--weights",
                str(tmp_path / "junk.pt")])
-    assert rc == 2 and "cannot be read as a PyTorch checkpoint" in capsys.readouterr().err
+    assert rc == 2 and ("cannot be read as a PyTorch checkpoint: the file does not begin as one does"
+                        in capsys.readouterr().err)
     assert not (tmp_path / "mlp.onnx").exists()
+    # a pickled object of a class: not loaded, and the message does not suggest loading it unsafely
+    torch.save({"model": tmp_path}, tmp_path / "object.pt")  # (a pathlib.Path)
+    rc = main(["export", str(tmp_path / "mlp.dcnet"), "--onnx", str(tmp_path / "mlp.onnx"), "--weights",
+               str(tmp_path / "object.pt")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "it holds Python objects besides tensors" in err and "weights_only" not in err
 
 
 # ----------------------------------------------------------------------------- failures

@@ -186,3 +186,13 @@ def test_a_nan_run_names_the_node_where_it_began(tmp_path, capsys):
     report = json.loads((run / "report.json").read_text())
     assert report["status"] == "failed" and report["nonfinite"]["node"] in engine.load_graph(graph_file).nodes
     assert report["nonfinite"]["message"] in err
+
+
+def test_a_resume_from_a_file_that_is_no_checkpoint_says_so(tmp_path, capsys):
+    graph_file = template("mlp", MLP_DEFAULTS, mlp_graph, tmp_path)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(bytes(range(200)))
+    assert main(["train", str(graph_file), "--out", str(tmp_path / "r"), "--resume", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert f"{junk}: not a readable checkpoint: the file does not begin as one does" in err
+    assert not (tmp_path / "r").exists()  # nothing was made for it

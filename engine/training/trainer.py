@@ -1176,8 +1176,8 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise SetupError(f"{path}: no such checkpoint") from None
     except Exception as exc:
-        raise SetupError(f"{path}: not a readable checkpoint: the file is damaged or not a PyTorch file "
-                         f"({type(exc).__name__}: {exc})") from None
+        from ..onnx_weights import torch_load_problem
+        raise SetupError(f"{path}: not a readable checkpoint: {torch_load_problem(path, exc)}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise SetupError(f"{path}: not a DeepCanvas checkpoint")
     if state.get("version", 0) > CHECKPOINT_VERSION:
