@@ -217,6 +217,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.device = info
         self.preflight.set_device(info)
         self.statusBar().set_device(info)
+        self.training.dock_widget.settings.set_device(info)
 
     # ------------------------------------------------------------------ dialogs (replaceable in tests)
     def ask(self, title: str, text: str, buttons: list[str]) -> str:

@@ -253,3 +253,18 @@ def test_a_decoders_target_is_shown_with_the_position_marked():
     assert marked(list("2001-03-10"), 9) == "2001-03-1[0]"
     assert marked(list("2001-03-10"), 0, limit=6) == "[2]001…"
     assert marked(["DET", "NOUN", "VERB"], 1) == "DET [NOUN] VERB"
+
+
+def test_a_gpu_this_machine_does_not_have_is_said_at_once(window, qtbot):
+    from engine.device import DeviceInfo
+
+    ui = open_graph(window, *digits_mlp({"device": "cuda"}))
+    settings = ui.dock_widget.settings
+    window.set_device(DeviceInfo("cpu", "a CPU", 8 << 30))
+    assert settings.message.isVisibleTo(window) and "no CUDA GPU" in settings.message.text()
+    assert settings.widgets["device"].property("invalid")
+    settings.set_value("device", "auto")
+    assert not settings.message.isVisibleTo(window) and not settings.widgets["device"].property("invalid")
+    window.set_device(DeviceInfo("cuda", "a GPU", 80 << 30))
+    settings.set_value("device", "cuda")
+    assert not settings.message.isVisibleTo(window)

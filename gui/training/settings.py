@@ -251,6 +251,7 @@ class SettingsForm(QtWidgets.QScrollArea):
         self._loading = False
         self._flat: dict[str, Any] = flatten(TrainingConfig().to_dict())
         self.problem = ""
+        self.device_info = None  # engine.device.DeviceInfo once the training process has said
 
         body = QtWidgets.QWidget()
         outer = QtWidgets.QVBoxLayout(body)
@@ -410,6 +411,29 @@ class SettingsForm(QtWidgets.QScrollArea):
         self._update_visibility()
         self._show_message(self.problem)
         self._describe_dataset()
+        self._check_device()
+
+    def set_device(self, info) -> None:
+        """What this machine trains on (engine.device.DeviceInfo), found after start-up."""
+        self.device_info = info
+        self._check_device()
+
+    def _check_device(self) -> None:
+        """A GPU asked for that this machine does not have is said now (the run would stop at its start)."""
+        want, have = self._flat.get("device"), getattr(self.device_info, "kind", None)
+        w = self.widgets.get("device")
+        if w is None:
+            return
+        bad = have is not None and want in ("cuda", "mps") and want != have
+        text = (f"device: this machine has no {'CUDA' if want == 'cuda' else 'Apple (MPS)'} GPU, so a run would stop "
+                f"at its start; choose auto (it trains on {have} here)") if bad else ""
+        if bool(w.property("invalid")) != bad or w.toolTip() != text:
+            w.setProperty("invalid", bad)
+            w.setToolTip(text)
+            w.style().unpolish(w)
+            w.style().polish(w)
+        if not self.problem:
+            self._show_message(text)
 
     def _show_value(self, path: str, w, value) -> None:
         kind = self.items[path]["kind"]
