@@ -205,3 +205,12 @@ def test_a_file_that_is_not_numpy_at_all_is_named_as_such(tmp_path):
             load_dataset(str(path))
         assert str(err.value).startswith(f"{path}: not a NumPy file: it does not begin as an .npy or .npz")
         assert "pickle" not in str(err.value)
+
+
+def test_csv_messages_name_the_files_own_line(tmp_path):
+    """Blank lines and a quoted cell over two lines do not shift the line a message names."""
+    path = tmp_path / "gaps.csv"
+    path.write_text('a,b,label\n1,2,x\n\n3,"4",y\n"5\n",6,x\n7,oops,y\n')
+    with pytest.raises(DataError) as err:
+        load_dataset(str(path))
+    assert "column 'b' holds 'oops' on line 7" in str(err.value)

@@ -91,20 +91,27 @@ def _encode_classes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
 def load_csv(path: Path, target: str | int | None = None, task: str | None = None) -> Dataset:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+            reader = csv.reader(f)
+            rows, starts, start = [], [], 1
+            for row in reader:  # each row's first line in the file (a quoted cell may span lines)
+                rows.append(row)
+                starts.append(start)
+                start = reader.line_num + 1
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
     except (OSError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read the CSV ({exc})") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    kept = [k for k, r in enumerate(rows) if any(cell.strip() for cell in r)]  # (blank lines dropped)
+    rows, starts = [rows[k] for k in kept], [starts[k] for k in kept]
     if len(rows) < 2:
         raise DataError(f"{path}: needs a header row and at least one row of data")
     header = [h.strip() for h in rows[0]]
-    for i, row in enumerate(rows[1:], start=2):
+    for row, at in zip(rows[1:], starts[1:]):
         if len(row) != len(header):
-            raise DataError(f"{path}: line {i} has {len(row)} values but the header names {len(header)} columns")
+            raise DataError(f"{path}: line {at} has {len(row)} values but the header names {len(header)} columns")
+    line = starts[1:]  # the file's line of each data row
     if target is None:
         col = len(header) - 1
     elif isinstance(target, int) or (isinstance(target, str) and target.lstrip("-").isdigit()
@@ -125,17 +132,17 @@ def load_csv(path: Path, target: str | int | None = None, task: str | None = Non
                 try:
                     features[i, j] = float(row[c])
                 except ValueError:
-                    raise DataError(f"{path}: column '{header[c]}' holds {row[c]!r} on line {i + 2}, which is not "
+                    raise DataError(f"{path}: column '{header[c]}' holds {row[c]!r} on line {line[i]}, which is not "
                                     "a number; remove the column or encode it as numbers") from None
     at = _non_finite_at(features)  # 'nan', 'inf', '-inf', or a number beyond float32 such as '1e39'
     if at is not None:
         i, c = at[0], feature_cols[at[1]]
-        raise DataError(f"{path}: column '{header[c]}' holds {data[i][c]!r} on line {i + 2}, "
+        raise DataError(f"{path}: column '{header[c]}' holds {data[i][c]!r} on line {line[i]}, "
                         f"{_not_finite(data[i][c])}")
     raw_target = np.array([row[col].strip() for row in data])
     empty = np.flatnonzero(raw_target == "")
     if len(empty):
-        raise DataError(f"{path}: the target column '{header[col]}' is empty on line {empty[0] + 2}; every row "
+        raise DataError(f"{path}: the target column '{header[col]}' is empty on line {line[empty[0]]}; every row "
                         "needs a target: fill it in or drop the row")
     try:
         numeric = raw_target.astype(np.float64)
@@ -147,7 +154,7 @@ def load_csv(path: Path, target: str | int | None = None, task: str | None = Non
             at = _non_finite_at(numeric if kind == CLASSIFICATION else numeric.astype(np.float32))
         if at is not None:
             i = at[0]
-            raise DataError(f"{path}: the target column '{header[col]}' holds {data[i][col]!r} on line {i + 2}, "
+            raise DataError(f"{path}: the target column '{header[col]}' holds {data[i][col]!r} on line {line[i]}, "
                             f"{_not_finite(data[i][col])}")
     if kind == CLASSIFICATION:
         y, classes = _encode_classes(numeric if numeric is not None else raw_target)
