@@ -272,6 +272,11 @@ def test_cifar10_batches_and_a_tampered_pickle(tmp_path):
         pickle.dump({b"data": _Evil(), b"labels": [0]}, f)
     with pytest.raises(DataError, match=r"test_batch: not a CIFAR-10 python batch \(refusing to load builtins.print\)"):
         load_dataset(str(tmp_path))
+    for labels, said in ((["a", "b", "c", "d"], "must be class ids 0-9"), ([3, 1, 12, 1], "it holds 1 to 12")):
+        with open(tmp_path / "test_batch", "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels}, f)
+        with pytest.raises(DataError, match=f"test_batch: the 'labels' entry .*{said}"):
+            load_dataset(str(tmp_path))
 
 
 def test_mismatched_arrays_are_refused():

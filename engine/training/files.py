@@ -494,7 +494,13 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: expected data shaped (count, 3072), got {data.shape}")
     _check_finite(path, data, lambda at: _index("data", at))  # CIFAR's own batches are uint8: no cost
-    labels = np.asarray(labels, dtype=np.int64)
+    try:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: the 'labels' entry must be class ids 0-9 ({exc})") from None
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{path}: the 'labels' entry must be class ids 0-9, it holds {int(labels.min())} to "
+                        f"{int(labels.max())}")
     if len(labels) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
     return data.reshape(-1, 3, 32, 32), labels
