@@ -168,6 +168,15 @@ def test_a_run_folder_is_never_overwritten_by_mistake(tmp_path, capsys):
     assert main(["train", str(graph_file), "--out", str(run), "--epochs", "1", "--quiet", "--overwrite"]) == 0
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in lines if e["type"] == "epoch"] == [1] and len([e for e in lines if e["type"] == "end"]) == 1
+    # --resume with --overwrite is refused (it deleted the checkpoint it was to continue); so is resuming
+    # into a folder of another run
+    assert main(["train", str(graph_file), "--out", str(run), "--epochs", "2", "--resume", str(run / "final.pt"),
+                 "--overwrite"]) == 2
+    assert "give one of them" in capsys.readouterr().err and (run / "final.pt").is_file()
+    other = tmp_path / "other"
+    assert main(["train", str(graph_file), "--out", str(other), "--epochs", "1", "--quiet"]) == 0
+    assert main(["train", str(graph_file), "--out", str(other), "--epochs", "2", "--resume", str(run / "final.pt")]) == 2
+    assert f"give --out {run} (its own folder) or a new folder" in capsys.readouterr().err
     # resuming goes on with the run's log
     assert main(["train", str(graph_file), "--out", str(run), "--epochs", "2", "--quiet",
                  "--resume", str(run / "final.pt")]) == 0

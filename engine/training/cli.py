@@ -3,7 +3,7 @@
     deepcanvas train FILE --out RUN_DIR [--dataset NAME|PATH] [--epochs N] [--batch-size N]
                      [--optimizer NAME] [--lr LR] [--device auto|cpu|cuda|mps] [--seed N]
                      [--option KEY=VALUE ...] [--set PATH=VALUE ...] [--human-error E] [--resume CKPT]
-                     [--find-lr] [--find-batch [LIMIT]]
+                     [--overwrite] [--find-lr] [--find-batch [LIMIT]]
 
 The training settings come from the graph file's ``training`` section; flags override them. RUN_DIR
 receives: ``metrics.jsonl`` (one JSON object per line: step losses and epoch metrics), ``best.pt`` and
@@ -241,9 +241,14 @@ def cmd_train(args) -> int:
     run_dir = Path(args.out)
     finding = args.find_lr or args.find_batch is not None
     held = [name for name in RUN_FILES if (run_dir / name).exists()] if run_dir.is_dir() else []
+    if args.resume is not None and args.overwrite:
+        return fail("--resume continues a run and --overwrite starts a new one in its place: give one of them")
     if held and not finding and args.resume is None and not args.overwrite:
         return fail(f"{run_dir} already holds a run ({', '.join(held)}): give another --out, --resume its "
                     "final.pt to continue it, or --overwrite to replace it")
+    if held and not finding and args.resume is not None and Path(args.resume).resolve().parent != run_dir.resolve():
+        return fail(f"{run_dir} holds another run ({', '.join(held)}) than the one {args.resume} continues: give "
+                    f"--out {Path(args.resume).parent} (its own folder) or a new folder")
 
     from .trainer import Trainer
 
@@ -278,6 +283,9 @@ def cmd_train(args) -> int:
         if args.overwrite:  # what the old run left and this one will not write again
             for name in ("best.pt", "final.pt", "last.pt"):
                 (run_dir / name).unlink(missing_ok=True)
+            if (run_dir / "samples").is_dir():
+                import shutil
+                shutil.rmtree(run_dir / "samples")
 
     if args.find_lr:
         from .finders import find_lr
