@@ -25,7 +25,6 @@ so nothing from a graph file can become code.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -46,7 +45,9 @@ EXPLODING_NORM = 1e2  # larger: the update is likely to overshoot; clipping or a
 EXPLODING_GROWTH = 10.0  # ... when it is also this many times the layer's typical norm early in the run: a
 # norm as large from the start is the loss's scale (a loss summed over the batch, as a VAE's), not an
 # explosion (a VAE's layers, steady at 7e2 in a run that converged, were all marked as exploding)
-TYPICAL_FROM = 20  # the typical norm: the median of a layer's first this many (progress events') norms
+TYPICAL_FROM = 20  # the typical norm: the smallest of a layer's first this many (progress events') norms,
+# each judged before it joins them (a median of them, the current one included, learned a divergence of
+# the first seconds as the typical value and called it healthy from then on)
 VANISHING_NORM = 1e-6  # smaller: the layer has all but stopped learning
 VANISHING_RATIO = 1e-3  # or this much smaller than the largest (not exploding) layer's norm in the same step
 
@@ -275,7 +276,7 @@ def gradient_score(norm: float, norms: Iterable[float], level: str | None = None
     score = max(-3.0, min(3.0, math.log10(norm) - centre))
     if level == "exploding" or level is None and norm > EXPLODING_NORM:
         score = max(score, 2.0)
-    elif norm < VANISHING_NORM:
+    elif level == "vanishing" or level is None and norm < VANISHING_NORM:
         score = min(score, -2.0)
     return score
 
@@ -894,17 +895,19 @@ class HealthMonitor(Callback):
 
     def typical_norms(self) -> dict[str, float]:
         """Each layer's typical gradient norm early in the run (see ``EXPLODING_GROWTH``)."""
-        return {nid: statistics.median(v) for nid, v in self._early.items() if v}
+        return {nid: min(v) for nid, v in self._early.items() if v}
 
     def on_step(self, trainer, event):
         if event.grad_norms:
             self.last_norms = dict(event.grad_norms)
+            # judged against the events before it (a layer's first norm: against itself, the run's scale)
+            typical = {nid: v for nid, v in event.grad_norms.items() if math.isfinite(v)} | self.typical_norms()
+            self._emit(Health(event.epoch, event.step, dict(event.grad_norms),
+                              gradient_levels(event.grad_norms, typical)))
             for nid, v in event.grad_norms.items():
                 early = self._early.setdefault(nid, [])
                 if len(early) < TYPICAL_FROM and math.isfinite(v):
                     early.append(v)
-            self._emit(Health(event.epoch, event.step, dict(event.grad_norms),
-                              gradient_levels(event.grad_norms, self.typical_norms())))
         now = time.perf_counter()
         if (self._params <= self.max_snapshot_params and now - self._snap_time >= self.snapshot_seconds
                 and event.losses and all(math.isfinite(v) for v in event.losses[-3:])):

@@ -185,6 +185,12 @@ def test_the_health_monitor_judges_explosions_against_the_runs_early_norms():
     for i in range(1, 21):  # steady, large: a summed loss's scale
         assert step(i, {"enc": 700.0 + i, "dec": 900.0}) == {"enc": "healthy", "dec": "healthy"}
     assert step(21, {"enc": 9000.0, "dec": 900.0}) == {"enc": "exploding", "dec": "healthy"}
+    # a divergence in the first seconds is not learned as the layer's typical norm
+    seen.clear()
+    monitor = HealthMonitor(seen.append)
+    monitor._params = 10 ** 9
+    levels = [step(i, {"fc": v})["fc"] for i, v in enumerate([5, 8, 20, 60, 200, 800, 6000] + [6000] * 30, 1)]
+    assert levels[:4] == ["healthy"] * 4 and set(levels[4:]) == {"exploding"}
 
 
 def test_previews_of_maps_and_values():
