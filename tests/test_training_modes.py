@@ -344,3 +344,14 @@ def test_a_generative_runs_headline_names_the_split_it_comes_from():
     assert set(split_headline({"dev": dev, "test": dict(dev, loss=2.0)})) == {
         "test_loss", "test_terms", "test_discriminator_accuracy"}
     assert split_headline({}) == {}
+
+
+def test_standardize_is_ignored_in_the_generative_modes():
+    """A GAN's real images are scaled to its generator's range, a VAE's are its own targets: standardizing
+    them would break both (and the export of a GAN's two Inputs could not say which it applied to)."""
+    from pathlib import Path
+
+    g = engine.load_graph(Path(__file__).resolve().parent.parent / "templates" / "dcgan.dcnet")
+    cfg = TrainingConfig.from_graph(g).with_overrides({"data.standardize": True, "epochs": 1})
+    tr = Trainer(g, cfg)
+    assert tr.input_norm == {} and "standardize applies to supervised training; ignored in gan mode" in tr.notes

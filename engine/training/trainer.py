@@ -510,6 +510,9 @@ class Trainer:
         if isinstance(x, tuple):
             self.notes.append("standardize applies to a graph with one Input; ignored")
             return x
+        if self.mode.name in ("gan", "vae"):  # their images are matched to a generator's or decoder's range
+            self.notes.append(f"standardize applies to supervised training; ignored in {self.mode.name} mode")
+            return x
         if not np.issubdtype(x.dtype, np.floating):
             self.notes.append("standardize applies to float inputs; ignored for ids")
             return x
