@@ -245,6 +245,9 @@ def test_a_data_file_that_is_not_there_is_said_at_once(window, qtbot, tmp_path):
     assert "no such file" not in note.text() and note.property("role") == "dim"
     ui = open_graph(window, *digits_mlp({"data": {"dataset": "digits"}}))
     assert ui.dock_widget.settings.dataset_note.property("role") == "dim"
+    ui = open_graph(window, *digits_mlp({"data": {"dataset": "mnsit"}}))
+    note = ui.dock_widget.settings.dataset_note
+    assert note.text().startswith("'mnsit' is not a built-in data set (digits, ") and note.property("role") == "warning"
 
 
 def test_a_decoders_target_is_shown_with_the_position_marked():

@@ -63,8 +63,9 @@ def test_evaluate_leaves_the_ignored_class_out_of_accuracy_confusion_and_per_cla
     assert rows[1] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2})
     assert rows[2] == pytest.approx({"precision": 1.0, "recall": 1 / 3, "f1": 0.5, "support": 3})
     assert sum(r["support"] for r in rows) == 5
-    # class 0 is still predicted once (at (1,1)), so the macro average counts it, as for any class
-    assert out["macro"]["precision"] == pytest.approx((0 + 2 / 3 + 1) / 3)
+    # class 0 is predicted once (at (1,1)), a mistake in class 1's recall; the macro averages are over the
+    # real classes alone
+    assert out["macro"]["precision"] == pytest.approx((2 / 3 + 1) / 2)
 
     every = evaluate(_predict(-100), _scores(), LABELS, "classification", 3, batch_size=1, confusion=True)
     assert every["accuracy"] == pytest.approx(4 / 8) and "ignored" not in every and "ignore_index" not in every
@@ -161,3 +162,15 @@ def test_the_running_accuracy_and_the_mistakes_leave_the_padding_out():
     truth, guess, *_ = _by_hand(trainer, "dev")
     mistakes = trainer.error_analysis("dev", limit=10 ** 6)
     assert len(mistakes) == (truth != guess).sum() and all(m["true"] != 0 for m in mistakes)
+
+
+def test_the_ignored_class_is_out_of_the_macro_averages_even_when_predicted():
+    from engine.training.metrics import per_class_report
+
+    m = np.array([[0, 0, 0, 0],     # class 0: ignored, no target counted
+                  [2, 1, 0, 0],     # two real targets of class 1 predicted as the ignored class
+                  [1, 0, 2, 0],
+                  [0, 0, 3, 0]])
+    r = per_class_report(m, ignore_index=0)
+    assert r["macro"]["recall"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+    assert per_class_report(m)["macro"]["recall"] == pytest.approx((0 + 1 / 3 + 2 / 3 + 0) / 4)

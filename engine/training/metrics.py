@@ -98,16 +98,17 @@ def evaluate(predict: Predict, x: torch.Tensor, y: torch.Tensor, task: str, num_
         if ignore_index >= 0:
             out["ignore_index"] = ignore_index
         if conf is not None:
-            out.update(per_class_report(conf.reshape(num_classes, num_classes).cpu().numpy()))
+            out.update(per_class_report(conf.reshape(num_classes, num_classes).cpu().numpy(), ignore_index))
     else:
         out.update(mse=sums[1] / max(elements, 1), mae=sums[2] / max(elements, 1))
         out["error"] = out["mse"]
     return out
 
 
-def per_class_report(matrix: np.ndarray) -> dict:
+def per_class_report(matrix: np.ndarray, ignore_index: int = -100) -> dict:
     """Precision, recall and F1 for each class (rows: true class, columns: predicted) and their macro
-    averages over the classes that occur (in the truth or the predictions)."""
+    averages over the classes that occur (in the truth or the predictions), but the class ``ignore_index``
+    (a loss's: a tagger's padding, in no target counted; its predictions are mistakes all the same)."""
     tp = np.diag(matrix).astype(np.float64)
     predicted = matrix.sum(0).astype(np.float64)
     actual = matrix.sum(1).astype(np.float64)
@@ -116,6 +117,8 @@ def per_class_report(matrix: np.ndarray) -> dict:
         recall = np.where(actual > 0, tp / actual, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     present = (actual > 0) | (predicted > 0)
+    if 0 <= ignore_index < len(present):
+        present[ignore_index] = False
     rows = [{"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
              "support": int(actual[i])} for i in range(len(tp))]
     macro = {k: float(v[present].mean()) if present.any() else 0.0

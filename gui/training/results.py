@@ -402,10 +402,13 @@ class ResultsView(QtWidgets.QWidget):
         if dev.get("ignored"):  # a tagger's padding: the loss's ignore_index counts in no figure
             names = report.get("classes") or []
             i = dev.get("ignore_index")
-            name = names[i] if isinstance(i, int) and 0 <= i < len(names) else i
-            ignored = (f"<p style='color:{t.dim}'>Positions of class {html.escape(str(name))} (the loss's "
-                       f"ignore_index) are left "
-                       f"out of every figure: {dev['ignored']:,} in dev.</p>")
+            if isinstance(i, int) and i >= 0:
+                name = names[i] if i < len(names) else str(i)
+                what = f"Targets of class {html.escape(name)} (the loss's ignore_index)"
+            else:
+                what = "Targets with a negative class id (-100: what the loss ignores)"
+            ignored = (f"<p style='color:{t.dim}'>{what} are left out of every figure: {dev['ignored']:,} in "
+                       "dev.</p>")
         self.summary.setText(f"<b>Run {run.number}</b> · {status} · {report.get('dataset', '')}"
                              f"<table cellpadding='2'>{head}" + "".join(f"<tr>{r}</tr>" for r in rows) + "</table>"
                              + ignored)
@@ -524,7 +527,7 @@ class ResultsView(QtWidgets.QWidget):
                 if ex.per_position and not aligned and len(ex.target_shape) == 1 and ex.classes:
                     # a decoder's output (seq2seq): the target sequence, the position bracketed
                     ids = np.asarray(ds.target(idx)).reshape(-1)
-                    shown += "\n= " + marked([shown_label(self._label(int(c))) for c in ids], int(ex.positions[r]))
+                    shown += "\n= " + marked([self._label(int(c)) for c in ids], int(ex.positions[r]))
                 item.setText(f"{shown}\n{text}")
             item.setToolTip(f"data set example #{idx}{', ' + where if where else ''}: true {self._label(true)}, "
                             f"predicted {self._label(pred)} with probability {ex.confidence[r]:.1%}, "

@@ -562,7 +562,11 @@ class SettingsForm(QtWidgets.QScrollArea):
         else:
             text = "your data: " + str(name).replace("/", "/\u200b")  # (wraps at a /)
             if name and not Path(str(name)).expanduser().exists():  # said now, not only when Train is pressed
-                text += " \u2014 no such file or folder (relative paths start from " + str(Path.cwd()) + ")"
+                if "/" not in str(name) and "\\" not in str(name) and "." not in str(name):  # a mistyped name
+                    text = (f"'{name}' is not a built-in data set ({', '.join(BUILTINS)}) nor a file or folder "
+                            "here")
+                else:
+                    text += " \u2014 no such file or folder (relative paths start from " + str(Path.cwd()) + ")"
                 role = "warning"
             self.dataset_note.setText(text)
             options.setPlaceholderText("e.g. target=price (CSV), size=32 (image folder)")
