@@ -232,27 +232,9 @@ def test_statistics_that_do_not_fit_the_graph_are_refused_and_nothing_is_written
 
 
 # ----------------------------------------------------------------------------- the app's export dialog
-@pytest.fixture
-def window(qtbot, tmp_path):
-    pytest.importorskip("PySide6")
-    from PySide6 import QtCore
-    from PySide6.QtTest import QTest
+from tests import test_gui_training  # noqa: E402
 
-    from gui.mainwindow import MainWindow
-
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings, tmp_path / "autosave")
-    w.training.controller._runs_dir = tmp_path / "runs"
-    w.ask = lambda title, text, buttons: "Discard"
-    w.report = lambda title, text: None
-    w.show()
-    QTest.qWaitForWindowExposed(w)
-    yield w
-    w.training.controller.shutdown()
-    w.doc.undo_stack.setClean()
-    w.doc._recovered = False
-    w.close()
-    w.deleteLater()
+window = test_gui_training.window  # (the fixture: the main window, as the app's tests make it)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

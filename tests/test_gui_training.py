@@ -822,14 +822,14 @@ def test_legends_move_off_the_newest_points_and_take_columns_to_fit(qtbot):
     assert box.sceneBoundingRect().contains(plots.loss_legend.sceneBoundingRect())
 
 
-def shown_plots(qtbot):
+def shown_plots(qtbot, height: int = 700):
     """The live plots on their own, shown at the size they have in the window, with no run."""
     from gui.training.controller import RunController
     from gui.training.plots import LivePlots
 
     plots = LivePlots(RunController())
     qtbot.addWidget(plots)
-    plots.resize(900, 700)
+    plots.resize(900, height)
     plots.show()
     qtbot.waitExposed(plots)
     return plots

@@ -131,15 +131,7 @@ def test_a_gan_run_shows_its_headline_not_an_empty_confusion_matrix(qtbot):
 
 
 def shown_plots(qtbot):
-    from gui.training.controller import RunController
-    from gui.training.plots import LivePlots
-
-    plots = LivePlots(RunController())
-    qtbot.addWidget(plots)
-    plots.resize(900, 420)
-    plots.show()
-    qtbot.waitExposed(plots)
-    return plots
+    return base.shown_plots(qtbot, height=420)  # (the plots' height in a dock at the default window size)
 
 
 def test_a_legend_with_no_free_corner_gets_room_above_the_curves(qtbot):

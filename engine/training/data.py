@@ -69,21 +69,19 @@ class Dataset:
 
     def example(self, position: int) -> np.ndarray:
         """The input of the example at ``position`` in the whole data set (one of the rows kept, for rows)."""
-        if self.index is None:
-            return self.x[position]
-        at = int(np.searchsorted(self.index, position))
-        if at >= len(self.index) or self.index[at] != position:
-            raise IndexError(f"example {position} of data set '{self.name}' is not among the rows kept")
-        return self.x[at]
+        return self.x[self._row(position)]
 
     def target(self, position: int) -> np.ndarray:
         """The target of the example at ``position`` in the whole data set (as :meth:`example`)."""
+        return self.y[self._row(position)]
+
+    def _row(self, position: int) -> int:
         if self.index is None:
-            return self.y[position]
+            return position
         at = int(np.searchsorted(self.index, position))
         if at >= len(self.index) or self.index[at] != position:
             raise IndexError(f"example {position} of data set '{self.name}' is not among the rows kept")
-        return self.y[at]
+        return at
 
     def same_as(self, other: "Dataset") -> bool:
         """Whether ``other`` holds the same examples (names, targets, rows, inputs and what ``meta`` says
