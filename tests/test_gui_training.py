@@ -436,6 +436,9 @@ def test_a_gan_run_shows_generated_samples_and_both_losses(window, qtbot):
     plots = ui.dock_widget.plots
     for name in ("d_loss", "g_loss"):  # the two players' losses, epoch by epoch
         assert plots.curves[(run.number, "term", "train", name)].yData.size == 2
+    # the Accuracy plot shows the discriminator's accuracy on the dev set (it stayed empty)
+    accuracy = plots.curves[(run.number, "metric", "discriminator_accuracy")]
+    assert list(accuracy.yData) == [e.dev_metrics["discriminator_accuracy"] for e in run.epochs]
     QtWidgets.QApplication.processEvents()
     # the results of a run that is not a classifier leave the window its size (a long unwrapped line in
     # the doctor once made the window wider than the screen)

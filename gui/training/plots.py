@@ -978,6 +978,9 @@ class LivePlots(QtWidgets.QWidget):
             color = LAYER_COLORS[(names.index(name) + 1 + (n - 1) * 2) % len(LAYER_COLORS)]
             self._set(tx, ty, "loss", (n, "term", split, name), _pen(color, 1.6, dash=split == "dev"),
                       f"{tag} {name}" if split == "train" else None, "t" if split == "train" else "o", color)
+        for name in run.accuracy_metrics():  # a mode's own accuracies (a GAN's discriminator's) on the dev set
+            mx, my = run.metric_series(name, ex)
+            self._set(mx, my, "acc", (n, "metric", name), _pen(run.color, 2.0, dash=True), None, "o", run.color)
         put((n, "lr"), *run.lr_series(ex))
         mode = KEPT_CACHE if run.done else LIVE_CACHE  # (see KEPT_CACHE)
         for key, item in self.curves.items():

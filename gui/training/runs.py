@@ -207,6 +207,23 @@ class Run:
         scale = 1.0 / per if x == "epoch" else 1.0
         return np.asarray(xs, dtype=np.float64) * scale, np.asarray(ys, dtype=np.float64)
 
+    def accuracy_metrics(self) -> list[str]:
+        """The accuracies a training mode reports of its own on the dev set (EpochMetrics.dev_metrics: a
+        GAN's discriminator accuracy), where the run has no classification accuracy to plot."""
+        if not self.epochs or self.epochs[-1].dev_accuracy is not None:
+            return []
+        metrics = getattr(self.epochs[-1], "dev_metrics", None) or {}
+        return sorted(k for k in metrics if "accuracy" in k)
+
+    def metric_series(self, name: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for e in self.epochs:
+            v = (getattr(e, "dev_metrics", None) or {}).get(name)
+            if v is not None and math.isfinite(v):
+                xs.append(e.step if x == "step" else e.epoch)
+                ys.append(v)
+        return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+
     def epoch_series(self, key: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for e in self.epochs:
