@@ -105,7 +105,7 @@ def evaluate(predict: Predict, x: torch.Tensor, y: torch.Tensor, task: str, num_
     return out
 
 
-def per_class_report(matrix: np.ndarray, ignore_index: int = -100) -> dict:
+def per_class_report(matrix: np.ndarray, ignore_index: int = NO_IGNORE) -> dict:
     """Precision, recall and F1 for each class (rows: true class, columns: predicted) and their macro
     averages over the classes that occur (in the truth or the predictions), but the class ``ignore_index``
     (a loss's: a tagger's padding, in no target counted; its predictions are mistakes all the same)."""

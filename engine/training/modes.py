@@ -1248,10 +1248,6 @@ def select_mode(compiled, name: str = "auto") -> TrainingMode:
     return cls(compiled)
 
 
-__all__ = ["TrainingMode", "SupervisedMode", "GANMode", "VAEMode", "TripletMode", "MODES", "select_mode",
-           "SetupError", "DataError", "TensorTuple", "call_model", "GENERATION", "EMBEDDING"]
-
-
 def split_headline(report: dict) -> dict:
     """A generative mode's headline numbers: the test set's loss, its terms and metrics, named by the
     split they come from (the dev set's where the data has no test set, as a GAN's split often has not)."""
@@ -1262,3 +1258,7 @@ def split_headline(report: dict) -> dict:
     out = {f"{split}_loss": part.get("loss"), f"{split}_terms": part.get("terms", {})}
     out.update({f"{split}_{k}": v for k, v in part.get("metrics", {}).items()})
     return out
+
+
+__all__ = ["TrainingMode", "SupervisedMode", "GANMode", "VAEMode", "TripletMode", "MODES", "select_mode",
+           "SetupError", "DataError", "TensorTuple", "call_model", "GENERATION", "EMBEDDING"]
