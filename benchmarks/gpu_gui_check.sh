@@ -10,11 +10,14 @@
 #                                                  unpacks it, uses only the libraries the machine lacks,
 #                                                  and runs bench_gui_training.py --device cuda ARGS
 #                                                  (default: --turns --rounds 9 --lag-rounds 1 --seconds 3
-#                                                  --epochs 100000) into $OUT (or gpu_check_out/)
+#                                                  --epochs 100000 --each-round) into $OUT (or gpu_check_out/)
 #     bash benchmarks/gpu_gui_check.sh job [ARGS]  there too: bench_job.py --device cuda ARGS (default:
 #                                                  --only mlp --rounds 8 --modes
 #                                                  bare,app,no-health,no-preview,no-events), what the app's
 #                                                  training job costs a run without the window, part by part
+#     bash benchmarks/gpu_gui_check.sh tests [ARGS]  there too: tests/test_cuda.py, with Qt (ARGS to pytest)
+#
+# benchmarks/gpu_session.sh runs these as one device call, each under its own time limit.
 #
 # (.gitignore leaves .gpuqt/ out of commits; the device tool carries it when asked.) The figures of 2026-11-27 and what they do not settle:
 # benchmarks/README.md, "The app's window on the GPU machine".
@@ -56,7 +59,7 @@ EOF
     cp "$(fc-match -f '%{file}' 'DejaVu Sans')" $G/fonts/ 2>/dev/null || echo "no DejaVu Sans here: Qt will draw without a font"
     du -sh $G
     ;;
-run|job)
+run|job|tests)
     what=$1
     shift
     out=${OUT:-gpu_check_out}
@@ -77,17 +80,21 @@ for w in glob.glob('$G/*.whl'):
     python3 -c "from PySide6 import QtWidgets; QtWidgets.QApplication(['x']); import gui.mainwindow; print('Qt: ok')" \
         || { ldd /tmp/gpuqt-site/PySide6/Qt/lib/*.so* | grep 'not found' | sort -u; exit 1; }
     nvidia-smi -L || true
+    if [ "$what" = tests ]; then
+        python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py "$@" 2>&1 | tail -25 | tee "$out/test_cuda.log"
+        exit
+    fi
     if [ "$what" = job ]; then
         [ $# -gt 0 ] || set -- --only mlp --rounds 8 --modes bare,app,no-health,no-preview,no-events
         python3 benchmarks/bench_job.py --device cuda "$@" 2>&1 | tee "$out/bench_job_cuda.log"
         exit
     fi
-    [ $# -gt 0 ] || set -- --turns --rounds 9 --lag-rounds 1 --seconds 3 --epochs 100000
+    [ $# -gt 0 ] || set -- --turns --rounds 9 --lag-rounds 1 --seconds 3 --epochs 100000 --each-round
     python3 benchmarks/bench_gui_training.py --device cuda "$@" 2>&1 | grep --line-buffered -v propagateSize \
         | tee "$out/bench_gui_cuda.log"
     ;;
 *)
-    sed -n 2,20p "$0"
+    sed -n "2,/^# benchmarks\/README/p" "$0"
     exit 2
     ;;
 esac
