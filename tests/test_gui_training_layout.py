@@ -263,3 +263,57 @@ def test_a_gpu_this_machine_does_not_have_is_said_at_once(window, qtbot):
     window.set_device(DeviceInfo("cuda", "a GPU", 80 << 30))
     settings.set_value("device", "cuda")
     assert not settings.message.isVisibleTo(window)
+
+
+def _inside(plots, name: str, key: tuple) -> bool:
+    """Whether every point of a curve lies in its plot's view (in the plot's units: log10 on a log axis)."""
+    x, y = plots.curves[key].getData()
+    (x0, x1), (y0, y1) = plots.plots[name].getViewBox().viewRange()
+    return bool(len(x)) and x.min() >= x0 and x.max() <= x1 and y.min() >= y0 and y.max() <= y1
+
+
+def test_a_learning_rate_that_decays_a_thousandfold_is_drawn_on_a_log_scale(qtbot):
+    """On a linear axis from 0, a step decay from 0.1 to 1e-4 read as a drop to zero; a rate that stays
+    within a factor of the schedule's start keeps the linear axis (its decay reads in proportion)."""
+    plots = shown_plots(qtbot)
+    x = np.arange(0.0, 400)
+    plots._set(x, 0.1 * 0.1 ** (x // 100), "lr", (1, "lr"), None)
+    plots._fit_x()
+    plots._fit_y()
+    assert plots._log("lr") and not plots.lr.getViewBox().state["autoRange"][1]
+    assert _inside(plots, "lr", (1, "lr"))
+    _, (y0, y1) = plots.lr.getViewBox().viewRange()
+    assert y0 < -3.9 and y1 > -1.1 and y1 - y0 < 4  # 1e-4 to 0.1: the four steps apart
+    plots._drop((1, "lr"))  # (the run removed) and another with a constant rate
+    plots._set(x, np.full(len(x), 0.01), "lr", (2, "lr"), None)
+    plots._fit_y()
+    assert not plots._log("lr") and _inside(plots, "lr", (2, "lr"))
+
+
+def test_a_log_scale_chosen_in_a_plots_menu_keeps_the_curves_in_view(qtbot):
+    """pyqtgraph's menu (Plot Options: Log X, Log Y) changes a plot's units; its ranges, set in the old
+    ones, showed none of the curves, and its auto-range then rescanned every curve at every update."""
+    plots = shown_plots(qtbot)
+    x = np.arange(1.0, 201)
+    plots._set(x, 0.5 + 0.45 * (1 - np.exp(-x / 40)), "acc", (1, "train_accuracy"), None)
+    plots._set(x, np.full(len(x), 0.01), "lr", (1, "lr"), None)
+    plots._set(x, 2.0 * np.exp(-x / 50), "loss", (1, "train"), None)
+    plots._x_end = 200
+    plots._fit_x()
+    plots._fit_y()
+    plots.acc.ctrl.logYCheck.setChecked(True)
+    assert _inside(plots, "acc", (1, "train_accuracy"))
+    plots.lr.ctrl.logYCheck.setChecked(True)
+    assert _inside(plots, "lr", (1, "lr"))
+    plots.loss.ctrl.logXCheck.setChecked(True)
+    assert _inside(plots, "loss", (1, "train"))
+    plots.loss.ctrl.logYCheck.setChecked(True)
+    assert plots.log_loss.isChecked() and _inside(plots, "loss", (1, "train"))  # (the box says so too)
+    for plot in plots.plots.values():
+        assert not any(plot.getViewBox().state["autoRange"])
+    plots.acc.ctrl.logYCheck.setChecked(False)
+    assert plots.acc.getViewBox().viewRange()[1][0] < 0.0 < 1.0 < plots.acc.getViewBox().viewRange()[1][1]
+    plots.lr.ctrl.logYCheck.setChecked(False)  # the user's choice stays: a rate over decades stays linear
+    plots._set(x, 0.1 * 0.1 ** (x // 50), "lr", (2, "lr"), None)
+    plots._fit_y()
+    assert not plots._log("lr") and _inside(plots, "lr", (2, "lr"))

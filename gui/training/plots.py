@@ -135,13 +135,28 @@ class LogAxis(CachedAxis):
         per_decade = size / max(maxVal - minVal, 1e-12)  # pixels
         font = self.style.get("tickFont") or self.font()
         metrics = QtGui.QFontMetricsF(font)
-        room = (metrics.height() if self.orientation in ("left", "right") else metrics.horizontalAdvance("0.08")) + 2
+        if self.orientation in ("left", "right"):
+            room = metrics.height() + 2
+        else:  # (a label as wide as the longest at either end of the axis, and a space)
+            room = max(metrics.horizontalAdvance(t) for t in self.logTickStrings([minVal, maxVal], 1, 1)) \
+                + metrics.horizontalAdvance("  ")
         steps = next((s for s in self.STEPS if np.diff(np.log10(s + (10,))).min() * per_decade >= room), (1,))
         wanted = np.log10(steps)
         major = np.array([v for _, values in ticks[:-1] for v in values])  # (whole decades, labelled already)
         minor = [x for x in ticks[-1][1] if np.isclose(x - math.floor(x + 1e-9), wanted, atol=1e-6).any()
                  and not np.isclose(x, major, atol=1e-6).any()]
         return ticks[:-1] + [(None, minor)]
+
+    def logTickStrings(self, values, scale, spacing):
+        """Plain numbers from 0.0001 to 99,999 (20, 300, 0.002; pyqtgraph writes 2·10¹, 3·10², 0.002),
+        pyqtgraph's powers of ten beyond."""
+        plain = super().logTickStrings(values, scale, spacing)
+        out = []
+        for v, text in zip(10 ** np.asarray(values, dtype=float) * scale, plain):
+            if 1e-4 <= abs(v) < 1e5:
+                text = f"{float(f'{v:.1g}'):g}"  # (one significant digit, as pyqtgraph's: a tick is a round value)
+            out.append(text)
+        return out
 
 
 class MarkScatter(pg.ScatterPlotItem):
@@ -431,16 +446,15 @@ class LivePlots(QtWidgets.QWidget):
         self.view = TimedLayout()
         self.view.setObjectName("training_plots")
         self.view.on_paint = self._charge
-        def axes(left=CachedAxis):  # (loss and gradient norms: log scales)
-            return {"left": left("left"), "bottom": CachedAxis("bottom")}
+        def add_plot(row, col, title):  # (every axis a LogAxis: loss, learning rate and gradient norms go
+            # log, and the plots' menu can put any axis on one)
+            return self.view.addPlot(row, col, title=title, axisItems={"left": LogAxis("left"), "bottom": LogAxis("bottom")},
+                                     viewBox=QuietViewBox())
 
-        def add_plot(row, col, title, left=CachedAxis):
-            return self.view.addPlot(row, col, title=title, axisItems=axes(left), viewBox=QuietViewBox())
-
-        self.loss = add_plot(0, 0, "Loss", LogAxis)  # (log loss)
+        self.loss = add_plot(0, 0, "Loss")
         self.acc = add_plot(0, 1, "Accuracy")
         self.lr = add_plot(1, 0, "Learning rate")
-        self.grad = add_plot(1, 1, "Gradient norm per layer", LogAxis)
+        self.grad = add_plot(1, 1, "Gradient norm per layer")
         self.plots = {"loss": self.loss, "acc": self.acc, "lr": self.lr, "grad": self.grad}
         for name, plot in self.plots.items():
             plot.setClipToView(True)
@@ -452,6 +466,15 @@ class LivePlots(QtWidgets.QWidget):
             for side in ("left", "bottom"):  # (no SI prefix in the titles: it would re-lay them out at each range)
                 plot.getAxis(side).enableAutoSIPrefix(False)
         self.grad.setLogMode(y=True)
+        self.grad.disableAutoRange()  # (setLogMode turned it on again: each update would rescan the curves)
+        # A log scale chosen in a plot's menu (Plot Options: Log X, Log Y): the plot is fitted again in
+        # its new units (pyqtgraph's own handler turns auto-range on, which would then rescan every curve
+        # at every update, and the ranges set before were in the old units: the curves left the view).
+        self._log_user: set[str] = set()  # plots whose y scale the user chose (the rate's is otherwise automatic)
+        self._log_auto = False  # while the plots set a scale themselves
+        for name, plot in self.plots.items():
+            plot.ctrl.logYCheck.toggled.connect(lambda _on, n=name: self._log_changed(n, "y"))
+            plot.ctrl.logXCheck.toggled.connect(lambda _on, n=name: self._log_changed(n, "x"))
         self.grad.setYRange(-4, 1, padding=0)  # 1e-4 to 10 until there are norms (log10 units; 1 to 10 crowds ticks)
         self.loss_legend = self.loss.addLegend(offset=(-6, 6), labelTextSize="8pt")
         self.grad_legend = self.grad.addLegend(offset=(-6, 6), labelTextSize="8pt")
@@ -675,13 +698,58 @@ class LivePlots(QtWidgets.QWidget):
         self._x_end, grad_end = ends
         for name in ("loss", "acc", "lr"):
             if name not in self._manual:
-                self.plots[name].setXRange(0, self._x_end, padding=0.01)
+                self.plots[name].setXRange(*self._x_span(name, self._x_end), padding=0.01)
         if "grad" not in self._manual and grad_end is not None:
             self._grad_end = grad_end
-            self.grad.setXRange(0, grad_end, padding=0.01)
+            self.grad.setXRange(*self._x_span("grad", grad_end), padding=0.01)
         if (self._x_end, self._grad_end) != before:  # the curves moved left, out from under a legend or under one
             # (at the next turn of the event loop: with many runs kept, the refit's own work is enough for one)
             QtCore.QTimer.singleShot(0, self, lambda: self._place_legends(force=True))
+
+    def _log(self, name: str, axis: str = "y") -> bool:
+        """Whether a plot's ``axis`` is on a log scale now."""
+        ctrl = self.plots[name].ctrl
+        return (ctrl.logYCheck if axis == "y" else ctrl.logXCheck).isChecked()
+
+    def _x_span(self, name: str, end: float) -> tuple[float, float]:
+        """A plot's x range from its start to ``end`` (steps and epochs count from 1: on a log axis, from
+        10^0 to ``end``)."""
+        return (0.0, math.log10(max(end, 10))) if self._log(name, "x") else (0.0, end)
+
+    def _log_changed(self, name: str, axis: str) -> None:
+        """A plot's scale changed (its menu, the "log loss" box, or the rate's automatic choice)."""
+        plot = self.plots[name]
+        plot.disableAutoRange()  # (see __init__)
+        if not self._log_auto and axis == "y":
+            self._log_user.add(name)
+        if name == "loss" and axis == "y" and self.log_loss.isChecked() != self._log("loss"):
+            with QtCore.QSignalBlocker(self.log_loss):
+                self.log_loss.setChecked(self._log("loss"))
+        self._manual.discard(name)
+        if axis == "x":
+            x_end = self._grad_end if name == "grad" else self._x_end
+            plot.setXRange(*self._x_span(name, x_end), padding=0.01)
+        else:
+            self._fit_y(force=name)
+        self._place_legends(force=True)
+
+    # The learning rate's plot turns to a log scale by itself where the rates span this factor (a step
+    # decay to a thousandth of the start read as zero on a linear axis from 0), unless the user chose.
+    LR_LOG_SPAN = 50.0
+
+    def _auto_lr_scale(self) -> None:
+        if "lr" in self._log_user:
+            return
+        lo, hi = self._data_range("lr", False)
+        if lo is None:
+            return
+        log = lo > 0 and hi / lo >= self.LR_LOG_SPAN
+        if log != self._log("lr"):
+            self._log_auto = True
+            try:
+                self.lr.setLogMode(y=log)  # (-> _log_changed: the plot fitted in its new units)
+            finally:
+                self._log_auto = False
 
     def _outgrown(self) -> bool:
         """Whether the runs have grown out of the x ranges they were given (a run that has ended at the
@@ -692,20 +760,28 @@ class LivePlots(QtWidgets.QWidget):
         x_end, grad_end = ends
         return x_end != self._x_end or ("grad" not in self._manual and grad_end not in (None, self._grad_end))
 
-    def _fit_y(self) -> None:
-        for name, log in (("loss", self.log_loss.isChecked()), ("lr", False), ("grad", True)):
+    def _fit_y(self, force: str | None = None) -> None:
+        """Fit the plots' y ranges to their curves, each in its scale's units (``force``: that plot's
+        range is set even where its data fits it already, as after a change of scale)."""
+        self._auto_lr_scale()
+        for name in ("loss", "acc", "lr", "grad"):
             if name in self._manual:
+                continue
+            log = self._log(name)
+            if name == "acc" and not log:
+                if force == "acc":
+                    self.acc.setYRange(0, 1, padding=0.02)  # (the share right: 0 to 1 on a linear scale)
                 continue
             lo, hi = self._data_range(name, log)
             if lo is None:
                 continue
-            if name == "lr":
+            if name == "lr" and not log:
                 lo = 0.0  # from zero: a schedule's decay reads in proportion, a constant rate gets its ticks
             plot = self.plots[name]
             cur_lo, cur_hi = plot.getViewBox().viewRange()[1]
             span = max(hi - lo, abs(hi) * 0.05, 1e-12)
             inside = lo >= cur_lo and hi <= cur_hi
-            if inside and (cur_hi - cur_lo) <= 3 * span:
+            if inside and (cur_hi - cur_lo) <= 3 * span and force != name:
                 continue  # the data fits and fills a third of the view or more: leave the axis as it is
             if name == "grad" and inside and self._grad_range_kept():
                 continue
@@ -875,9 +951,7 @@ class LivePlots(QtWidgets.QWidget):
         self._given[key] = (len(y), lo, hi, plo, phi)
 
     def _log_loss(self, on: bool) -> None:
-        self.loss.setLogMode(y=on)
-        self._manual.discard("loss")
-        self._fit_y()
+        self.loss.setLogMode(y=on)  # (-> _log_changed, which fits it)
 
     def _curve(self, plot: str, key: tuple, pen: QtGui.QPen, name: str | None = None, symbol: str | None = None,
                color: str | None = None, hidden: bool = False) -> pg.PlotDataItem:
