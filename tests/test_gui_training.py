@@ -1161,6 +1161,18 @@ def test_the_learning_rate_is_drawn_as_the_schedule_set_it(window, qtbot):
     plots.set_x_mode("epoch")
     qtbot.waitUntil(lambda: list(plots.curves[(run.number, "lr")].getData()[0]) == [0, 1, 1, 2, 2, 3], timeout=5000)
     plots.set_x_mode("step")
+    # On a log x axis (the plot's menu) the first epoch's rate starts at the axis's start, step 1: at
+    # step 0 (log10: -inf) pyqtgraph dropped it, and the curve began at the second epoch.
+    ui.dock_widget.tabs.setCurrentIndex(0)  # (the Curves tab, where the plot's menu is)
+    plots.lr.ctrl.logXCheck.setChecked(True)
+    qtbot.waitUntil(lambda: plots.curves[(run.number, "lr")].getData()[0][0] == 0.0, timeout=5000)
+    x, y = plots.curves[(run.number, "lr")].getData()
+    assert np.isfinite(x).all() and np.allclose(10 ** x, [1, per, per, 2 * per, 2 * per, 3 * per])
+    (x0, x1), _ = plots.lr.getViewBox().viewRange()
+    assert x0 <= 0 and x1 >= np.log10(3 * per)
+    plots.lr.ctrl.logXCheck.setChecked(False)
+    qtbot.waitUntil(lambda: plots.curves[(run.number, "lr")].getData()[0][0] == 0.0, timeout=5000)
+    assert list(plots.curves[(run.number, "lr")].getData()[0]) == [0, per, per, 2 * per, 2 * per, 3 * per]
 
 
 def test_a_run_stopped_mid_epoch_draws_its_rate_to_its_last_step(window, qtbot):
@@ -1174,3 +1186,12 @@ def test_a_run_stopped_mid_epoch_draws_its_rate_to_its_last_step(window, qtbot):
     x, y = ui.dock_widget.plots.curves[(run.number, "lr")].getData()
     per = run.info.steps_per_epoch
     assert x[-1] == run.step and x[-2] == (run.epoch - 1) * per and y[-1] == y[-2] == 0.01
+    # The x axes end where the stopped run ended, not at its plan (20 epochs: most of the axis was empty).
+    plots = ui.dock_widget.plots
+    for plot in (plots.loss, plots.lr, plots.grad):
+        (_, x1), _ = plot.getViewBox().viewRange()
+        assert run.step <= x1 <= 1.05 * run.step + 2, (x1, run.step, run.total_steps)
+    plots.set_x_mode("epoch")
+    (_, x1), _ = plots.loss.getViewBox().viewRange()
+    assert run.step / per <= x1 <= np.ceil(run.step / per) + 0.5
+    plots.set_x_mode("step")

@@ -278,6 +278,7 @@ def test_a_learning_rate_that_decays_a_thousandfold_is_drawn_on_a_log_scale(qtbo
     plots = shown_plots(qtbot)
     x = np.arange(0.0, 400)
     plots._set(x, 0.1 * 0.1 ** (x // 100), "lr", (1, "lr"), None)
+    plots._x_end = 400  # (as the runs would set it)
     plots._fit_x()
     plots._fit_y()
     assert plots._log("lr") and not plots.lr.getViewBox().state["autoRange"][1]
@@ -299,10 +300,13 @@ def test_a_log_scale_chosen_in_a_plots_menu_keeps_the_curves_in_view(qtbot):
     plots._set(x, np.full(len(x), 0.01), "lr", (1, "lr"), None)
     plots._set(x, 2.0 * np.exp(-x / 50), "loss", (1, "train"), None)
     plots._x_end = 200
-    plots._fit_x()
-    plots._fit_y()
+    for name in plots.plots:  # (as the runs would have them fitted: no run in this controller)
+        plots.fit_again(name)
+    x_range = plots.acc.getViewBox().viewRange()[0]
+    assert x_range[0] <= 1 and x_range[1] >= 200
     plots.acc.ctrl.logYCheck.setChecked(True)
     assert _inside(plots, "acc", (1, "train_accuracy"))
+    assert plots.acc.getViewBox().viewRange()[0] == x_range  # (lined up with the other plots still)
     plots.lr.ctrl.logYCheck.setChecked(True)
     assert _inside(plots, "lr", (1, "lr"))
     plots.loss.ctrl.logXCheck.setChecked(True)
@@ -317,3 +321,73 @@ def test_a_log_scale_chosen_in_a_plots_menu_keeps_the_curves_in_view(qtbot):
     plots._set(x, 0.1 * 0.1 ** (x // 50), "lr", (2, "lr"), None)
     plots._fit_y()
     assert not plots._log("lr") and _inside(plots, "lr", (2, "lr"))
+
+
+def test_a_double_click_or_the_a_button_fits_a_zoomed_plot_again(qtbot):
+    """After a zoom or pan the plots leave that plot's range alone; a double-click (or pyqtgraph's "A"
+    button, which would turn auto-range on for good) gives it back to the plots' own fit."""
+    plots = shown_plots(qtbot)
+    x = np.arange(1.0, 201)
+    plots._set(x, 2.0 * np.exp(-x / 50), "loss", (1, "train"), None)
+    plots._x_end = 200
+    plots.fit_again("loss")
+    fitted = [list(r) for r in plots.loss.getViewBox().viewRange()]
+    box = plots.loss.getViewBox()
+    box.scaleBy((0.2, 0.2))  # a zoom with the wheel
+    box.sigRangeChangedManually.emit(box.state["mouseEnabled"])
+    assert "loss" in plots._manual
+    plots._fit_x()
+    assert np.diff(box.viewRange()[0])[0] < 50  # (the zoom is left alone)
+    box.fit_requested.emit()  # (what a double-click on the plot sends)
+    assert "loss" not in plots._manual and np.allclose(box.viewRange(), fitted)
+    box.scaleBy((0.2, 0.2))
+    plots._manual.add("loss")
+    plots.loss.autoBtn.clicked.emit(False)
+    assert "loss" not in plots._manual and np.allclose(box.viewRange(), fitted)
+    assert not any(box.state["autoRange"])
+
+
+def test_a_double_click_event_on_a_plot_asks_for_the_fit():
+    from gui.training.plots import QuietViewBox
+
+    box = QuietViewBox()
+    asked = []
+    box.fit_requested.connect(lambda: asked.append(1))
+
+    class Click:
+        def double(self):
+            return True
+
+        def button(self):
+            return QtCore.Qt.MouseButton.LeftButton
+
+        def accept(self):
+            self.accepted = True
+
+    click = Click()
+    box.mouseClickEvent(click)
+    assert asked and click.accepted
+
+
+def test_run_numbers_and_folders_are_never_given_twice(tmp_path):
+    from gui.training.controller import RunController
+    from gui.training.runs import RUN_COLORS, Run, run_color
+
+    controller = RunController(tmp_path)
+    controller.runs = [Run(1, RUN_COLORS[0], {}, "", "net", ""), Run(2, RUN_COLORS[1], {}, "", "net", "")]
+    controller._last_number = 2
+    controller.remove(controller.runs[1])  # the newest run removed: its number and folder stay its own
+    (tmp_path / "run3").mkdir()  # (a folder already there: another window's run, say)
+    assert controller._next_number() == 4
+    controller.runs.clear()
+    assert controller._next_number() == 5
+
+
+def test_kept_runs_never_share_a_colour():
+    from gui.training.runs import RUN_COLORS, run_color
+
+    used: list[str] = []
+    for _ in range(14):
+        used.append(run_color(used))
+    assert used[:8] == list(RUN_COLORS) and len(set(used)) == 14  # (run 9 was drawn in run 1's blue)
+    assert run_color([c for c in used if c != RUN_COLORS[1]]) == RUN_COLORS[1]  # a removed run's colour is free

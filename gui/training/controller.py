@@ -16,7 +16,7 @@ from PySide6 import QtCore
 
 from engine.training.job import PREVIEW_EVERY
 
-from .runs import RUN_COLORS, Run, describe_change
+from .runs import Run, describe_change, run_color
 from .worker import EventBuffer
 
 DRAIN_HZ = 10  # the buffer drains 10 times a second: the UI thread takes a few per cent of a core during a run
@@ -55,6 +55,7 @@ class RunController(QtCore.QObject):
         super().__init__(parent)
         self._runs_dir = Path(runs_dir) if runs_dir else None
         self.runs: list[Run] = []
+        self._last_number = 0  # the highest run number given (runs removed since included)
         self.current: Run | None = None
         self.job = None  # the RemoteJob of the current run
         self.buffer = EventBuffer()
@@ -100,6 +101,16 @@ class RunController(QtCore.QObject):
             self._runs_dir = Path(tempfile.mkdtemp(prefix="deepcanvas-runs-"))
         return self._runs_dir
 
+    def _next_number(self) -> int:
+        """A number no run of this window has had, whose folder is free: after the newest run was removed,
+        the next took its number and wrote over its folder (its checkpoint), and the messages of the two
+        runs read alike."""
+        number = max([self._last_number] + [r.number for r in self.runs]) + 1
+        while (self.runs_dir / f"run{number}").exists():
+            number += 1
+        self._last_number = number
+        return number
+
     def latest_finished(self) -> Run | None:
         for run in reversed(self.runs):
             if run.done:
@@ -114,13 +125,13 @@ class RunController(QtCore.QObject):
             return None
         from .warmup import RUN, ensure_imported
         ensure_imported(RUN, optional=(), say=self.say)
-        number = len(self.runs) + 1 if not self.runs else self.runs[-1].number + 1
+        number = self._next_number()
         previous = next((r for r in reversed(self.runs) if r.graph_name == graph.name), None)
         cfg = config.to_dict()
         change = describe_change(previous.config if previous else None, cfg)
         if previous is None and self.runs:  # beside runs of other networks: say which network this one trains
             change = f"first run of {graph.name}"
-        run = Run(number, RUN_COLORS[(number - 1) % len(RUN_COLORS)], cfg, "", graph.name, change)
+        run = Run(number, run_color([r.color for r in self.runs]), cfg, "", graph.name, change)
         run.run_dir = str(self.runs_dir / f"run{number}")
         for other in self.runs:  # runs of another network (another file or template) step aside
             if other.graph_name != run.graph_name:

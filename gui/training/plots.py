@@ -88,9 +88,18 @@ class QuietViewBox(pg.ViewBox):
     repaint refitted nothing, and with runs kept on the plots it drew all of their curves again, each
     time a run's curves were made or a hidden one was given data."""
 
+    fit_requested = QtCore.Signal()  # a double-click: the plot fits its curves again (after a zoom or pan)
+
     def queueUpdateAutoRange(self) -> None:
         if any(self.state["autoRange"]):
             super().queueUpdateAutoRange()
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.double() and ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.fit_requested.emit()
+            return
+        super().mouseClickEvent(ev)
 
 
 class CachedAxis(pg.AxisItem):
@@ -388,6 +397,13 @@ class _Smoother:
         return self.series
 
 
+def _epochs_reached(run: Run) -> int:
+    """The epochs a run that has ended went into (one stopped mid-epoch: that epoch too; its rate is drawn
+    to its last step)."""
+    per = run.info.steps_per_epoch if run.info is not None else 0
+    return max(math.ceil(run.step / per) if per else len(run.epochs), len(run.epochs), 1)
+
+
 class LivePlots(QtWidgets.QWidget):
     """Four plots over the controller's runs. ``focus`` is the run whose gradient norms are drawn."""
 
@@ -438,7 +454,7 @@ class LivePlots(QtWidgets.QWidget):
         self.log_loss = QtWidgets.QCheckBox("log loss")
         self.log_loss.toggled.connect(self._log_loss)
         bar.addWidget(self.log_loss)
-        self.caption = QtWidgets.QLabel("solid: train · dashed: dev · faint: every step")
+        self.caption = QtWidgets.QLabel("solid: train · dashed: dev · faint: every step · double-click: fit")
         self.caption.setProperty("role", "dim")
         bar.addStretch(1)
         bar.addWidget(self.caption)
@@ -475,6 +491,10 @@ class LivePlots(QtWidgets.QWidget):
         for name, plot in self.plots.items():
             plot.ctrl.logYCheck.toggled.connect(lambda _on, n=name: self._log_changed(n, "y"))
             plot.ctrl.logXCheck.toggled.connect(lambda _on, n=name: self._log_changed(n, "x"))
+            # Back to the plots' own fit after a zoom or pan: a double-click, or pyqtgraph's "A" button
+            # (which would turn auto-range on: see _log_changed).
+            plot.getViewBox().fit_requested.connect(lambda n=name: self.fit_again(n))
+            plot.autoBtn.clicked.connect(lambda _=False, n=name: self.fit_again(n))
         self.grad.setYRange(-4, 1, padding=0)  # 1e-4 to 10 until there are norms (log10 units; 1 to 10 crowds ticks)
         self.loss_legend = self.loss.addLegend(offset=(-6, 6), labelTextSize="8pt")
         self.grad_legend = self.grad.addLegend(offset=(-6, 6), labelTextSize="8pt")
@@ -667,10 +687,13 @@ class LivePlots(QtWidgets.QWidget):
         runs = [r for r in self.controller.runs if r.visible]
         if not runs:
             return None
+        # (a run that has ended spans what it reached: one stopped at 70% of its plan left the rest of the
+        # axis empty, and a shorter run beside it a few dots at the left edge)
         if self.x_mode == "epoch":
-            return (max((r.info.epochs if r.info else max(len(r.epochs), 1)) for r in runs),
-                    max(len(r.epochs) for r in runs))
-        return max((r.total_steps or r.step or 1) for r in runs), max(r.step for r in runs)
+            return (max((r.info.epochs if not r.done else _epochs_reached(r)) if r.info else max(len(r.epochs), 1)
+                        for r in runs), max(len(r.epochs) for r in runs))
+        return (max((r.step or 1) if r.done else (r.total_steps or r.step or 1) for r in runs),
+                max(r.step for r in runs))
 
     def _x_ends(self) -> tuple[int, int | None] | None:
         """The x ranges' ends the runs call for now: (loss, accuracy and learning rate; the gradient plot,
@@ -687,7 +710,7 @@ class LivePlots(QtWidgets.QWidget):
         end = self._span(*extent)
         if self.x_mode == "step" and f.visible:
             return end, end
-        return end, self._span(f.total_steps or f.step, f.step)
+        return end, self._span(f.step if f.done else f.total_steps or f.step, f.step)
 
     def _fit_x(self) -> None:
         """x from 0 to a share of the longest visible run's plan, growing as the runs go (see ``_span``)."""
@@ -718,19 +741,28 @@ class LivePlots(QtWidgets.QWidget):
 
     def _log_changed(self, name: str, axis: str) -> None:
         """A plot's scale changed (its menu, the "log loss" box, or the rate's automatic choice)."""
-        plot = self.plots[name]
-        plot.disableAutoRange()  # (see __init__)
         if not self._log_auto and axis == "y":
             self._log_user.add(name)
         if name == "loss" and axis == "y" and self.log_loss.isChecked() != self._log("loss"):
             with QtCore.QSignalBlocker(self.log_loss):
                 self.log_loss.setChecked(self._log("loss"))
+        if name == "lr" and axis == "x":  # (its staircase starts at 0, which a log axis drops: see _draw)
+            for key in [k for k in self._given if self._where.get(k) == "lr"]:
+                del self._given[key]
+            self._dirty |= {r.number for r in self.controller.runs if r.visible}
+            self.schedule()
+        self.fit_again(name)
+
+    def fit_again(self, name: str) -> None:
+        """Fit a plot to its curves again, both axes, in its scale's units, and leave auto-range off:
+        after a change of scale (pyqtgraph turns auto-range on for both axes, its fit then stayed, and
+        each update rescanned every curve), a double-click, or pyqtgraph's "A" button."""
+        plot = self.plots[name]
+        plot.disableAutoRange()
         self._manual.discard(name)
-        if axis == "x":
-            x_end = self._grad_end if name == "grad" else self._x_end
-            plot.setXRange(*self._x_span(name, x_end), padding=0.01)
-        else:
-            self._fit_y(force=name)
+        x_end = self._grad_end if name == "grad" else self._x_end
+        plot.setXRange(*self._x_span(name, x_end), padding=0.01)
+        self._fit_y(force=name)
         self._place_legends(force=True)
 
     # The learning rate's plot turns to a log scale by itself where the rates span this factor (a step
@@ -1055,7 +1087,10 @@ class LivePlots(QtWidgets.QWidget):
         for name in run.accuracy_metrics():  # a mode's own accuracies (a GAN's discriminator's) on the dev set
             mx, my = run.metric_series(name, ex)
             self._set(mx, my, "acc", (n, "metric", name), _pen(run.color, 2.0, dash=True), None, "o", run.color)
-        put((n, "lr"), *run.lr_series(ex))
+        lx, ly = run.lr_series(ex)
+        if self._log("lr", "x"):  # (a log axis starts at 1 and drops 0: the first rate from the axis's start)
+            lx = np.maximum(lx, 1.0)
+        put((n, "lr"), lx, ly)
         mode = KEPT_CACHE if run.done else LIVE_CACHE  # (see KEPT_CACHE)
         for key, item in self.curves.items():
             if key[0] == n and item.curve.cacheMode() != mode:

@@ -20,6 +20,33 @@ RUN_COLORS = ("#4c9aff", "#f0508c", "#3ecf8e", "#f0b429", "#b57cf0", "#20b2a0", 
 FINAL_STATES = ("finished", "early-stopped", "stopped", "failed")
 
 
+def _hue(color: str) -> float:
+    r, g, b = (int(color[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    hi, lo = max(r, g, b), min(r, g, b)
+    if hi == lo:
+        return 0.0
+    d = hi - lo
+    h = (g - b) / d % 6 if hi == r else (b - r) / d + 2 if hi == g else (r - g) / d + 4
+    return h / 6
+
+
+def run_color(used: list[str]) -> str:
+    """The colour for a new run beside runs of the colours ``used``: the first of RUN_COLORS that no kept
+    run has, else a hue as far as can be from every kept run's (run 9 was drawn in run 1's blue, and the
+    two could not be told apart on the plots or in the legend)."""
+    taken = {c.lower() for c in used}
+    for color in RUN_COLORS:
+        if color not in taken:
+            return color
+    import colorsys
+
+    hues = sorted({_hue(c) for c in used})
+    gaps = [((hues[(i + 1) % len(hues)] - h) % 1.0 or 1.0, h) for i, h in enumerate(hues)]
+    width, start = max(gaps)
+    r, g, b = colorsys.hsv_to_rgb((start + width / 2) % 1.0, 0.62, 0.93)  # (as light and bright as the others)
+    return "#{:02x}{:02x}{:02x}".format(*(round(v * 255) for v in (r, g, b)))
+
+
 class Series:
     """x/y points appended from the training run's events, kept in amortised-doubling arrays so the
     plots get NumPy views without copying."""
