@@ -391,3 +391,40 @@ def test_kept_runs_never_share_a_colour():
         used.append(run_color(used))
     assert used[:8] == list(RUN_COLORS) and len(set(used)) == 14  # (run 9 was drawn in run 1's blue)
     assert run_color([c for c in used if c != RUN_COLORS[1]]) == RUN_COLORS[1]  # a removed run's colour is free
+
+
+def test_the_progress_counts_the_steps_of_the_epochs_reported():
+    """Step events may lag behind epoch events (each kind within its share of the run's event budget):
+    the progress read "epoch 13/30 · step 65/510"."""
+    from engine.training.trainer import EpochEnd, EpochMetrics
+    from gui.training.controller import RunController
+    from gui.training.runs import Run
+
+    controller = RunController()
+    run = Run(1, "#4c9aff", {}, "", "net", "")
+    run.step = 65
+    epoch = EpochMetrics(13, 221, 0.5, 0.8, 0.6, 0.7, None, 0.01, 0.1, False)
+    controller._apply(run, "epochs", EpochEnd([epoch]), set())
+    assert run.epoch == 13 and run.step == 221
+
+
+def test_the_confusion_matrix_counts_read_on_every_cell_colour_of_both_themes():
+    """The counts were drawn in the theme's text colour: dark grey on the light theme's saturated red and
+    green cells (a contrast of about 2.5:1)."""
+    from gui import theme
+    from gui.training.results import ink_on
+
+    def luminance(c: QtGui.QColor) -> float:
+        def lin(v):
+            v /= 255
+            return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+        return 0.2126 * lin(c.red()) + 0.7152 * lin(c.green()) + 0.0722 * lin(c.blue())
+
+    for t in theme.THEMES.values():
+        base = QtGui.QColor(t.base)
+        for tone in (QtGui.QColor(t.ok), QtGui.QColor(t.error)):
+            for a in np.linspace(0.05, 1.0, 20):  # (the cells' shades, from nearly the background to the tone)
+                fill = QtGui.QColor(*(int(b + (c - b) * a) for b, c in ((base.red(), tone.red()),
+                                      (base.green(), tone.green()), (base.blue(), tone.blue()))))
+                hi, lo = sorted((luminance(fill), luminance(ink_on(fill))), reverse=True)
+                assert (hi + 0.05) / (lo + 0.05) >= 4.5, (t.name, fill.name(), ink_on(fill).name())

@@ -247,6 +247,9 @@ class RunController(QtCore.QObject):
         elif kind == "epochs":
             run.epochs.extend(p.epochs)
             run.epoch = max(run.epoch, p.latest.epoch)
+            # (the step too: step events may lag behind within the run's event budget, and the progress
+            # read "epoch 13/30 · step 65/510")
+            run.step = max(run.step, p.latest.step)
             changes.add("epochs")
         elif kind == "samples":
             run.samples = p

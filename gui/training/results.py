@@ -24,6 +24,17 @@ ROWS_TITLE = "true â†“"  # over the row labels, beside the columns' "predicted â
 UPRIGHT_LABELS = 18  # pixels more above the confusion matrix when its column labels stand upright
 
 
+def ink_on(fill: QtGui.QColor) -> QtGui.QColor:
+    """Black or white, whichever reads on ``fill`` (by its relative luminance): the theme's text colour
+    read dark grey on the saturated red and green cells of the light theme."""
+    def linear(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    lum = 0.2126 * linear(fill.red()) + 0.7152 * linear(fill.green()) + 0.0722 * linear(fill.blue())
+    # (the luminance where black and white have the same contrast against it: sqrt(1.05 * 0.05) - 0.05)
+    return QtGui.QColor("#000000" if lum > 0.179 else "#ffffff")
+
+
 def label_points(side: float) -> float:
     """The confusion matrix's font size for cells of ``side`` pixels."""
     return max(6.0, min(9.0, side / 3.2))
@@ -133,7 +144,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
                     int(base.blue() + (tone.blue() - base.blue()) * a))
                 p.fillRect(r, color)
                 if side >= 16 and self.matrix[i, j]:
-                    p.setPen(QtGui.QColor(t.text))
+                    p.setPen(ink_on(color))
                     p.drawText(r, QtCore.Qt.AlignmentFlag.AlignCenter, str(int(self.matrix[i, j])))
         p.setPen(QtGui.QPen(QtGui.QColor(t.border), 1))
         p.drawRect(QtCore.QRectF(ml, mt, k * side, k * side))
