@@ -24,6 +24,29 @@ from .training.ui import TrainingUI
 
 APP = "DeepCanvas"
 STATE_VERSION = 3  # bump when the docks change, so an old saved layout is ignored
+# The least height of a panel that scrolls (Properties, Pre-flight, Preview): about two lines under its dock's
+# title. A panel's own minimum (its scroll bar's, or its form's) stacked up in the right-hand column, and a
+# dock tabbed away still counts there: the bottom dock (Training) could not be made taller than about 240
+# pixels in a 1280x720 window. Below its content's height the panel scrolls.
+PANEL_MIN_HEIGHT = 32
+
+
+class ViewTabs(QtWidgets.QTabWidget):
+    """The middle's tabs (Diagram, Code, Summary). Only the page shown sets the least height: a
+    QTabWidget's minimum is its largest page's, the Code page's (its buttons over its text) even while
+    the diagram is shown, which kept the docks below from growing."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.current_only = False  # (from the window's first layout on: MainWindow._let_panels_shrink)
+        self.currentChanged.connect(lambda _: self.updateGeometry())
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        hint = super().minimumSizeHint()
+        page = self.currentWidget()
+        if page is not None and self.current_only:
+            hint.setHeight(self.tabBar().sizeHint().height() + page.minimumSizeHint().height())
+        return hint
 
 
 def default_settings() -> QtCore.QSettings:
@@ -56,7 +79,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.code = CodeView()
         self.summary = SummaryView()
         # The network's three views share the middle: the diagram, its PyTorch code, its layer table.
-        self.views = QtWidgets.QTabWidget()
+        self.views = ViewTabs()
         self.views.setObjectName("views")
         self.views.setDocumentMode(True)
         self.views.addTab(self.canvas.widget, themes.icon("node"), "Diagram")
@@ -115,6 +138,22 @@ class MainWindow(QtWidgets.QMainWindow):
         dock.toggleViewAction().setIcon(themes.icon(icon))
         self.addDockWidget(area, dock)
         self.docks[name] = dock
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_panels_shrink", False):
+            self._panels_shrink = True
+            QtCore.QTimer.singleShot(0, self._let_panels_shrink)
+
+    def _let_panels_shrink(self) -> None:
+        """The panels that scroll may be dragged down to ``PANEL_MIN_HEIGHT``. Set once the window is first
+        laid out: their own minimums (a scroll bar's, the Preview's whole content) made its default layout
+        (the docks' first sizes), which stays what it was; they only let the docks be dragged further."""
+        for panel in (self.properties, self.preflight):
+            panel.setMinimumHeight(PANEL_MIN_HEIGHT)
+        self.views.current_only = True
+        self.views.updateGeometry()
+        self.training.let_panels_shrink(PANEL_MIN_HEIGHT)
 
     def _connect(self) -> None:
         a, c, f = self.actions_, self.canvas, self.files

@@ -428,3 +428,49 @@ def test_the_confusion_matrix_counts_read_on_every_cell_colour_of_both_themes():
                                       (base.green(), tone.green()), (base.blue(), tone.blue()))))
                 hi, lo = sorted((luminance(fill), luminance(ink_on(fill))), reverse=True)
                 assert (hi + 0.05) / (lo + 0.05) >= 4.5, (t.name, fill.name(), ink_on(fill).name())
+
+
+def test_the_training_dock_can_be_made_tall_enough_for_its_plots_in_a_small_window(window, qtbot):
+    # At 1280x720 the right-hand column (Properties over Pre-flight, with the Preview tabbed away behind it
+    # and its 240-pixel minimum) kept the dock at 239 pixels however far it was dragged: four plots of a
+    # few pixels each, tick labels over each other.
+    window.resize(1280, 720)
+    qtbot.wait(50)
+    ui = open_graph(window, *digits_mlp())
+    vertical = QtCore.Qt.Orientation.Vertical
+    window.resizeDocks([ui.dock], [720], vertical)
+    qtbot.wait(100)
+    assert ui.dock.height() >= 450
+    plots = ui.dock_widget.plots
+    qtbot.waitUntil(lambda: all(p.getViewBox().sceneBoundingRect().height() >= 100 for p in plots.plots.values()),
+                    timeout=2000)
+    assert not ui.dock_widget.plots_scroll.verticalScrollBar().isVisible()  # (all four in view)
+    # A dock behind a tab sets no minimum of its own on the column: the Preview asks for no more than
+    # the Pre-flight in front of it, and the middle's hidden Code page no more than the diagram.
+    assert ui.preview_dock.minimumSizeHint().height() <= window.docks["preflight"].minimumSizeHint().height()
+    assert window.views.minimumSizeHint().height() < 120
+    # made as low as it goes, the plots keep a readable height and scroll instead of squeezing
+    window.resizeDocks([ui.dock], [0], vertical)
+    qtbot.wait(100)
+    assert ui.dock.height() < 240
+    assert plots.height() >= plots.minimumHeight() > 200
+    assert ui.dock_widget.plots_scroll.verticalScrollBar().isVisible()
+    assert min(p.getViewBox().sceneBoundingRect().height() for p in plots.plots.values()) >= 30
+
+
+def test_the_results_panes_scroll_sideways_in_a_narrow_window_and_not_at_the_default_size(window, qtbot):
+    """At 1024 pixels the four panes were squeezed: the matrix showed one column, the doctor a word a line,
+    the per-class table's figures read "0....". They keep the width they read at and scroll together."""
+    ui = open_graph(window, *digits_mlp())
+    results = ui.dock_widget.results
+    ui.dock_widget.tabs.setCurrentWidget(results)
+    default_size(window)
+    qtbot.wait(100)
+    bar = results.split_scroll.horizontalScrollBar()
+    assert bar.maximum() == 0  # (all four in view at the default size)
+    window.resize(1024, 768)
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=2000)
+    for pane in (results.panes[0], results.panes[2], results.panes[3]):  # (the table's: its own minimum)
+        assert pane.width() >= pane.minimumWidth() > 150
+    assert results.per_class.width() >= results.per_class.minimumWidth()
+    default_size(window)

@@ -23,6 +23,10 @@ SHARED_PROGRESS_EVERY = 1.0
 # a change of state shows at once): the list lays out and repaints every run's item for each change.
 RUNS_LIST_EVERY = 2.0
 STAGGER_MS = 40  # milliseconds between the panels filled at a run's end (results, then samples)
+# The least height of the plots (the tool bar above them and two rows of two plots): about 40 pixels of
+# curve in each plot between its title and its axis; a lower dock scrolls them.
+PLOTS_MIN_HEIGHT = 250
+PANE_MIN_HEIGHT = 32  # the least height of the plots' scroll area
 
 
 class ProgressBar(QtWidgets.QProgressBar):
@@ -92,6 +96,21 @@ class MessageArea(QtWidgets.QScrollArea):
         self.viewport().setAutoFillBackground(False)
         label.setAutoFillBackground(False)
         self.setFixedHeight(label.fontMetrics().lineSpacing() * self.LINES + 4)
+
+
+class UpDownScroll(QtWidgets.QScrollArea):
+    """Scrolls its widget up and down only, where it is lower than the widget's minimum height; as wide
+    as the widget's minimum width, ``PANE_MIN_HEIGHT`` high at the least."""
+
+    def __init__(self, widget: QtWidgets.QWidget, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(widget)
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(self.widget().minimumSizeHint().width(), PANE_MIN_HEIGHT)
 
 
 def _swatch(color: str) -> QtGui.QIcon:
@@ -277,8 +296,14 @@ class TrainingDock(QtWidgets.QWidget):
         title.setStyleSheet("font-weight: 600;")
         rv.addWidget(title)
         rv.addWidget(self.runs, 1)
+        # The four plots keep the height at which each shows its title, its ticks and some curve (squeezed
+        # into a low dock they were a few pixels each, tick labels over each other); below it they scroll.
+        # The scroll area asks the dock for no height of its own.
+        self.plots.setMinimumHeight(PLOTS_MIN_HEIGHT)
+        self.plots_scroll = UpDownScroll(self.plots)
+        self.plots_scroll.setObjectName("plots_scroll")
         curves = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        curves.addWidget(self.plots)
+        curves.addWidget(self.plots_scroll)
         curves.addWidget(runs_box)
         curves.setStretchFactor(0, 1)
         curves.setSizes([900, 230])
@@ -307,6 +332,13 @@ class TrainingDock(QtWidgets.QWidget):
         controller.updated.connect(self._updated)
         controller.finished.connect(self._finished)
         self._controls()
+
+    def let_shrink(self, height: int) -> None:
+        """The settings may be as low as ``height`` (they scroll): their scroll bar's minimum made the dock's
+        (with the buttons and the message under them, about 230 pixels: a Problems dock tabbed with this one
+        could not be lower either)."""
+        self.settings.setMinimumHeight(height)
+        self.results.keep_table_readable()
 
     DEFAULT_HEIGHT = 400  # pixels: the dock's height before the user sets one
 

@@ -216,12 +216,29 @@ class PreviewPanel(QtWidgets.QWidget):
         col.addWidget(self.title)
         col.addWidget(self.example)
         top.addLayout(col, 1)
-        layout = QtWidgets.QVBoxLayout(self)
+        body = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(body)
         layout.setContentsMargins(8, 6, 8, 6)
         layout.addLayout(top)
         layout.addWidget(self.where)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.stats)
+        # The panel scrolls where the dock is lower than its content (the example, the view's 100 pixels,
+        # the figures): its own minimum was that whole height, about 240 pixels, and it counted even while
+        # the dock sat behind the Pre-flight tab, in the right-hand column, so the window's bottom dock
+        # (Training) could not be made tall enough for its plots in a 1280x720 window.
+        self.scroll = QtWidgets.QScrollArea()
+        self.scroll.setObjectName("preview_scroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setMinimumHeight(body.minimumSizeHint().height())  # (until let_shrink: the default layout)
+        self.scroll.setWidget(body)
+        self.scroll.viewport().setAutoFillBackground(False)
+        body.setAutoFillBackground(False)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
         self.plot = None
         self.image = None
         self.bars = None
@@ -231,6 +248,10 @@ class PreviewPanel(QtWidgets.QWidget):
         controller.updated.connect(self._run_updated)
         controller.started.connect(lambda run: self._sync_want())
         controller.finished.connect(lambda run: self.schedule())
+
+    def let_shrink(self, height: int) -> None:
+        """The panel may be as low as ``height`` (it scrolls below its content's height)."""
+        self.scroll.setMinimumHeight(height)
 
     # ------------------------------------------------------------------ inputs
     def set_document(self, doc) -> None:

@@ -362,10 +362,37 @@ class ResultsView(QtWidgets.QWidget):
         for pane in (left, middle, doctor_box, right):
             pane.setMinimumHeight(0)
         self.split = split
+        self.panes = (left, middle, doctor_box, right)
+        # Sideways, the four panes scroll together where the tab is narrower than they can be read at (see
+        # keep_table_readable); up and down each pane scrolls on its own.
+        self.split_scroll = QtWidgets.QScrollArea()
+        self.split_scroll.setObjectName("results_scroll")
+        self.split_scroll.setWidgetResizable(True)
+        self.split_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.split_scroll.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.split_scroll.setWidget(split)
+        self.split_scroll.setMinimumSize(0, 0)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split)
+        layout.addWidget(self.split_scroll)
         self.doctor.refresh()
+
+    def keep_table_readable(self) -> None:
+        """The per-class table as wide as its columns need (the class's name, "precision", and "0.000" under
+        "recall", "F1", "support"): in a 1280-pixel window the splitter squeezed it and its figures read
+        "0....", "1....". (Called once the window's default layout is made, which it leaves as it was.)"""
+        fm, pad = self.per_class.fontMetrics(), 12
+        bold = QtGui.QFont(self.per_class.font())
+        bold.setBold(True)
+        figure = max(fm.horizontalAdvance(t) for t in ("recall", "support", "0.000")) + pad
+        self.per_class.setMinimumWidth(QtGui.QFontMetrics(bold).horizontalAdvance("macro avg") + pad
+                                       + fm.horizontalAdvance("precision") + pad + 3 * figure + 4)
+        # ... and the other panes as wide as they read at (a ten-class matrix, the doctor's figures and
+        # remedies, a column of the gallery with its button): narrower, the tab scrolls sideways (at 1024
+        # pixels the matrix showed one column and the doctor a word a line).
+        em = fm.horizontalAdvance("m")
+        for pane, ems in zip((self.panes[0], self.panes[2], self.panes[3]), (21, 22, 17)):
+            pane.setMinimumWidth(ems * em)
 
     # ------------------------------------------------------------------ filling
     def clear(self) -> None:

@@ -103,6 +103,12 @@ class TrainingUI(QtCore.QObject):
         self.window.addDockWidget(area, dock)
         return dock
 
+    def let_panels_shrink(self, height: int) -> None:
+        """The panels that scroll (the settings, the preview) may be as low as ``height`` from now on: once
+        the window's default layout is made (see MainWindow._let_panels_shrink)."""
+        self.dock_widget.let_shrink(height)
+        self.preview.let_shrink(height)
+
     # ------------------------------------------------------------------ the window's panel protocol
     def set_document(self, doc) -> None:
         self.doc = doc
