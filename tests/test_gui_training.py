@@ -1195,3 +1195,22 @@ def test_a_run_stopped_mid_epoch_draws_its_rate_to_its_last_step(window, qtbot):
     (_, x1), _ = plots.loss.getViewBox().viewRange()
     assert run.step / per <= x1 <= np.ceil(run.step / per) + 0.5
     plots.set_x_mode("step")
+
+
+def test_removing_the_run_shown_shows_the_newest_run_kept_or_nothing(window, qtbot):
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 64}))
+    first = train(window, qtbot)
+    second = train(window, qtbot)
+    dock = ui.dock_widget
+    assert dock.focus is second and dock.results.run is second and ui.health.run is second
+    ui.controller.remove(second)
+    qtbot.waitUntil(lambda: dock.results.run is first, timeout=5000)
+    assert dock.focus is first and ui.health.run is first
+    assert dock.runs.currentItem().data(QtCore.Qt.ItemDataRole.UserRole) == first.number
+    ui.controller.remove(first)
+    qtbot.wait(4 * STAGGER_MS)
+    assert dock.focus is None and dock.results.run is None and ui.health.run is None
+    assert "Results appear here" in dock.results.summary.text()
+    assert not ui.health.legend.isVisible()
+    third = train(window, qtbot)  # (and the next run is numbered after both)
+    assert third.number == 3 and dock.results.run is third

@@ -371,7 +371,7 @@ def test_a_double_click_event_on_a_plot_asks_for_the_fit():
 
 def test_run_numbers_and_folders_are_never_given_twice(tmp_path):
     from gui.training.controller import RunController
-    from gui.training.runs import RUN_COLORS, Run, run_color
+    from gui.training.runs import RUN_COLORS, Run
 
     controller = RunController(tmp_path)
     controller.runs = [Run(1, RUN_COLORS[0], {}, "", "net", ""), Run(2, RUN_COLORS[1], {}, "", "net", "")]

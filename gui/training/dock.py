@@ -331,6 +331,7 @@ class TrainingDock(QtWidgets.QWidget):
         controller.started.connect(self._started)
         controller.updated.connect(self._updated)
         controller.finished.connect(self._finished)
+        controller.runs_changed.connect(self._runs_changed)
         self._controls()
 
     def let_shrink(self, height: int) -> None:
@@ -460,6 +461,8 @@ class TrainingDock(QtWidgets.QWidget):
         elif run.phase:
             self.progress.setFormat(run.phase)
             self._say(f"Run {run.number}: {run.phase}")
+            if not self.live.isHidden():  # (training is over: its last state, "paused" say, no longer holds)
+                self.live.hide()
 
     def _finished(self, run: Run) -> None:
         self._controls()
@@ -484,6 +487,20 @@ class TrainingDock(QtWidgets.QWidget):
         # run has no confusion matrix or doctor to show: its curves and samples stay where they are.
         if run.report and run.report.get("task") in ("classification", "regression"):
             self.tabs.setCurrentWidget(self.results)
+
+    def _runs_changed(self) -> None:
+        """The run shown was removed: the newest run kept is shown instead (its results if it has ended),
+        or nothing (the Results tab kept showing the removed run, with nothing chosen in the list)."""
+        if self.focus is None or self.focus in self.controller.runs:
+            return
+        self.focus = None
+        self.results.clear()
+        self.samples.clear()
+        if self.controller.runs:
+            run = self.controller.runs[-1]
+            self.set_focus(run)
+            with QtCore.QSignalBlocker(self.runs):  # (the list marks it, as a click would have)
+                self.runs.setCurrentRow(self.controller.runs[::-1].index(run))
 
     def set_focus(self, run: Run | None) -> None:
         if run is None:

@@ -91,6 +91,7 @@ class TrainingUI(QtCore.QObject):
         self.controller.updated.connect(self._updated)
         self.controller.finished.connect(self._finished)
         self.dock_widget.runs.chosen.connect(self._show_health)
+        self.controller.runs_changed.connect(self._runs_changed)
         self._actions()
 
     def _dock(self, name: str, title: str, widget, area) -> QtWidgets.QDockWidget:
@@ -177,6 +178,13 @@ class TrainingUI(QtCore.QObject):
         QtCore.QTimer.singleShot(3 * STAGGER_MS, lambda: run is self.controller.current and self._show_health(run))
         msg = f"Run {run.number} {run.status}" + (f": {run.error}" if run.error else "")
         self.window.flash(msg.splitlines()[0])
+
+    def _runs_changed(self) -> None:
+        """The run whose health the canvas shows was removed: the newest run kept is shown, or none."""
+        if self.health.run is not None and self.health.run not in self.controller.runs:
+            self.health.clear()
+            if self.controller.runs:
+                self._show_health(self.controller.runs[-1])
 
     def _show_health(self, run) -> None:
         if run is None or (not run.grad_norms and run.health is None and run.nonfinite is None):
