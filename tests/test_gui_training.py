@@ -1214,3 +1214,23 @@ def test_removing_the_run_shown_shows_the_newest_run_kept_or_nothing(window, qtb
     assert not ui.health.legend.isVisible()
     third = train(window, qtbot)  # (and the next run is numbered after both)
     assert third.number == 3 and dock.results.run is third
+
+
+def test_a_runs_folder_can_be_opened_or_its_path_copied_from_the_runs_list(window, qtbot, monkeypatch):
+    """The app keeps a session's runs in a folder of its own: the list says where, and opens it."""
+    ui = open_graph(window, *digits_mlp({"epochs": 1, "batch_size": 64}))
+    run = train(window, qtbot)
+    runs = ui.dock_widget.runs
+    item = runs.item(0)
+    assert run.run_dir and f"Files: {run.run_dir}" in item.toolTip()
+    opened = []
+    monkeypatch.setattr(QtGui.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+
+    def choose(text):
+        next(a for a in runs.run_menu(run).actions() if a.text() == text).trigger()
+    choose("Copy Folder Path")
+    assert QtWidgets.QApplication.clipboard().text() == run.run_dir
+    choose("Open Run Folder")
+    assert opened == [run.run_dir] and (Path(run.run_dir) / "final.pt").is_file()
+    choose("Remove run")
+    assert run not in ui.controller.runs

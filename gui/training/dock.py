@@ -5,6 +5,7 @@ samples, and the results of the run chosen in the list."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -191,8 +192,11 @@ class RunsList(QtWidgets.QListWidget):
         if text == item.text():
             return  # (the list would lay out and repaint every item for it)
         item.setText(text)
-        item.setToolTip(f"{text}\n" + (run.error or "") +
-                        "\nTick to overlay on the plots; click to see its results; right-click to remove")
+        files = f"\nFiles: {run.run_dir} (checkpoints best.pt and final.pt, metrics.jsonl, report.json)" \
+            if run.run_dir else ""
+        item.setToolTip(f"{text}\n" + (run.error or "") + files +
+                        "\nTick to overlay on the plots; click to see its results; right-click to open its "
+                        "folder or remove it")
 
     def refresh_run(self, run: Run) -> None:
         for i in range(self.count()):
@@ -214,13 +218,27 @@ class RunsList(QtWidgets.QListWidget):
     def _menu(self, pos) -> None:
         item = self.itemAt(pos)
         run = self._run(item) if item else None
-        if run is None:
-            return
+        if run is not None:
+            self.run_menu(run).exec(self.mapToGlobal(pos))
+
+    def run_menu(self, run: Run) -> QtWidgets.QMenu:
+        """A run's menu: its folder (its checkpoints, metrics and report; the app keeps a session's runs in
+        a temporary folder, so that a user can open it, or copy its path, to keep or use the files), and
+        Remove."""
         menu = QtWidgets.QMenu(self)
+        folder = Path(run.run_dir) if run.run_dir else None
+        there = folder is not None and folder.is_dir()
+        open_folder = menu.addAction("Open Run Folder")
+        open_folder.triggered.connect(lambda: QtGui.QDesktopServices.openUrl(QtCore.QUrl.fromLocalFile(str(folder))))
+        copy_path = menu.addAction("Copy Folder Path")
+        copy_path.triggered.connect(lambda: QtWidgets.QApplication.clipboard().setText(str(folder)))
+        for action in (open_folder, copy_path):
+            action.setEnabled(there)
+        menu.addSeparator()
         remove = menu.addAction("Remove run")
         remove.setEnabled(not (run is self.controller.current and self.controller.running))
-        if menu.exec(self.mapToGlobal(pos)) is remove:
-            self.controller.remove(run)
+        remove.triggered.connect(lambda: self.controller.remove(run))
+        return menu
 
 
 class TrainingDock(QtWidgets.QWidget):
