@@ -524,38 +524,73 @@ class Canvas(QtCore.QObject):
     def place_overlays(self) -> None:
         """Put the health legend (a label over the view) in the corner of the view where it covers the
         least of the nodes: the top left unless nodes are there (at the top of a framed network, the first
-        card lay under it). It has a background, so a node panned under it stays apart from the text."""
+        card lay under it). Where every corner covers some, it may take two or three lines instead of one,
+        whichever covers less (in a narrow canvas the one line lay across the network). It has a
+        background, so a node panned under it stays apart from the text."""
         label = self.viewer.findChild(QtWidgets.QLabel, "health_legend")
         if label is None or label.isHidden():
             return
         t = themes.current()
         if label.property("overlay_theme") != t.name:
             back = QtGui.QColor(t.panel)
-            label.setStyleSheet(f"QLabel#health_legend {{ background: rgba({back.red()}, {back.green()}, "
+            label.setStyleSheet(f"QLabel {{ background: rgba({back.red()}, {back.green()}, "
                                 f"{back.blue()}, 230); border: 1px solid {t.border}; border-radius: 4px; "
                                 "padding: 2px 6px; }")
             label.setProperty("overlay_theme", t.name)
             self._overlay_key = None
-        label.adjustSize()
         port = self.viewer.viewport()
         view_rect = self.viewer.mapToScene(port.rect()).boundingRect()
-        key = (view_rect.getRect(), label.size().toTuple(), port.size().toTuple(), len(self._nodes),
-               label.text())
+        key = (view_rect.getRect(), port.size().toTuple(), len(self._nodes), label.text(), t.name)
         if key == self._overlay_key:
             return
         self._overlay_key = key
-        m, w, h = self.OVERLAY_MARGIN, label.width(), label.height()
-        right, bottom = max(m, port.width() - w - m), max(m, port.height() - h - m)
-        corners = [QtCore.QPoint(m, m), QtCore.QPoint(m, bottom), QtCore.QPoint(right, m),
-                   QtCore.QPoint(right, bottom)]
+        one, wrapped = self._legend_sizes(label, port.width())
+        m = self.OVERLAY_MARGIN
         cards = [self.viewer.mapFromScene(v.view.sceneBoundingRect()).boundingRect() for v in self._nodes.values()]
 
-        def covered(corner: QtCore.QPoint) -> int:
-            r = QtCore.QRect(corner, label.size()).adjusted(-4, -4, 4, 4)
+        def corners(size: QtCore.QSize) -> list[QtCore.QPoint]:
+            right = max(m, port.width() - size.width() - m)
+            bottom = max(m, port.height() - size.height() - m)
+            return [QtCore.QPoint(m, m), QtCore.QPoint(m, bottom), QtCore.QPoint(right, m), QtCore.QPoint(right, bottom)]
+
+        def covered(corner: QtCore.QPoint, size: QtCore.QSize) -> int:
+            r = QtCore.QRect(corner, size).adjusted(-4, -4, 4, 4)
             return sum(r.intersected(c).width() * r.intersected(c).height() for c in cards if r.intersects(c))
-        best = min(range(len(corners)), key=lambda i: (covered(corners[i]), i))
-        label.move(port.mapTo(self.viewer, corners[best]))
+        # (a layout wider than the view has its end cut off: one that fits, where there is one)
+        sizes = [(n, size) for n, size in enumerate((one, wrapped)) if size is not None]
+        fitting = [(n, size) for n, size in sizes if size.width() <= port.width() - 2 * m] or sizes[-1:]
+        choices = [(covered(c, size), n, i, c, size) for n, size in fitting for i, c in enumerate(corners(size))]
+        _, layout, _, corner, size = min(choices, key=lambda x: x[:3])
+        if layout == 0:
+            label.setWordWrap(False)
+            label.setMinimumSize(0, 0)
+            label.setMaximumSize(16777215, 16777215)  # (QWIDGETSIZE_MAX)
+            label.adjustSize()
+        else:
+            label.setWordWrap(True)
+            label.setFixedSize(size)
+        label.move(port.mapTo(self.viewer, corner))
         label.raise_()
+
+    def _legend_sizes(self, label: QtWidgets.QLabel, width: int) -> tuple[QtCore.QSize, QtCore.QSize | None]:
+        """The legend's size on one line, and wrapped to a narrower width (None where that would not be
+        narrower), measured on a label of its own that is never shown (the legend itself is not resized
+        for it: each resize would repaint the view and come back here)."""
+        measure = getattr(self, "_measure", None)
+        if measure is None:
+            measure = self._measure = QtWidgets.QLabel()
+            measure.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        measure.setStyleSheet(label.styleSheet())
+        measure.setFont(label.font())
+        measure.setText(label.text())
+        measure.setWordWrap(False)
+        measure.adjustSize()
+        one = measure.sizeHint()
+        narrow = max(220, min(one.width() * 11 // 20, width // 2))
+        if narrow >= one.width():
+            return one, None
+        measure.setWordWrap(True)
+        return one, QtCore.QSize(narrow, measure.heightForWidth(narrow))
 
     def _place_hint(self) -> None:
         self.hint.resize(self.viewer.width(), 80)

@@ -191,6 +191,7 @@ def test_the_health_legend_covers_no_node_of_a_framed_network(window, qtbot):
     legend.show()
     qtbot.wait(100)
     canvas.place_overlays()
+    one_line = canvas._legend_sizes(legend, canvas.viewer.viewport().width())[0]  # (its size on one line)
     viewer = canvas.viewer
     port = viewer.viewport()
     cards = []
@@ -201,7 +202,7 @@ def test_the_health_legend_covers_no_node_of_a_framed_network(window, qtbot):
     def covered(rect: QtCore.QRect) -> int:
         return sum(rect.intersected(c).width() * rect.intersected(c).height() for c in cards if rect.intersects(c))
     here = covered(QtCore.QRect(legend.pos(), legend.size()))
-    before = covered(QtCore.QRect(QtCore.QPoint(10, 8), legend.size()))  # where it was: over the first card
+    before = covered(QtCore.QRect(QtCore.QPoint(10, 8), one_line))  # where it was: over the first card
     assert before > 0 and here < before
     assert here == 0 or legend.width() > port.width() / 2  # (no corner free of nodes: the least covered)
     assert legend.styleSheet()  # (on a panel of its own: nodes panned under it stay apart from its text)
@@ -474,3 +475,59 @@ def test_the_results_panes_scroll_sideways_in_a_narrow_window_and_not_at_the_def
         assert pane.width() >= pane.minimumWidth() > 150
     assert results.per_class.width() >= results.per_class.minimumWidth()
     default_size(window)
+
+
+def test_in_a_narrow_canvas_the_health_legend_wraps_beside_the_network_rather_than_over_it(window, qtbot):
+    from pathlib import Path
+
+    import engine
+
+    window.resize(1024, 768)
+    qtbot.wait(50)
+    open_graph(window, engine.load_graph(Path(__file__).resolve().parent.parent / "templates" / "lenet5.dcnet"))
+    canvas = window.canvas
+    canvas.frame()
+    legend = window.training.health.legend
+    legend.setText("Training health (run 1, step 68): gradient norm ■ vanishing ■ healthy ■ exploding · "
+                   "dead = ReLU units never active")
+    legend.show()
+    qtbot.wait(100)
+    canvas._overlay_key = None
+    canvas.place_overlays()
+    viewer, port = canvas.viewer, canvas.viewer.viewport()
+    cards = [viewer.mapFromScene(canvas.node_item(nid).sceneBoundingRect()).boundingRect()
+             .translated(port.mapTo(viewer, QtCore.QPoint(0, 0))) for nid in window.doc.graph.nodes]
+
+    def covered(rect: QtCore.QRect) -> int:
+        return sum(rect.intersected(c).width() * rect.intersected(c).height() for c in cards if rect.intersects(c))
+    one_line, wrapped = canvas._legend_sizes(legend, port.width())
+    corners = [QtCore.QPoint(x, y) for x in (8, port.width() - one_line.width() - 8)
+               for y in (8, port.height() - one_line.height() - 8)]
+    assert min(covered(QtCore.QRect(c, one_line)) for c in corners) > 0  # (no corner free for one line)
+    assert covered(QtCore.QRect(legend.pos(), legend.size())) == 0
+    assert legend.size() == wrapped and legend.height() > one_line.height()
+    assert legend.wordWrap() and legend.heightForWidth(legend.width()) <= legend.height()  # (all of its text)
+    default_size(window)
+    canvas.place_overlays()
+
+
+def test_a_health_legend_wider_than_the_canvas_wraps_to_fit_it(window, qtbot):
+    from tests import graphs
+
+    window.resize(1024, 768)
+    qtbot.wait(50)
+    open_graph(window, graphs.lenet5(), {})
+    canvas = window.canvas
+    legend = window.training.health.legend
+    legend.setText("Training health (run 1, step 68): gradient norm ■ vanishing ■ healthy ■ exploding · "
+                   "dead = ReLU units never active")
+    legend.show()
+    qtbot.wait(100)
+    canvas._overlay_key = None
+    canvas.place_overlays()
+    port = canvas.viewer.viewport()
+    assert canvas._legend_sizes(legend, port.width())[0].width() > port.width()  # (one line: its end cut off)
+    inside = QtCore.QRect(port.mapTo(canvas.viewer, QtCore.QPoint(0, 0)), port.size())
+    assert inside.contains(QtCore.QRect(legend.pos(), legend.size()))
+    default_size(window)
+    canvas.place_overlays()
