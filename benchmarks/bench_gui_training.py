@@ -844,7 +844,8 @@ def main(argv=None) -> int:
         return 2
     one_by_one = args.sequential or (args.device == "cuda" and not args.turns and not args.side_by_side)
     if one_by_one and (args.self_check or args.leave_core):
-        print("--sequential (and --device cuda without --turns) go without --self-check and --leave-core",
+        print("--sequential (and --device cuda without --turns or --side-by-side) go without --self-check and "
+              "--leave-core",
               file=sys.stderr)
         return 2
     side = not args.turns and not one_by_one

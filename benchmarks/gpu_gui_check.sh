@@ -80,8 +80,9 @@ for w in glob.glob('$G/*.whl'):
     python3 -c "from PySide6 import QtWidgets; QtWidgets.QApplication(['x']); import gui.mainwindow; print('Qt: ok')" \
         || { ldd /tmp/gpuqt-site/PySide6/Qt/lib/*.so* | grep 'not found' | sort -u; exit 1; }
     nvidia-smi -L || true
+    set -o pipefail  # (the exit status is the benchmark's or pytest's, not tee's)
     if [ "$what" = tests ]; then
-        python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py "$@" 2>&1 | tail -25 | tee "$out/test_cuda.log"
+        python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py "$@" 2>&1 | tee "$out/test_cuda.log"
         exit
     fi
     if [ "$what" = job ]; then

@@ -29,23 +29,29 @@ O=${OUT:-gpu_check_out}
 mkdir -p "$O"
 S=$(date +%s)
 [ $# -gt 0 ] || set -- side-check side side-lenet
+steps="side side-lenet side-check mlp nice0 lenet self-check job tests"
+for step in "$@"; do  # (all names first: a misspelt last step would be found after minutes of device time)
+    case " $steps " in *" $step "*) ;; *) echo "unknown step '$step' ($steps)"; exit 2 ;; esac
+done
 turns="--turns --lag-rounds 1 --seconds 3 --epochs 100000 --each-round"
 side="--side-by-side --lag-rounds 1 --seconds 3 --epochs 100000 --each-round"
 for step in "$@"; do
     echo "== $step at $(( $(date +%s) - S )) s" | tee -a "$O/times.log"
     case $step in
-    side) timeout "${SIDE_S:-200}" bash benchmarks/gpu_gui_check.sh run $side --rounds 8 --only mlp ;;
-    side-lenet) timeout "${SIDE_LENET_S:-120}" bash benchmarks/gpu_gui_check.sh run $side --rounds 4 --only lenet ;;
-    side-check) timeout "${SIDE_CHECK_S:-200}" bash benchmarks/gpu_gui_check.sh run $side --self-check --rounds 8 --only mlp ;;
-    mlp) timeout "${MLP_S:-270}" bash benchmarks/gpu_gui_check.sh run $turns --rounds 8 --only mlp ;;
-    nice0) DEEPCANVAS_TRAINING_NICE=0 timeout "${NICE0_S:-270}" bash benchmarks/gpu_gui_check.sh run $turns --rounds 8 --only mlp ;;
-    lenet) timeout "${LENET_S:-100}" bash benchmarks/gpu_gui_check.sh run $turns --rounds 3 --only lenet ;;
-    self-check) timeout "${SELF_CHECK_S:-160}" bash benchmarks/gpu_gui_check.sh run $turns --self-check --rounds 4 --only mlp ;;
-    job) timeout "${JOB_S:-150}" bash benchmarks/gpu_gui_check.sh job --only mlp --rounds 6 \
+    side) timeout -k 10 "${SIDE_S:-200}" bash benchmarks/gpu_gui_check.sh run $side --rounds 8 --only mlp ;;
+    side-lenet) timeout -k 10 "${SIDE_LENET_S:-120}" bash benchmarks/gpu_gui_check.sh run $side --rounds 4 --only lenet ;;
+    side-check) timeout -k 10 "${SIDE_CHECK_S:-200}" bash benchmarks/gpu_gui_check.sh run $side --self-check --rounds 8 --only mlp ;;
+    mlp) timeout -k 10 "${MLP_S:-270}" bash benchmarks/gpu_gui_check.sh run $turns --rounds 8 --only mlp ;;
+    nice0) DEEPCANVAS_TRAINING_NICE=0 timeout -k 10 "${NICE0_S:-270}" bash benchmarks/gpu_gui_check.sh run $turns --rounds 8 --only mlp ;;
+    lenet) timeout -k 10 "${LENET_S:-100}" bash benchmarks/gpu_gui_check.sh run $turns --rounds 3 --only lenet ;;
+    self-check) timeout -k 10 "${SELF_CHECK_S:-160}" bash benchmarks/gpu_gui_check.sh run $turns --self-check --rounds 4 --only mlp ;;
+    job) timeout -k 10 "${JOB_S:-150}" bash benchmarks/gpu_gui_check.sh job --only mlp --rounds 6 \
              --modes bare,app,no-health,no-preview,no-events ;;
-    tests) timeout "${TESTS_S:-150}" bash benchmarks/gpu_gui_check.sh tests ;;
-    *) echo "unknown step '$step' (side, side-lenet, side-check, mlp, nice0, lenet, self-check, job, tests)"; exit 2 ;;
+    tests) timeout -k 10 "${TESTS_S:-150}" bash benchmarks/gpu_gui_check.sh tests ;;
     esac > >(tee "$O/$step.log") 2>&1
+    rc=$?
+    wait $!  # (tee's last lines written before the next step's)
+    echo "== $step ended with exit status $rc$([ $rc = 124 ] && echo ' (its time limit)')" | tee -a "$O/times.log"
     for f in bench_gui_cuda.log bench_job_cuda.log test_cuda.log; do rm -f "$O/$f"; done
 done
 echo "== end at $(( $(date +%s) - S )) s" | tee -a "$O/times.log"

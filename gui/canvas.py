@@ -576,6 +576,10 @@ class Canvas(QtCore.QObject):
         """The legend's size on one line, and wrapped to a narrower width (None where that would not be
         narrower), measured on a label of its own that is never shown (the legend itself is not resized
         for it: each resize would repaint the view and come back here)."""
+        key = (label.text(), label.styleSheet(), label.font().toString(), width)
+        cached = getattr(self, "_measured", None)
+        if cached is not None and cached[0] == key:  # (measured again at each frame of a pan, otherwise)
+            return cached[1]
         measure = getattr(self, "_measure", None)
         if measure is None:
             measure = self._measure = QtWidgets.QLabel()
@@ -587,10 +591,12 @@ class Canvas(QtCore.QObject):
         measure.adjustSize()
         one = measure.sizeHint()
         narrow = max(220, min(one.width() * 11 // 20, width // 2))
-        if narrow >= one.width():
-            return one, None
-        measure.setWordWrap(True)
-        return one, QtCore.QSize(narrow, measure.heightForWidth(narrow))
+        sizes = (one, None)
+        if narrow < one.width():
+            measure.setWordWrap(True)
+            sizes = (one, QtCore.QSize(narrow, measure.heightForWidth(narrow)))
+        self._measured = (key, sizes)
+        return sizes
 
     def _place_hint(self) -> None:
         self.hint.resize(self.viewer.width(), 80)

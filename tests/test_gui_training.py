@@ -1186,15 +1186,6 @@ def test_a_run_stopped_mid_epoch_draws_its_rate_to_its_last_step(window, qtbot):
     x, y = ui.dock_widget.plots.curves[(run.number, "lr")].getData()
     per = run.info.steps_per_epoch
     assert x[-1] == run.step and x[-2] == (run.epoch - 1) * per and y[-1] == y[-2] == 0.01
-    # The x axes end where the stopped run ended, not at its plan (20 epochs: most of the axis was empty).
-    plots = ui.dock_widget.plots
-    for plot in (plots.loss, plots.lr, plots.grad):
-        (_, x1), _ = plot.getViewBox().viewRange()
-        assert run.step <= x1 <= 1.05 * run.step + 2, (x1, run.step, run.total_steps)
-    plots.set_x_mode("epoch")
-    (_, x1), _ = plots.loss.getViewBox().viewRange()
-    assert run.step / per <= x1 <= np.ceil(run.step / per) + 0.5
-    plots.set_x_mode("step")
 
 
 def test_removing_the_run_shown_shows_the_newest_run_kept_or_nothing(window, qtbot):

@@ -531,3 +531,79 @@ def test_a_health_legend_wider_than_the_canvas_wraps_to_fit_it(window, qtbot):
     assert inside.contains(QtCore.QRect(legend.pos(), legend.size()))
     default_size(window)
     canvas.place_overlays()
+
+
+def test_a_runs_menu_holds_no_run_after_it_closes(qtbot, tmp_path):
+    """Each right-click made a menu the list kept, whose actions held the run: a removed run stayed in
+    memory with its weights and data."""
+    import gc
+    import weakref
+
+    from gui.training.controller import RunController
+    from gui.training.dock import RunsList
+    from gui.training.runs import RUN_COLORS, Run
+
+    controller = RunController(tmp_path)
+    run = Run(1, RUN_COLORS[0], {}, "", "net", "")
+    run.run_dir = str(tmp_path)
+    controller.runs = [run]
+    runs = RunsList(controller)
+    qtbot.addWidget(runs)
+    runs.fill()
+    def close_menu():
+        menu = QtWidgets.QApplication.activePopupWidget()
+        if menu is not None:
+            menu.close()
+        else:
+            QtCore.QTimer.singleShot(10, close_menu)
+    for _ in range(3):
+        QtCore.QTimer.singleShot(10, close_menu)  # (the user closes it at once)
+        runs._menu(runs.visualItemRect(runs.item(0)).center())
+    QtWidgets.QApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    ref = weakref.ref(run)
+    controller.remove(run)
+    del run
+    gc.collect()
+    assert ref() is None and not runs.findChildren(QtWidgets.QMenu)
+
+
+def test_a_fit_asked_for_fits_the_gradient_plot_while_its_run_trains(qtbot):
+    """While the focused run trains the gradient plot keeps a range the norms fit in; a double-click after
+    a zoom out (or a change of scale) fitted its x axis only."""
+    from gui.training.runs import Run
+
+    plots = shown_plots(qtbot)
+    run = Run(1, "#4c9aff", {}, "net-hash", "net", "")
+    run.status = "running"
+    plots.focus = run
+    x = np.arange(1.0, 201)
+    plots._set(x, 0.05 + 0.3 * np.exp(-x / 50), "grad", (1, "grad", "fc1"), None)
+    plots._grad_end = 200
+    plots.fit_again("grad")
+    fitted = list(plots.grad.getViewBox().viewRange()[1])
+    box = plots.grad.getViewBox()
+    box.scaleBy((1, 5))
+    plots._manual.add("grad")
+    box.fit_requested.emit()
+    assert np.allclose(box.viewRange()[1], fitted)
+
+
+def test_the_rate_keeps_its_scale_through_a_partial_redraw_and_a_users_zoom(qtbot):
+    plots = shown_plots(qtbot)
+    x = np.arange(0.0, 400)
+    plots._set(x, 0.1 * 0.1 ** (x // 100), "lr", (1, "lr"), None)
+    plots._x_end = 400
+    plots._fit_y()
+    assert plots._log("lr")
+    plots._drop((1, "lr"))
+    plots._set(x, np.full(len(x), 0.01), "lr", (2, "lr"), None)  # (the first slice of a redraw: run 2 alone)
+    plots._dirty = {1}
+    plots._fit_y()
+    assert plots._log("lr")  # (decided once every run is drawn again)
+    plots._dirty = set()
+    plots._manual.add("lr")  # a zoom of the user's
+    plots._fit_y()
+    assert plots._log("lr")
+    plots._manual.discard("lr")
+    plots._fit_y()
+    assert not plots._log("lr")

@@ -219,7 +219,9 @@ class RunsList(QtWidgets.QListWidget):
         item = self.itemAt(pos)
         run = self._run(item) if item else None
         if run is not None:
-            self.run_menu(run).exec(self.mapToGlobal(pos))
+            menu = self.run_menu(run)
+            menu.exec(self.mapToGlobal(pos))
+            menu.deleteLater()  # (kept, it held the run, weights and all, after the run was removed)
 
     def run_menu(self, run: Run) -> QtWidgets.QMenu:
         """A run's menu: its folder (its checkpoints, metrics and report; the app keeps a session's runs in
@@ -237,7 +239,9 @@ class RunsList(QtWidgets.QListWidget):
         menu.addSeparator()
         remove = menu.addAction("Remove run")
         remove.setEnabled(not (run is self.controller.current and self.controller.running))
-        remove.triggered.connect(lambda: self.controller.remove(run))
+        number = run.number  # (looked up when chosen: the menu holds no run)
+        remove.triggered.connect(lambda: [self.controller.remove(r) for r in self.controller.runs
+                                          if r.number == number])
         return menu
 
 
@@ -517,8 +521,8 @@ class TrainingDock(QtWidgets.QWidget):
         if self.controller.runs:
             run = self.controller.runs[-1]
             self.set_focus(run)
-            with QtCore.QSignalBlocker(self.runs):  # (the list marks it, as a click would have)
-                self.runs.setCurrentRow(self.controller.runs[::-1].index(run))
+            with QtCore.QSignalBlocker(self.runs):  # (the list marks it, as a click would have: the newest, on top)
+                self.runs.setCurrentRow(0)
 
     def set_focus(self, run: Run | None) -> None:
         if run is None:

@@ -183,8 +183,10 @@ class TrainingUI(QtCore.QObject):
         """The run whose health the canvas shows was removed: the newest run kept is shown, or none."""
         if self.health.run is not None and self.health.run not in self.controller.runs:
             self.health.clear()
-            if self.controller.runs:
-                self._show_health(self.controller.runs[-1])
+            name = self.doc.graph.name if self.doc is not None else None
+            same = [r for r in self.controller.runs if r.graph_name == name]  # (another network's marks
+            if same:                                                          # would land on this one's ids)
+                self._show_health(same[-1])
 
     def _show_health(self, run) -> None:
         if run is None or (not run.grad_norms and run.health is None and run.nonfinite is None):
