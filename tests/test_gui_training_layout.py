@@ -477,16 +477,14 @@ def test_the_results_panes_scroll_sideways_in_a_narrow_window_and_not_at_the_def
     default_size(window)
 
 
-def test_in_a_narrow_canvas_the_health_legend_wraps_beside_the_network_rather_than_over_it(window, qtbot):
-    from pathlib import Path
-
-    import engine
-
+def _legend_in_a_small_window(window, qtbot, graph, frame: bool):
+    """The canvas and its health legend (a run's text) placed, in a 1024x768 window showing ``graph``."""
     window.resize(1024, 768)
     qtbot.wait(50)
-    open_graph(window, engine.load_graph(Path(__file__).resolve().parent.parent / "templates" / "lenet5.dcnet"))
+    open_graph(window, graph, {})
     canvas = window.canvas
-    canvas.frame()
+    if frame:
+        canvas.frame()
     legend = window.training.health.legend
     legend.setText("Training health (run 1, step 68): gradient norm ■ vanishing ■ healthy ■ exploding · "
                    "dead = ReLU units never active")
@@ -494,6 +492,16 @@ def test_in_a_narrow_canvas_the_health_legend_wraps_beside_the_network_rather_th
     qtbot.wait(100)
     canvas._overlay_key = None
     canvas.place_overlays()
+    return canvas, legend
+
+
+def test_in_a_narrow_canvas_the_health_legend_wraps_beside_the_network_rather_than_over_it(window, qtbot):
+    from pathlib import Path
+
+    import engine
+
+    template = engine.load_graph(Path(__file__).resolve().parent.parent / "templates" / "lenet5.dcnet")
+    canvas, legend = _legend_in_a_small_window(window, qtbot, template, frame=True)
     viewer, port = canvas.viewer, canvas.viewer.viewport()
     cards = [viewer.mapFromScene(canvas.node_item(nid).sceneBoundingRect()).boundingRect()
              .translated(port.mapTo(viewer, QtCore.QPoint(0, 0))) for nid in window.doc.graph.nodes]
@@ -514,17 +522,7 @@ def test_in_a_narrow_canvas_the_health_legend_wraps_beside_the_network_rather_th
 def test_a_health_legend_wider_than_the_canvas_wraps_to_fit_it(window, qtbot):
     from tests import graphs
 
-    window.resize(1024, 768)
-    qtbot.wait(50)
-    open_graph(window, graphs.lenet5(), {})
-    canvas = window.canvas
-    legend = window.training.health.legend
-    legend.setText("Training health (run 1, step 68): gradient norm ■ vanishing ■ healthy ■ exploding · "
-                   "dead = ReLU units never active")
-    legend.show()
-    qtbot.wait(100)
-    canvas._overlay_key = None
-    canvas.place_overlays()
+    canvas, legend = _legend_in_a_small_window(window, qtbot, graphs.lenet5(), frame=False)
     port = canvas.viewer.viewport()
     assert canvas._legend_sizes(legend, port.width())[0].width() > port.width()  # (one line: its end cut off)
     inside = QtCore.QRect(port.mapTo(canvas.viewer, QtCore.QPoint(0, 0)), port.size())
