@@ -479,7 +479,7 @@ class LivePlots(QtWidgets.QWidget):
         # A log scale chosen in a plot's menu (Plot Options: Log X, Log Y): the plot is fitted again in
         # its new units (pyqtgraph's own handler turns auto-range on, which would then rescan every curve
         # at every update, and the ranges set before were in the old units: the curves left the view).
-        self._log_user: set[str] = set()  # plots whose y scale the user chose (the rate's is otherwise automatic)
+        self._lr_scale_chosen = False  # the user chose the rate's y scale (else it is chosen by its values)
         self._log_auto = False  # while the plots set a scale themselves
         for name, plot in self.plots.items():
             plot.ctrl.logYCheck.toggled.connect(lambda _on, n=name: self._log_changed(n, "y"))
@@ -733,8 +733,8 @@ class LivePlots(QtWidgets.QWidget):
 
     def _log_changed(self, name: str, axis: str) -> None:
         """A plot's scale changed (its menu, the "log loss" box, or the rate's automatic choice)."""
-        if not self._log_auto and axis == "y":
-            self._log_user.add(name)
+        if name == "lr" and axis == "y" and not self._log_auto:
+            self._lr_scale_chosen = True
         if name == "loss" and axis == "y" and self.log_loss.isChecked() != self._log("loss"):
             with QtCore.QSignalBlocker(self.log_loss):
                 self.log_loss.setChecked(self._log("loss"))
@@ -764,7 +764,7 @@ class LivePlots(QtWidgets.QWidget):
     def _auto_lr_scale(self) -> None:
         # (not while a redraw is under way: the curves drawn so far may be a constant rate's alone, and the
         # scale flipped to and fro between slices; nor over a zoom of the user's)
-        if "lr" in self._log_user or "lr" in self._manual or self._dirty:
+        if self._lr_scale_chosen or "lr" in self._manual or self._dirty:
             return
         lo, hi = self._data_range("lr", False)
         if lo is None:
